@@ -1,0 +1,237 @@
+"""The model folder's description (``manifest.json``): one typed source of configuration.
+
+An exported model folder holds ONNX graphs and this manifest. The runtime needs
+nothing else: the manifest says how to preprocess an image, which graphs to run
+for a task (in order, passing named tensors from one to the next), what each
+task's outputs mean, and how the PyTorch fallback rebuilds the same network.
+
+Graph chaining: every task lists the graphs of its path (e.g. ``encoder``,
+``fpn``, ``head.fetal_head``). The first graph takes the tensor ``image``
+(N x 3 x H x W float32, normalized); each graph's inputs are tensors produced
+by earlier graphs of the path. A task's ``outputs`` map a role to a tensor name:
+
+=============== ========= =====================================================
+kind            role      tensor
+=============== ========= =====================================================
+segmentation    logits    N x K x H x W class logits at the model's input size
+classification  probs     N x K softmax probabilities
+detection       grid      N x 5 x h x w: x_min, y_min, x_max, y_max in [0, 1]
+                          (sigmoid applied), then the objectness logit
+Regression      points    N x 2M normalized x1, y1, x2, y2, ... (not clamped)
+=============== ========= =====================================================
+
+This module imports pydantic only (no torch, no onnxruntime).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from inference.tasks import TaskKind, TaskRegistry, TaskSpec
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+IMAGE_INPUT = "image"
+Precision = Literal["fp32", "fp16", "int8"]
+
+#: The output role each kind's postprocessing reads.
+OUTPUT_ROLE: dict[TaskKind, str] = {
+    TaskKind.SEGMENTATION: "logits",
+    TaskKind.CLASSIFICATION: "probs",
+    TaskKind.DETECTION: "grid",
+    TaskKind.REGRESSION: "points",
+}
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ManifestError(ValueError):
+    """A model folder that cannot be used: missing, unreadable or inconsistent manifest."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Preprocessing(_Strict):
+    """How an image becomes the network's input tensor (the baseline's training recipe)."""
+
+    input_size: tuple[int, int] = Field((256, 256), description="height, width of the network input")
+    color: Literal["RGB"] = "RGB"
+    interpolation: Literal["bilinear"] = Field("bilinear", description="cv2.INTER_LINEAR")
+    scale: float = Field(255.0, description="pixel values are divided by this before normalization")
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+class ModelConfig(_Strict):
+    """Everything needed to build the PyTorch network (``network.build_model``).
+
+    ``architecture`` names a builder in ``network``'s registry; ``params`` are that
+    builder's own options (decoder sizes and the like), passed through unchanged.
+    """
+
+    architecture: str = "mh_mtl_fpn"
+    encoder_name: str = "efficientnet-b4"
+    params: dict[str, int | float | str | bool | None] = Field(default_factory=dict)
+    tasks: list[TaskSpec]
+    preprocessing: Preprocessing = Preprocessing()
+
+    @property
+    def registry(self) -> TaskRegistry:
+        return TaskRegistry(self.tasks)
+
+
+class GraphFile(_Strict):
+    """One ONNX file of a graph set."""
+
+    path: str = Field(description="relative to the model folder")
+    sha256: str
+    bytes: int
+    inputs: list[str]
+    outputs: list[str]
+
+
+class GraphSet(_Strict):
+    """All graphs of one precision, and how far they are from fp32."""
+
+    precision: Precision
+    graphs: dict[str, GraphFile]
+    providers: list[str] = Field(description="ONNX Runtime providers this set is meant for")
+    deviation_from_fp32: dict[str, float] = Field(
+        default_factory=dict, description="measured at export; empty for fp32 itself"
+    )
+
+
+class TaskEntry(_Strict):
+    """A task as the exported model serves it."""
+
+    task_id: str
+    kind: TaskKind
+    num_classes: int
+    path: list[str] = Field(description="graph names to run in order")
+    outputs: dict[str, str] = Field(description="role -> tensor name, see the module docstring")
+    meaning: str = ""
+
+    @property
+    def spec(self) -> TaskSpec:
+        return TaskSpec(task_id=self.task_id, kind=self.kind, num_classes=self.num_classes)
+
+    @property
+    def output_tensor(self) -> str:
+        return self.outputs[OUTPUT_ROLE[self.kind]]
+
+
+class Parity(_Strict):
+    """Worst relative error of ONNX Runtime (CPU) against PyTorch, per task, measured at export."""
+
+    max_rel_error: dict[str, float]
+    tolerance: float
+    batch_sizes: list[int]
+    inputs: list[str] = Field(description="kinds of test input, e.g. random, image-like")
+
+
+class TorchFallback(_Strict):
+    """Where the PyTorch fallback finds its weights."""
+
+    weights_from: Literal["onnx_initializers"] = "onnx_initializers"
+    graph_set: Precision = "fp32"
+    extra_file: str | None = Field(None, description="tensors not stored in the graphs (.npz), if any")
+    extra_bytes: int = 0
+
+
+class Manifest(_Strict):
+    format_version: int = FORMAT_VERSION
+    model: ModelConfig
+    tasks: list[TaskEntry]
+    graph_sets: dict[str, GraphSet]
+    parity: Parity | None = None
+    torch_fallback: TorchFallback = TorchFallback()
+    versions: dict[str, str] = Field(default_factory=dict)
+    source: dict[str, str] = Field(default_factory=dict, description="checkpoint file name, sha256")
+    created: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Manifest":
+        if self.format_version != FORMAT_VERSION:
+            raise ValueError(f"manifest format {self.format_version} is not supported (expected {FORMAT_VERSION})")
+        if "fp32" not in self.graph_sets:
+            raise ValueError("the manifest has no fp32 graph set")
+        for name, graph_set in self.graph_sets.items():
+            if name != graph_set.precision:
+                raise ValueError(f"graph set {name!r} declares precision {graph_set.precision!r}")
+            for task in self.tasks:
+                missing = [g for g in task.path if g not in graph_set.graphs]
+                if missing:
+                    raise ValueError(f"task {task.task_id}: graph set {name} lacks graphs {missing}")
+        for task in self.tasks:
+            if OUTPUT_ROLE[task.kind] not in task.outputs:
+                raise ValueError(f"task {task.task_id} ({task.kind.value}) has no {OUTPUT_ROLE[task.kind]!r} output")
+        return self
+
+    @property
+    def registry(self) -> TaskRegistry:
+        return TaskRegistry(t.spec for t in self.tasks)
+
+    def task(self, task_id: str) -> TaskEntry:
+        for entry in self.tasks:
+            if entry.task_id == task_id:
+                return entry
+        self.registry[task_id]  # raises UnknownTaskError listing the known ids
+        raise AssertionError("unreachable")
+
+    def graph_set(self, precision: str) -> GraphSet:
+        try:
+            return self.graph_sets[precision]
+        except KeyError:
+            raise ManifestError(
+                f"this model has no {precision} graphs (it has: {', '.join(self.graph_sets)}); "
+                f"export them with: python export.py CHECKPOINT --precision {precision}"
+            ) from None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_manifest(model_dir: Path, verify_hashes: bool = False) -> Manifest:
+    """Read and validate ``model_dir/manifest.json``; raise ManifestError with the fix on failure."""
+    path = Path(model_dir) / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(f"{path}: no manifest; make a model folder with: python export.py CHECKPOINT --out {model_dir}")
+    try:
+        manifest = Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValidationError, ValueError) as exc:
+        raise ManifestError(f"{path}: invalid manifest: {exc}") from exc
+    for graph_set in manifest.graph_sets.values():
+        for graph in graph_set.graphs.values():
+            file = Path(model_dir) / graph.path
+            if not file.is_file():
+                raise ManifestError(f"{file}: graph listed in the manifest is missing; re-export the model")
+            if verify_hashes and sha256_of(file) != graph.sha256:
+                raise ManifestError(f"{file}: sha256 differs from the manifest; the file was changed or damaged")
+    return manifest
+
+
+def write_manifest(manifest: Manifest, model_dir: Path) -> Path:
+    """Write the manifest atomically (temporary file, then rename)."""
+    model_dir = Path(model_dir)
+    text = json.dumps(manifest.model_dump(mode="json"), indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=model_dir, prefix=".manifest.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    target = model_dir / MANIFEST_NAME
+    os.replace(tmp, target)
+    return target
