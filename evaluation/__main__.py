@@ -1,0 +1,74 @@
+"""``python -m evaluation --labels INPUT_DIR --predictions PRED_DIR [--json scores.json] [--tasks ...]``.
+
+Exit status: 0 when scoring completed (missing/malformed predictions are counted,
+not fatal), 2 when the label folder is not a labelled folder in the challenge
+layout, a requested task has no rows, or the prediction folder does not exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional, Sequence
+
+from evaluation.labels import LabelLayoutError
+from evaluation.report import Report, format_table
+from evaluation.scoring import TaskSelectionError, evaluate
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m evaluation",
+        description=(
+            "Score a prediction folder against a labelled input folder with the FMC_UIA 2026 metrics "
+            "(Dice/HD, AUC/F1/MCC/accuracy, IoU, MRE). Missing or malformed predictions are listed per "
+            "CSV row and scored as the worst case (Dice 0, HD = diagonal, IoU 0, wrong class with "
+            "probability 1, points off by the image diagonal)."
+        ),
+    )
+    parser.add_argument("--labels", required=True, type=Path, help="labelled input folder (INPUT_DIR/csv_files/*.csv)")
+    parser.add_argument("--predictions", required=True, type=Path, help="prediction folder (the container's /output)")
+    parser.add_argument("--json", type=Path, default=None, help="write the full report as JSON here")
+    parser.add_argument("--tasks", nargs="+", default=None, metavar="TASK_ID", help="score only these task ids")
+    parser.add_argument("--max-issues", type=int, default=20, help="issues printed in the table (all are in the JSON)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    return parser
+
+
+def write_json(report: Report, path: Path) -> None:
+    """Write the report atomically (temp file in the same folder, then os.replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(report.model_dump_json(indent=2))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if not args.predictions.is_dir():
+        print(f"error: prediction folder {args.predictions} does not exist", file=sys.stderr)
+        return 2
+    try:
+        report = evaluate(args.labels, args.predictions, tasks=args.tasks)
+    except (LabelLayoutError, TaskSelectionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_table(report, max_issues=args.max_issues))
+    if args.json is not None:
+        write_json(report, args.json)
+        print(f"report written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

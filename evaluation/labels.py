@@ -1,0 +1,194 @@
+"""Reading a labelled input folder in the challenge layout (INPUT_DIR/csv_files/*.csv)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+from pydantic import BaseModel
+
+from inference.tasks import TaskKind, TaskRegistry
+from evaluation.report import RowIssue
+
+log = logging.getLogger(__name__)
+
+BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")
+
+
+class LabelLayoutError(ValueError):
+    """The label folder is not a labelled folder in the challenge layout."""
+
+
+class LabelRow(BaseModel):
+    """One labelled CSV row, with its paths resolved and its label parsed."""
+
+    csv_file: str
+    row: int  # 1-based data row (header not counted)
+    image_path: str  # the CSV string, unchanged (the prediction key)
+    task_id: str
+    kind: TaskKind
+    num_classes: int
+    image_file: Path
+    mask_path: Optional[str] = None
+    mask_file: Optional[Path] = None
+    label: Optional[int] = None  # classification
+    points: Optional[list[float]] = None  # Regression, flat [x1, y1, ...] in pixels
+    box: Optional[list[float]] = None  # detection, [x_min, y_min, x_max, y_max] in pixels
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.image_path, self.task_id)
+
+
+def _resolve(csv_dir: Path, relative: str) -> Path:
+    return Path(os.path.normpath(csv_dir / relative))
+
+
+def _finite(values: list[float], what: str) -> list[float]:
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{what} is not finite: {values}")
+    return values
+
+
+def _parse_point(text: str, column: str) -> list[float]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{column}={text!r} is not JSON '[x, y]'") from exc
+    if not (isinstance(value, list) and len(value) == 2):
+        raise ValueError(f"{column}={text!r} is not '[x, y]'")
+    return _finite([float(v) for v in value], column)
+
+
+def _kind_and_size(rec: dict[str, str], registry: TaskRegistry) -> tuple[TaskKind, int]:
+    task_id = rec["task_id"]
+    known = registry[task_id] if task_id in registry else None
+    kind_text = (rec.get("task_name") or "").strip()
+    size_text = (rec.get("num_classes") or "").strip()
+    if kind_text:
+        kind = TaskKind.parse(kind_text)
+    elif known is not None:
+        kind = known.kind
+    else:
+        raise ValueError(f"task {task_id!r} is not an official task and the row has no task_name")
+    if size_text:
+        size = int(float(size_text))
+    elif known is not None:
+        size = known.num_classes
+    else:
+        raise ValueError(f"task {task_id!r} is not an official task and the row has no num_classes")
+    return kind, size
+
+
+def _parse_row(rec: dict[str, str], csv_dir: Path, csv_name: str, row: int, registry: TaskRegistry) -> LabelRow:
+    kind, size = _kind_and_size(rec, registry)
+    fields: dict = dict(
+        csv_file=csv_name,
+        row=row,
+        image_path=rec["image_path"],
+        task_id=rec["task_id"],
+        kind=kind,
+        num_classes=size,
+        image_file=_resolve(csv_dir, rec["image_path"]),
+    )
+    if kind is TaskKind.SEGMENTATION:
+        mask_path = (rec.get("mask_path") or "").strip()
+        if not mask_path:
+            raise ValueError("empty mask_path")
+        fields.update(mask_path=mask_path, mask_file=_resolve(csv_dir, mask_path))
+    elif kind is TaskKind.CLASSIFICATION:
+        text = (rec.get("mask") or "").strip()
+        label = int(float(text)) if text else -1
+        if not 0 <= label < size:
+            raise ValueError(f"class label {text!r} is not in 0..{size - 1}")
+        fields["label"] = label
+    elif kind is TaskKind.DETECTION:
+        texts = [(rec.get(c) or "").strip() for c in BOX_COLUMNS]
+        if not all(texts):
+            raise ValueError(f"empty box column(s) {[c for c, t in zip(BOX_COLUMNS, texts) if not t]}")
+        fields["box"] = _finite([float(t) for t in texts], "box")
+    else:
+        points: list[float] = []
+        for k in range(1, size + 1):
+            column = f"point_{k}_xy"
+            text = (rec.get(column) or "").strip()
+            if not text:
+                raise ValueError(f"empty {column}")
+            points.extend(_parse_point(text, column))
+        fields["points"] = points
+    return LabelRow(**fields)
+
+
+_LABEL_COLUMNS = {
+    TaskKind.SEGMENTATION: ("mask_path",),
+    TaskKind.CLASSIFICATION: ("mask",),
+    TaskKind.DETECTION: BOX_COLUMNS,
+    TaskKind.REGRESSION: ("point_1_xy",),
+}
+
+
+def _check_columns(csv_file: Path, columns: list[str], records: list[dict[str, str]], registry: TaskRegistry) -> None:
+    for needed in ("image_path", "task_id"):
+        if needed not in columns:
+            raise LabelLayoutError(f"{csv_file}: no {needed!r} column (columns: {columns})")
+    kinds = set()
+    for rec in records:
+        try:
+            kinds.add(_kind_and_size(rec, registry)[0])
+        except ValueError:
+            continue  # reported per row later
+    for kind in kinds:
+        absent = [c for c in _LABEL_COLUMNS[kind] if c not in columns]
+        if absent:
+            raise LabelLayoutError(
+                f"{csv_file}: has {kind.value} rows but no label column(s) {absent}; "
+                "the evaluator needs a labelled folder (a test-phase CSV without labels cannot be scored)"
+            )
+
+
+def read_labels(labels_dir: Path, registry: Optional[TaskRegistry] = None) -> tuple[list[LabelRow], list[RowIssue]]:
+    """All labelled rows of INPUT_DIR/csv_files/*.csv, and the rows that could not be used.
+
+    Raises LabelLayoutError when the folder is not in the challenge layout.
+    """
+    registry = registry or TaskRegistry.official()
+    labels_dir = Path(labels_dir)
+    csv_dir = labels_dir / "csv_files"
+    if not labels_dir.is_dir():
+        raise LabelLayoutError(f"label folder {labels_dir} does not exist")
+    if not csv_dir.is_dir():
+        raise LabelLayoutError(f"{labels_dir} has no csv_files/ folder; expected INPUT_DIR/csv_files/*.csv")
+    csv_files = sorted(csv_dir.glob("*.csv"))
+    if not csv_files:
+        raise LabelLayoutError(f"{csv_dir} holds no .csv files")
+    rows: list[LabelRow] = []
+    issues: list[RowIssue] = []
+    for csv_file in csv_files:
+        with csv_file.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = list(reader.fieldnames or [])
+            records = list(reader)
+        _check_columns(csv_file, columns, records, registry)
+        for index, rec in enumerate(records, start=1):
+            try:
+                rows.append(_parse_row(rec, csv_dir, csv_file.name, index, registry))
+            except ValueError as exc:
+                issues.append(
+                    RowIssue(
+                        csv_file=csv_file.name,
+                        row=index,
+                        image_path=rec.get("image_path") or "",
+                        task_id=rec.get("task_id") or "",
+                        scope="label",
+                        reason=str(exc),
+                    )
+                )
+        log.info("%s: %d rows", csv_file.name, len(records))
+    if not rows:
+        raise LabelLayoutError(f"no usable labelled rows in {csv_dir} ({len(issues)} rows rejected)")
+    return rows, issues
