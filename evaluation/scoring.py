@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from inference.tasks import TaskKind, TaskRegistry
 from evaluation import metrics as M
-from evaluation.labels import LabelRow, read_labels
+from evaluation.labels import LabelLayoutError, LabelRow, read_labels
 from evaluation.predictions import BadPrediction, PredictionFolder
 from evaluation.report import Report, RowIssue, TaskScore, finite_or_none, summarize_kinds
 
@@ -101,14 +101,11 @@ def _score_segmentation(spec: tuple[str, int], rows: list[LabelRow], preds: Pred
             else:
                 dices[c].append(M.dice(pred == c, truth == c))
                 hds[c].append(M.hausdorff(pred == c, truth == c))
-    per_class = {
-        str(c): {"dice": finite_or_none(np.mean(dices[c])), "hd": finite_or_none(np.mean(hds[c]))}
-        for c in range(1, num_classes)
-        if dices[c]
-    }
+    classes = [c for c in range(1, num_classes) if dices.get(c)]
+    per_class = {str(c): {"dice": float(np.mean(dices[c])), "hd": float(np.mean(hds[c]))} for c in classes}
     metrics = {
-        "dice": finite_or_none(np.mean([np.mean(dices[c]) for c in dices])) if dices else None,
-        "hd": finite_or_none(np.mean([np.mean(hds[c]) for c in hds])) if hds else None,
+        "dice": float(np.mean([v["dice"] for v in per_class.values()])) if classes else None,
+        "hd": float(np.mean([v["hd"] for v in per_class.values()])) if classes else None,
     }
     return scored, missing, metrics, per_class, []
 
@@ -195,7 +192,8 @@ def evaluate(
 ) -> Report:
     """Score PRED_DIR against the labelled INPUT_DIR; ``tasks`` narrows to those task ids.
 
-    Raises LabelLayoutError (label folder not in the challenge layout) and
+    Raises LabelLayoutError (label folder not in the challenge layout, or no row
+    with a usable label, e.g. a test-phase folder without ground-truth masks) and
     TaskSelectionError (a requested task has no label rows).
     """
     registry = registry or TaskRegistry.official()
@@ -228,6 +226,11 @@ def evaluate(
                 per_class=per_class,
                 notes=notes,
             )
+        )
+    if not any(s.rows for s in scores):
+        raise LabelLayoutError(
+            f"no row of {labels_dir} could be scored ({len(issues)} label problems, first: "
+            f"{issues[0].line() if issues else 'none'}); is this a labelled folder?"
         )
     selected = {s.task_id for s in scores}
     notes = [f"{problem}: every row of that kind scored as worst case" for problem in preds.file_problems()]

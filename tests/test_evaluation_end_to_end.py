@@ -216,3 +216,15 @@ def test_missing_ground_truth_mask_is_a_label_problem(folders):
     assert report.label_problems == 1 and report.missing_predictions == 0
     assert report.task("fetal_head").rows == 1
     assert report.issues[0].scope == "label" and report.issues[0].row == 2
+
+
+def test_folder_without_any_usable_label_is_rejected(folders, capsys):
+    labels, pred, _ = folders
+    for name in ("cls.csv", "det.csv", "reg.csv"):
+        (labels / "csv_files" / name).unlink()
+    shutil.rmtree(labels / "Segmentation" / "Two" / "fetal_head" / "MASKS")
+    shutil.rmtree(labels / "Segmentation" / "Two" / "cervix_multi" / "MASKS")
+    with pytest.raises(LabelLayoutError, match="no row .* could be scored"):
+        evaluate(labels, pred)
+    assert main(["--labels", str(labels), "--predictions", str(pred)]) == 2
+    assert "ground-truth mask" in capsys.readouterr().err
