@@ -1,0 +1,102 @@
+"""Render one phantom sample in memory: image, labels and the file format it will be written in.
+
+Each sample depends only on (seed, task_id, index): its random generator is seeded from the three,
+so a subset of tasks or a smaller count reproduces exactly the same images.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from inference.tasks import TaskKind, TaskRegistry, TaskSpec
+from phantoms import classification, detection, regression, segmentation
+from phantoms.ultrasound import Canvas, make_field
+
+NATIVE_SIZES: tuple[tuple[int, int], ...] = (  # (width, height)
+    (959, 661), (800, 540), (1200, 900), (512, 512), (640, 481), (1024, 768), (720, 557), (887, 613),
+)
+FORMATS: tuple[tuple[str, float], ...] = ((".png", 0.7), (".jpg", 0.15), (".bmp", 0.15))
+COLOUR_FRACTION = 1 / 3
+
+Renderer = Callable[[Canvas, TaskSpec, int], "list[tuple[float, float]] | None"]
+_FAMILIES = (segmentation, classification, detection, regression)
+RENDERERS: dict[str, Renderer] = {k: v for m in _FAMILIES for k, v in m.RENDERERS.items()}
+PROBES: dict[str, str] = {k: v for m in _FAMILIES for k, v in m.PROBES.items()}
+
+
+@dataclass
+class Sample:
+    """One rendered phantom. ``image`` is HxW (grey) or HxWx3 (BGR) uint8."""
+
+    task: TaskSpec
+    index: int
+    image: np.ndarray
+    ext: str
+    mask: np.ndarray | None = None  # segmentation: class map; detection: the nodule's mask
+    label: int | None = None  # classification
+    box: tuple[float, float, float, float] | None = None  # detection, native pixels
+    points: list[tuple[float, float]] | None = None  # Regression, native pixels
+
+    @property
+    def stem(self) -> str:
+        return f"{self.task.task_id}_{self.index:04d}"
+
+
+def sample_rng(seed: int, task_id: str, index: int) -> np.random.Generator:
+    """The generator of one sample: independent of every other sample and of the task list."""
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(task_id.encode()), int(index)])
+
+
+def render_sample(task: TaskSpec | str, seed: int, index: int) -> Sample:
+    """Render image ``index`` of ``task`` for ``seed`` (a task id is looked up in the official registry)."""
+    spec = TaskRegistry.official()[task] if isinstance(task, str) else task
+    if spec.task_id not in RENDERERS:
+        raise KeyError(f"no phantom renderer for task {spec.task_id!r}; known: {', '.join(sorted(RENDERERS))}")
+    rng = sample_rng(seed, spec.task_id, index)
+    width, height = NATIVE_SIZES[int(rng.integers(len(NATIVE_SIZES)))]
+    ext = FORMATS[int(rng.choice(len(FORMATS), p=[p for _, p in FORMATS]))][0]
+    colour = bool(rng.random() < COLOUR_FRACTION)
+    field = make_field(rng, width, height, PROBES.get(spec.task_id, "curved"))
+    canvas = Canvas(width, height, rng, field)
+    label = index % spec.num_classes if spec.kind is TaskKind.CLASSIFICATION else 0
+    points = RENDERERS[spec.task_id](canvas, spec, label)
+    grey = canvas.render()
+    image = _decorate(grey, rng, colour)
+    sample = Sample(spec, index, image, ext)
+    if spec.kind is TaskKind.SEGMENTATION:
+        sample.mask = canvas.mask
+    elif spec.kind is TaskKind.CLASSIFICATION:
+        sample.label = label
+    elif spec.kind is TaskKind.DETECTION:
+        sample.mask = canvas.mask
+        x, y, w, h = cv2.boundingRect((canvas.mask > 0).astype(np.uint8))
+        sample.box = (float(x), float(y), float(x + w), float(y + h))
+    else:
+        sample.points = [(round(float(px), 1), round(float(py), 1)) for px, py in points or []]
+    return sample
+
+
+def _decorate(grey: np.ndarray, rng: np.random.Generator, colour: bool) -> np.ndarray:
+    """Scanner-like annotations outside the structures: text in the top corners, a depth scale."""
+    h, w = grey.shape
+    img = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR) if colour else grey.copy()
+    text_colour = (80, 220, 230) if colour else (200,)
+    scale = 0.35 + 0.25 * w / 1200
+    thick = 1 if w < 900 else 2
+    label = f"{rng.choice(['C5-1', 'L12-4', 'C9-2', 'S5-1'])} {rng.uniform(2, 12):.1f}MHz"
+    cv2.putText(img, label, (int(0.02 * w), int(0.05 * h)), cv2.FONT_HERSHEY_SIMPLEX, scale, text_colour, thick)
+    cv2.putText(img, f"G{int(rng.integers(30, 70))} D{rng.uniform(8, 18):.0f}cm", (int(0.78 * w), int(0.05 * h)),
+                cv2.FONT_HERSHEY_SIMPLEX, scale, text_colour, thick)
+    x = int(0.975 * w)
+    for k in range(1, 10):  # depth scale ticks on the right edge
+        y = int(k * h / 10)
+        cv2.line(img, (x, y), (x + max(2, w // 160), y), text_colour, 1)
+    if colour:
+        tint = np.array(rng.uniform([0.9, 0.95, 0.97], [1.0, 1.0, 1.05]), np.float32)
+        img = np.clip(img.astype(np.float32) * tint, 0, 255).astype(np.uint8)
+    return img
