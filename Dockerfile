@@ -1,0 +1,98 @@
+# FMC_UIA 2026 inference image: `python -m inference` reads /input, writes /output.
+#
+# Base image: CUDA 12.6.3 runtime + cuDNN 9 on Ubuntu 24.04, what onnxruntime-gpu 1.26
+# (built for CUDA 12.x + cuDNN 9) needs for its CUDA provider. Host requirement for GPU
+# runs: NVIDIA driver >= 560.35.05 (the driver CUDA 12.6 Update 3 ships with; the image's
+# NVIDIA_REQUIRE_CUDA="cuda>=12.6" makes the NVIDIA container toolkit refuse older ones).
+# On a driver from 525.60.13 up (CUDA 12.x minor-version compatibility) the GPU path
+# works too when the check is lifted: `-e NVIDIA_DISABLE_REQUIRE=1`. Without a usable GPU
+# the runtime uses ONNX Runtime's CPU provider.
+#
+# Any Debian/Ubuntu image works as BASE_IMAGE (Python is installed from apt only when it
+# is missing); CI builds from localhost/base:bookworm (Debian 12 + python3), see
+# CONTAINERS.md.
+ARG BASE_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
+
+# ---- stage 1: the application files, world-readable ------------------------------------
+# The whole (whitelisted, see .dockerignore) context goes to this throw-away stage, so a
+# missing model folder is a warning here rather than a failed COPY; the final stage takes
+# only the finished folders, one layer each.
+FROM ${BASE_IMAGE} AS app
+COPY . /src/
+RUN test -f /src/inference/__init__.py \
+        || { echo "ERROR: the inference/ package is missing from the build context" >&2; exit 1; }; \
+    mkdir -p /opt/app \
+    && for d in inference network model_weights; do \
+        if [ -d "/src/$d" ]; then cp -a "/src/$d" /opt/app/; \
+        else echo "WARNING: $d/ is missing from the build context; the image has none" >&2; \
+             mkdir "/opt/app/$d"; fi; \
+    done \
+    && if [ ! -f /opt/app/model_weights/manifest.json ]; then \
+        echo "WARNING: no model_weights/manifest.json: the image has no default model" >&2; \
+    fi \
+    && chmod -R a+rX,go-w /opt/app
+
+# ---- stage 2: the image -------------------------------------------------------------------
+FROM ${BASE_IMAGE}
+
+ARG WITH_TORCH=0
+ARG TORCH_INDEX_URL=""
+ARG APP_UID=1000
+ARG APP_GID=1000
+
+LABEL org.opencontainers.image.title="fmc-uia" \
+      org.opencontainers.image.description="FMC_UIA 2026 multi-task ultrasound inference (ONNX Runtime; optional PyTorch fallback)"
+
+ENV DEBIAN_FRONTEND=noninteractive \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:${PATH} \
+    PYTHONPATH=/opt/app \
+    HOME=/tmp \
+    FMC_MODEL_DIR=/opt/app/model_weights
+
+# Python from apt only when the base lacks it (the CUDA image has none; the CI base has it).
+RUN if ! python3 -m venv /opt/venv >/dev/null 2>&1; then \
+        rm -rf /opt/venv \
+        && apt-get update \
+        && apt-get install -y --no-install-recommends python3 python3-venv \
+        && rm -rf /var/lib/apt/lists/* \
+        && python3 -m venv /opt/venv; \
+    fi
+
+# Dependency layers before the code: they are rebuilt only when a requirements file changes.
+COPY requirements.txt /tmp/req/
+RUN pip install -r /tmp/req/requirements.txt \
+    && python -c "import numpy, cv2, SimpleITK, pydantic, tqdm, onnxruntime"
+# Optional PyTorch fallback engine (WITH_TORCH=1). On x86_64 PyPI's torch is a CUDA build
+# with its CUDA libraries as nvidia-* wheels (GBs); TORCH_INDEX_URL may name another index
+# (e.g. PyTorch's CPU or cu126 wheel index) if that is reachable from the build.
+COPY requirements-torch.txt /tmp/req/
+RUN if [ "${WITH_TORCH}" = "1" ]; then \
+        pip install ${TORCH_INDEX_URL:+--extra-index-url "${TORCH_INDEX_URL}"} \
+            -r /tmp/req/requirements.txt -r /tmp/req/requirements-torch.txt \
+        && python -c "import torch, segmentation_models_pytorch, timm"; \
+    fi \
+    && rm -rf /tmp/req
+
+# Fixed non-root user; the image runs the same under any other uid (--user 4242:4242):
+# everything under /opt is world-readable and nothing is written outside /output and /tmp.
+RUN if ! getent group "${APP_GID}" >/dev/null; then groupadd --gid "${APP_GID}" app; fi \
+    && if ! getent passwd "${APP_UID}" >/dev/null; then \
+        useradd --uid "${APP_UID}" --gid "${APP_GID}" --no-create-home --home-dir /tmp \
+            --shell /usr/sbin/nologin app; \
+    fi
+
+WORKDIR /opt/app
+COPY --from=app /opt/app/network/ network/
+COPY --from=app /opt/app/model_weights/ model_weights/
+COPY --from=app /opt/app/inference/ inference/
+# Bytecode compiled at build time: a per-case cold start never compiles (and could not
+# write next to the sources as a non-root user anyway).
+RUN python -m compileall -q --invalidation-mode unchecked-hash network inference
+
+USER ${APP_UID}:${APP_GID}
+ENTRYPOINT ["/opt/venv/bin/python", "-m", "inference"]

@@ -1,0 +1,61 @@
+# make run   run the embedded default model on test/input into output/ (runtime venv)
+# make test  dev venv, pytest, then the container test when an engine is usable
+#            (CI=true or REQUIRE_CONTAINER=1: a missing engine is an error)
+# make image build the image (scripts/build_image.sh; FMC_BASE_IMAGE, WITH_TORCH apply)
+# make save  write dist/fmc-uia.tar.gz (+ dist/model.tar.gz from model_weights/)
+# make lint  hadolint on the Dockerfile
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PYTEST_ARGS ?= -q
+
+.PHONY: run test test-python test-container image save lint venv dev-venv
+.DEFAULT_GOAL := test
+
+# The stamps record which requirements files the venv was last installed from, so a second
+# `make` skips pip entirely until one of them changes.
+$(VENV)/.runtime-stamp: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev-stamp: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@ $(VENV)/.runtime-stamp
+
+venv: $(VENV)/.runtime-stamp
+dev-venv: $(VENV)/.dev-stamp
+
+run: $(VENV)/.runtime-stamp
+	$(PY) -m inference --input test/input --output output
+
+test: test-python test-container
+
+# pytest's exit 5 (nothing collected) means the test setup is broken: an error, not a pass.
+test-python: $(VENV)/.dev-stamp
+	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) --ignore-glob='tests/test_container_*' tests || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests (broken test setup)" >&2; exit 1; fi; \
+	exit $$rc
+
+test-container: $(VENV)/.dev-stamp
+	@if err=$$(scripts/container_engine.sh 2>&1 >/dev/null); then \
+		PYTHON=$(PY) test/run_test.sh \
+		&& $(PY) -m pytest $(PYTEST_ARGS) tests/test_container_*.py; \
+	else \
+		echo "$$err" >&2; \
+		if [ "$$CI" = true ] || [ "$${REQUIRE_CONTAINER:-0}" = 1 ]; then \
+			echo "ERROR: a container engine is required here (CI=true or REQUIRE_CONTAINER=1)" >&2; exit 1; \
+		fi; \
+		echo "SKIPPED: the container test (test/run_test.sh) did not run: no usable container engine." >&2; \
+		echo "         Set CONTAINER_ENGINE, or run 'test/run_test.sh --local' to test without one." >&2; \
+	fi
+
+image:
+	scripts/build_image.sh
+
+save:
+	scripts/save_image.sh --model model_weights
+
+lint: $(VENV)/.dev-stamp
+	$(VENV)/bin/hadolint Dockerfile
