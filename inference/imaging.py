@@ -164,3 +164,22 @@ def preprocess(images: Sequence[np.ndarray], prep: Preprocessing) -> np.ndarray:
         x = (x - mean) / std
         batch[i] = x.transpose(2, 0, 1)
     return batch
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) from the file's header (SimpleITK), or None when it cannot be told."""
+    import SimpleITK as sitk
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return None
+    size = reader.GetSize()
+    if len(size) < 2 or size[0] < 1 or size[1] < 1:
+        return None
+    return int(size[1]), int(size[0])

@@ -1,0 +1,84 @@
+"""The engine a run uses: ONNX Runtime first, PyTorch on the same weights when it fails.
+
+``--engine auto`` (default): ONNX Runtime; when it cannot load or run the graphs the
+reason is logged and PyTorch takes over for the rest of the run (CUDA if available,
+else CPU). ``onnxruntime`` / ``torch``: that engine only. No fallback is silent.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from inference.errors import EngineError, FatalError
+from inference.manifest import Manifest, TaskEntry
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("auto", "onnxruntime", "torch")
+
+
+class Engine(Protocol):
+    description: str
+
+    def run(self, task: TaskEntry, batch: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+class FallbackEngine:
+    """Lazily builds the chosen engine on first use; switches to PyTorch once if ONNX Runtime fails."""
+
+    def __init__(self, model_dir: Path, manifest: Manifest, engine: str = "auto", device: str = "auto",
+                 precision: str = "auto", threads: int | None = None):
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+        self.model_dir, self.manifest = Path(model_dir), manifest
+        self.engine, self.device, self.precision, self.threads = engine, device, precision, threads
+        self._active: Engine | None = None
+        self._onnx_failure: str | None = None
+
+    @property
+    def description(self) -> str:
+        return self._active.description if self._active is not None else "(no engine started)"
+
+    def _open_torch(self) -> Engine:
+        from inference.torch_engine import TorchEngine
+
+        return TorchEngine(self.model_dir, device=self.device, threads=self.threads)
+
+    def _switch_to_torch(self, reason: str) -> Engine:
+        if self.engine == "onnxruntime":
+            raise FatalError(f"ONNX Runtime cannot run the model: {reason} (use --engine auto to allow PyTorch)")
+        log.warning("ONNX Runtime cannot be used, falling back to PyTorch: %s", reason)
+        self._onnx_failure = reason
+        try:
+            self._active = self._open_torch()
+        except EngineError as exc:
+            raise FatalError(f"ONNX Runtime failed ({reason}) and the PyTorch fallback failed too ({exc})") from exc
+        return self._active
+
+    def _start(self) -> Engine:
+        if self.engine == "torch":
+            try:
+                self._active = self._open_torch()
+            except EngineError as exc:
+                raise FatalError(str(exc)) from exc
+            return self._active
+        from inference.engine import OnnxEngine
+
+        try:
+            self._active = OnnxEngine(self.model_dir, self.manifest, self.device, self.precision, self.threads)
+        except EngineError as exc:
+            return self._switch_to_torch(str(exc))
+        return self._active
+
+    def run(self, task: TaskEntry, batch: np.ndarray) -> dict[str, np.ndarray]:
+        engine = self._active or self._start()
+        try:
+            return engine.run(task, batch)
+        except EngineError as exc:
+            if self._onnx_failure is not None or self.engine == "torch":
+                raise
+            return self._switch_to_torch(str(exc)).run(task, batch)

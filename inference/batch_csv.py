@@ -1,0 +1,161 @@
+"""The challenge's batch layout: ``INPUT/csv_files/*.csv`` read into rows, checked against the model.
+
+Paths in a CSV are relative to the ``csv_files/`` folder, as the challenge resolves
+them. ``task_name`` and ``num_classes`` may be missing (the manifest supplies
+them); when present they must agree with the manifest, else the row fails.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from inference.errors import FatalError, OutputPathError
+from inference.manifest import Manifest, TaskEntry
+from inference.tasks import TaskKind, UnknownTaskError
+from inference.writers import OutputGuard
+
+log = logging.getLogger(__name__)
+
+CSV_FOLDER = "csv_files"
+REQUIRED_COLUMNS = ("image_path", "task_id")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One CSV data row as written (strings unchanged), with its image resolved."""
+
+    index: int  # position over all CSVs (sorted by name), the order of the outputs
+    csv_name: str
+    line: int  # line number in the CSV file (the header is line 1)
+    image_path: str
+    task_id: str
+    task_name: str | None
+    num_classes: str | None
+    mask_path: str | None
+    image_file: Path
+
+    @property
+    def where(self) -> str:
+        return f"{self.csv_name} line {self.line} (image {self.image_path!r}, task {self.task_id!r})"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A row the model can predict: its task entry and, for segmentation, where its mask goes."""
+
+    row: Row
+    task: TaskEntry
+    mask_target: Path | None = None
+
+
+@dataclass(frozen=True)
+class RowFailure:
+    """A row that cannot be predicted, and what its fallback prediction needs (kind None: none possible)."""
+
+    row: Row
+    reason: str
+    kind: TaskKind | None = None
+    num_classes: int | None = None
+    mask_target: Path | None = None
+
+
+def _blank(value: str | None) -> str | None:
+    return value if value is not None and value.strip() != "" else None
+
+
+def read_rows(input_dir: Path) -> tuple[list[Row], list[str]]:
+    """All data rows of ``input_dir/csv_files/*.csv``; also the problems of whole CSV files."""
+    csv_dir = Path(input_dir) / CSV_FOLDER
+    if not csv_dir.is_dir():
+        raise FatalError(f"{input_dir} has no {CSV_FOLDER}/ folder; expected INPUT/{CSV_FOLDER}/*.csv")
+    files = sorted(p for p in csv_dir.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+    if not files:
+        raise FatalError(f"{csv_dir} holds no .csv file; put the challenge's index CSVs there")
+    rows: list[Row] = []
+    problems: list[str] = []
+    for csv_file in files:
+        try:
+            with csv_file.open(newline="", encoding="utf-8-sig") as handle:
+                reader = csv.DictReader(handle)
+                columns = [c.strip() for c in reader.fieldnames or []]
+                missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+                if missing:
+                    problems.append(f"{csv_file.name}: no column(s) {missing} (columns: {columns}); file skipped")
+                    continue
+                for record in reader:
+                    rec = {(k or "").strip(): v for k, v in record.items()}
+                    image_path = rec.get("image_path") or ""
+                    rows.append(Row(
+                        index=len(rows), csv_name=csv_file.name, line=reader.line_num,
+                        image_path=image_path, task_id=(rec.get("task_id") or "").strip(),
+                        task_name=_blank(rec.get("task_name")), num_classes=_blank(rec.get("num_classes")),
+                        mask_path=_blank(rec.get("mask_path")),
+                        image_file=Path(os.path.normpath(csv_dir / image_path.strip())),
+                    ))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            problems.append(f"{csv_file.name}: cannot be read as CSV ({exc}); file skipped")
+        log.debug("%s read", csv_file.name)
+    return rows, problems
+
+
+def _parse_count(text: str) -> int:
+    value = float(text.strip())
+    if not value.is_integer() or value < 1:
+        raise ValueError
+    return int(value)
+
+
+def check_row(row: Row, manifest: Manifest, guard: OutputGuard) -> Job | RowFailure:
+    """Validate a row against the model; a RowFailure carries what its fallback needs."""
+    if not row.image_path.strip():
+        return RowFailure(row, "empty image_path")
+    if not row.task_id:
+        return RowFailure(row, "empty task_id")
+    csv_kind: TaskKind | None = None
+    csv_count: int | None = None
+    if row.task_name is not None:
+        try:
+            csv_kind = TaskKind.parse(row.task_name)
+        except ValueError as exc:
+            return RowFailure(row, f"task_name: {exc}")
+    if row.num_classes is not None:
+        try:
+            csv_count = _parse_count(row.num_classes)
+        except ValueError:
+            return RowFailure(row, f"num_classes {row.num_classes!r} is not a positive integer", csv_kind)
+
+    def fallback_target(kind: TaskKind | None) -> tuple[Path | None, str]:
+        if kind is not TaskKind.SEGMENTATION:
+            return None, ""
+        if row.mask_path is None:
+            return None, "; a segmentation row needs a mask_path"
+        try:
+            return guard.mask_target(row.mask_path), ""
+        except OutputPathError as exc:
+            return None, f"; {exc}"
+
+    try:
+        task = manifest.task(row.task_id)
+    except UnknownTaskError as exc:
+        target, extra = fallback_target(csv_kind)
+        return RowFailure(row, f"{exc}{extra}", csv_kind, csv_count, target)
+    kind = csv_kind or task.kind
+    count = csv_count or task.num_classes
+    if kind is not task.kind or count != task.num_classes:
+        target, extra = fallback_target(kind)
+        return RowFailure(
+            row,
+            f"the CSV says {kind.value} with num_classes {count}, the model's task {task.task_id} is "
+            f"{task.kind.value} with {task.num_classes}{extra}",
+            kind, count, target,
+        )
+    if task.kind is TaskKind.SEGMENTATION:
+        target, extra = fallback_target(task.kind)
+        if target is None:
+            return RowFailure(row, extra.lstrip("; "))
+        return Job(row, task, target)
+    return Job(row, task)

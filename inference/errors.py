@@ -1,0 +1,40 @@
+"""Exceptions and exit codes of the runtime.
+
+Exit codes of ``python -m inference``:
+
+==== =====================================================================
+0    every row was predicted
+1    fatal error (no model, no CSV or nothing to do, missing input folder,
+     unwritable output): one message says what to fix; nothing is scored
+2    usage error (bad command-line arguments)
+3    some rows failed (each named on stderr); every other row was written,
+     and the failed rows got a fallback prediction unless ``--strict``
+==== =====================================================================
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FATAL = 1
+EXIT_USAGE = 2
+EXIT_ROWS_FAILED = 3
+
+
+class InferenceError(Exception):
+    """Base class of the runtime's own errors."""
+
+
+class FatalError(InferenceError):
+    """The run cannot go on; the message tells the user what to fix (exit code 1)."""
+
+
+class RowError(InferenceError):
+    """One input row cannot be predicted; the others go on (exit code 3)."""
+
+
+class EngineError(InferenceError):
+    """An inference engine cannot load or run the model's graphs."""
+
+
+class OutputPathError(RowError):
+    """An output path that would lie outside the output folder (or inside the input folder)."""
