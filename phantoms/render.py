@@ -41,6 +41,7 @@ class Sample:
     label: int | None = None  # classification
     box: tuple[float, float, float, float] | None = None  # detection, native pixels
     points: list[tuple[float, float]] | None = None  # Regression, native pixels
+    fov: np.ndarray | None = None  # boolean field of view (where the probe images), native pixels
 
     @property
     def stem(self) -> str:
@@ -67,7 +68,7 @@ def render_sample(task: TaskSpec | str, seed: int, index: int) -> Sample:
     points = RENDERERS[spec.task_id](canvas, spec, label)
     grey = canvas.render()
     image = _decorate(grey, rng, colour)
-    sample = Sample(spec, index, image, ext)
+    sample = Sample(spec, index, image, ext, fov=canvas.field_mask())
     if spec.kind is TaskKind.SEGMENTATION:
         sample.mask = canvas.mask
     elif spec.kind is TaskKind.CLASSIFICATION:
