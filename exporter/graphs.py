@@ -1,0 +1,123 @@
+"""PyTorch stages -> ONNX files, one per stage, named tensors, dynamic batch axis.
+
+Exported with the TorchScript exporter (``dynamo=False``, opset 17) in eval mode
+and without constant folding, so that:
+
+- every initializer keeps its ``state_dict`` key (the stage wrappers keep the
+  network's attribute names), which lets the PyTorch fallback rebuild the
+  network from the graphs' own weights (``network.weights``);
+- BatchNorm stays a separate node (ONNX Runtime fuses Conv+BN when it builds a
+  session, so inference speed is the same as with folded weights).
+
+Initializers with equal values may be deduplicated by the exporter: the
+dropped name then appears as the output of an ``Identity`` node that reads the
+kept initializer, which ``network.weights`` follows.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from exporter.errors import ExportError
+from inference.manifest import GraphFile, sha256_of
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+BATCH_AXIS = "batch"
+
+
+def graph_relpath(stage_name: str) -> str:
+    """``encoder`` -> ``encoder.onnx``; ``head.<task>`` -> ``heads/<task>.onnx``."""
+    if stage_name.startswith("head."):
+        return f"heads/{stage_name[len('head.'):]}.onnx"
+    return f"{stage_name}.onnx"
+
+
+def mode_snapshot(model: nn.Module) -> dict[str, bool]:
+    return {name: module.training for name, module in model.named_modules()}
+
+
+def check_mode_unchanged(model: nn.Module, before: dict[str, bool]) -> None:
+    """Fail when exporting flipped any module between train and eval (see RUNTIME-NOTES)."""
+    changed = [name or "<root>" for name, module in model.named_modules() if before.get(name) != module.training]
+    if changed:
+        model.eval()
+        raise ExportError(f"exporting changed the train/eval mode of {len(changed)} modules (first: {changed[:3]})")
+
+
+@torch.no_grad()
+def run_torch_stages(stages: Sequence, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Run stages in order on ``image``; return every named tensor they produce."""
+    tensors: dict[str, torch.Tensor] = {stages[0].inputs[0]: image}
+    for stage in stages:
+        outputs = stage.module(*[tensors[name] for name in stage.inputs])
+        if isinstance(outputs, torch.Tensor):
+            outputs = (outputs,)
+        if len(outputs) != len(stage.outputs):
+            raise ExportError(f"stage {stage.name} returned {len(outputs)} tensors, declares {stage.outputs}")
+        tensors.update(zip(stage.outputs, outputs))
+    return tensors
+
+
+def export_stage(stage, args: tuple[torch.Tensor, ...], path: Path) -> None:
+    """Export one stage to ``path`` and run onnx's checker on it."""
+    stage.module.eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(stage.inputs) + list(stage.outputs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            stage.module,
+            args,
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=list(stage.inputs),
+            output_names=list(stage.outputs),
+            dynamic_axes={name: {0: BATCH_AXIS} for name in names},
+            do_constant_folding=False,
+            training=torch.onnx.TrainingMode.EVAL,
+        )
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"{path.name}: onnx checker rejected the graph: {str(exc).splitlines()[0]}") from exc
+
+
+def graph_file(model_dir: Path, relpath: str) -> GraphFile:
+    """Describe a written ONNX file (hash, size, input and output names)."""
+    path = Path(model_dir) / relpath
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {init.name for init in graph.initializer}
+    return GraphFile(
+        path=relpath,
+        sha256=sha256_of(path),
+        bytes=path.stat().st_size,
+        inputs=[i.name for i in graph.input if i.name not in initializers],
+        outputs=[o.name for o in graph.output],
+    )
+
+
+def export_fp32(model: nn.Module, model_dir: Path, sample: np.ndarray) -> dict[str, GraphFile]:
+    """Export every stage of ``model`` under ``model_dir``; return GraphFile entries by stage name."""
+    model.eval()
+    before = mode_snapshot(model)
+    stages = model.stages()
+    tensors = run_torch_stages(stages, torch.from_numpy(sample))
+    graphs: dict[str, GraphFile] = {}
+    for stage in stages:
+        relpath = graph_relpath(stage.name)
+        log.info("exporting %s -> %s", stage.name, relpath)
+        export_stage(stage, tuple(tensors[name] for name in stage.inputs), Path(model_dir) / relpath)
+        graphs[stage.name] = graph_file(model_dir, relpath)
+    check_mode_unchanged(model, before)
+    return graphs

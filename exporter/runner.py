@@ -1,0 +1,37 @@
+"""Run a graph set with ONNX Runtime, passing named tensors from graph to graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import onnxruntime as ort
+
+from exporter.errors import ExportError
+from inference.manifest import IMAGE_INPUT, GraphSet
+
+
+class GraphRunner:
+    """Holds one session per graph of a set; ``run`` evaluates the chosen graphs in order."""
+
+    def __init__(self, model_dir: Path, graph_set: GraphSet, providers: Iterable[str] = ("CPUExecutionProvider",)):
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.graph_set = graph_set
+        self.sessions = {
+            name: ort.InferenceSession(str(Path(model_dir) / graph.path), options, providers=list(providers))
+            for name, graph in graph_set.graphs.items()
+        }
+
+    def run(self, image: np.ndarray, graphs: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """All tensors produced by ``graphs`` (default: every graph of the set) for ``image``."""
+        tensors: dict[str, np.ndarray] = {IMAGE_INPUT: image}
+        for name in graphs if graphs is not None else self.graph_set.graphs:
+            graph = self.graph_set.graphs[name]
+            missing = [i for i in graph.inputs if i not in tensors]
+            if missing:
+                raise ExportError(f"graph {name} needs {missing}, which no earlier graph produces")
+            feeds = {i: tensors[i] for i in graph.inputs}
+            tensors.update(zip(graph.outputs, self.sessions[name].run(graph.outputs, feeds)))
+        return tensors
