@@ -177,3 +177,30 @@ def export_model(
         total = folder_bytes(stage_dir)
     log.info("exported %d tasks to %s in %.1f s (%.1f MB)", len(config.tasks), out_dir, time.perf_counter() - started, total / 1e6)
     return manifest
+
+
+def export_checkpoint(
+    path: Path,
+    out_dir: Path,
+    encoder: str | None = None,
+    tasks: Sequence[str] | None = None,
+    input_size: tuple[int, int] | None = None,
+    precisions: Sequence[str] = ("fp32",),
+    calibration_dir: Path | None = None,
+    calibration_limit: int = 64,
+) -> Manifest:
+    """Checkpoint (official state_dict or own training checkpoint) -> verified model folder."""
+    from exporter.checkpoint import open_checkpoint, resolve_config
+    from exporter.folder import check_target
+    from exporter.images import calibration_files
+    from exporter.loading import load_network
+    from inference.manifest import sha256_of
+
+    check_target(Path(out_dir).absolute())
+    calibration = calibration_files(Path(calibration_dir), calibration_limit) if calibration_dir else None
+    _check_precisions(precisions, calibration)
+    checkpoint = open_checkpoint(Path(path))
+    config = resolve_config(checkpoint, encoder, tasks, input_size)
+    model = load_network(checkpoint, config)
+    source = {"checkpoint": Path(path).name, "sha256": sha256_of(Path(path)), "layout": checkpoint.layout}
+    return export_model(model, Path(out_dir), precisions, calibration, source)
