@@ -197,3 +197,19 @@ def test_usage_and_help(capsys):
     assert exc.value.code == 0
     text = capsys.readouterr().out
     assert "exit codes" in text and "3  some rows failed" in text and "/opt/ml/model" in text
+
+
+def test_predictor_matches_the_batch_run(tmp_path, tiny_model_dir):
+    from inference.imaging import read_image
+    from inference.predictor import Predictor
+
+    code, out = _run(tmp_path, tiny_model_dir, GOOD_ROWS)
+    assert code == EXIT_OK
+    predictor = Predictor.open(tiny_model_dir)
+    [seg] = predictor.predict("cardiac_multi", [read_image(tmp_path / "in/img/tall.png")])
+    batch_mask = cv2.imread(str(out / "Segmentation/multi/MASKS/tall.png"), cv2.IMREAD_UNCHANGED)
+    assert seg.mask.shape == SIZES["tall.png"] and (seg.mask == batch_mask).mean() > 0.999
+    [reg] = predictor.predict("IUGC", [read_image(tmp_path / "in/img/wide.png")])
+    record = reg.record("../img/wide.png", "IUGC")
+    [want] = [r for r in _json(out, "regression") if r["task_id"] == "IUGC"]
+    np.testing.assert_allclose(record.predicted_points_pixels, want["predicted_points_pixels"], rtol=1e-4, atol=1e-3)
