@@ -67,9 +67,12 @@ class FallbackEngine:
                 raise FatalError(str(exc)) from exc
             return self._active
         from inference.engine import OnnxEngine
+        from inference.manifest import ManifestError
 
         try:
             self._active = OnnxEngine(self.model_dir, self.manifest, self.device, self.precision, self.threads)
+        except ManifestError as exc:  # e.g. --precision int8 on a model exported without it
+            raise FatalError(str(exc)) from exc
         except EngineError as exc:
             return self._switch_to_torch(str(exc))
         return self._active

@@ -210,23 +210,25 @@ class OnnxEngine:
             tensors.update(zip(names, session.run(names, feed)))
         return tensors
 
-    def _run_on_device(self, task: TaskEntry, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def _run_on_device(self, task: TaskEntry, batch: np.ndarray, device_type: str = "cuda") -> dict[str, np.ndarray]:
+        """IO binding: intermediate tensors stay on ``device_type``; the task's outputs come back to the host."""
         import onnxruntime as ort
 
+        wanted_outputs = set(task.outputs.values())
         values: dict[str, Any] = {}
-        for index, name in enumerate(task.path):
+        for name in task.path:
             session = self.session(name)
-            if self.device != "cuda":  # the first session found that CUDA does not work
+            if self.device == "cpu" and device_type != "cpu":  # the first session found that CUDA does not work
                 return self._run_on_host(task, batch)
             binding = session.io_binding()
             for spec in session.get_inputs():
-                if spec.name == IMAGE_INPUT and spec.name not in values:
+                if spec.name not in values:  # the image (only the first graph reads it)
                     wanted = _NUMPY_TYPES.get(spec.type, np.float32)
-                    values[spec.name] = ort.OrtValue.ortvalue_from_numpy(batch.astype(wanted, copy=False), "cuda", 0)
+                    values[spec.name] = ort.OrtValue.ortvalue_from_numpy(batch.astype(wanted, copy=False), device_type, 0)
                 binding.bind_ortvalue_input(spec.name, values[spec.name])
             names = [out.name for out in session.get_outputs()]
             for out in names:
-                binding.bind_output(out, "cuda", 0)
+                binding.bind_output(out, "cpu" if out in wanted_outputs else device_type, 0)
             session.run_with_iobinding(binding)
             values.update(zip(names, binding.get_outputs()))
-        return {name: values[name].numpy() for name in task.outputs.values()}
+        return {name: values[name].numpy() for name in wanted_outputs}

@@ -177,6 +177,8 @@ def test_fatal_errors_exit_1_with_a_fix(tmp_path, tiny_model_dir, caplog):
         (["--input", str(inp), "--output", str(inp / "csv_files/test.csv/out"), "--weights", str(tiny_model_dir)],
          "inside the input"),
     ]
+    cases.append((["--input", str(inp), "--output", out, "--weights", str(tiny_model_dir), "--precision", "int8"],
+                  "python export.py"))
     (tmp_path / "file").write_text("x")
     cases.append((["--input", str(inp), "--output", str(tmp_path / "file/out"), "--weights", str(tiny_model_dir)],
                   "not writable"))
