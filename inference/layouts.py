@@ -18,6 +18,7 @@ from inference.errors import FatalError
 
 #: (name, module) in detection order; a per-case (Grand-Challenge) layout goes before the batch one.
 LAYOUTS: list[tuple[str, str]] = [
+    ("grand-challenge", "inference.gc_layout"),
     ("batch", "inference.batch_layout"),
 ]
 
@@ -62,5 +63,5 @@ def detect_layout(input_dir: Path) -> ModuleType:
             return module
     raise FatalError(
         f"{input_dir} matches no known input layout ({', '.join(n for n, _ in LAYOUTS)}); "
-        "expected INPUT/csv_files/*.csv"
+        "expected INPUT/inputs.json (a Grand-Challenge case) or INPUT/csv_files/*.csv (the batch layout)"
     )
