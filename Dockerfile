@@ -1,17 +1,17 @@
 # FMC_UIA 2026 inference image: `python -m inference` reads /input, writes /output.
 #
-# Base image: CUDA 12.6.3 runtime + cuDNN 9 on Ubuntu 24.04, what onnxruntime-gpu 1.26
-# (built for CUDA 12.x + cuDNN 9) needs for its CUDA provider. Host requirement for GPU
-# runs: NVIDIA driver >= 560.35.05 (the driver CUDA 12.6 Update 3 ships with; the image's
-# NVIDIA_REQUIRE_CUDA="cuda>=12.6" makes the NVIDIA container toolkit refuse older ones).
-# On a driver from 525.60.13 up (CUDA 12.x minor-version compatibility) the GPU path
-# works too when the check is lifted: `-e NVIDIA_DISABLE_REQUIRE=1`. Without a usable GPU
-# the runtime uses ONNX Runtime's CPU provider.
+# Base image: CUDA 12.8.1 runtime + cuDNN 9.8 on Ubuntu 24.04. onnxruntime-gpu 1.26.0 is
+# built for CUDA 12.8 (its build_and_package_info.py) and cuDNN 9, and loads libcudart.so.12,
+# libcublas(Lt).so.12, libcufft.so.11, libcurand.so.10 and libcudnn.so.9 from the system.
+# Host driver for GPU runs: >= 525.60.13 (Linux), through CUDA 12 minor-version
+# compatibility; CUDA 12.8 Update 1 itself ships with 570.124.06. The image sets
+# NVIDIA_DISABLE_REQUIRE=1 so that the NVIDIA container toolkit does not refuse drivers
+# 525..569 (the base image's NVIDIA_REQUIRE_CUDA says cuda>=12.8). Without a usable GPU
+# (no --gpus, older driver) the runtime runs on ONNX Runtime's CPU provider.
 #
-# Any Debian/Ubuntu image works as BASE_IMAGE (Python is installed from apt only when it
-# is missing); CI builds from localhost/base:bookworm (Debian 12 + python3), see
-# CONTAINERS.md.
-ARG BASE_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
+# Any Debian/Ubuntu image works as BASE_IMAGE (Python is installed from apt only when it is
+# missing); CI builds from localhost/base:bookworm (Debian 12 + python3, see CONTAINERS.md).
+ARG BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
 # ---- stage 1: the application files, world-readable ------------------------------------
 # The whole (whitelisted, see .dockerignore) context goes to this throw-away stage, so a
@@ -52,7 +52,8 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PATH=/opt/venv/bin:${PATH} \
     PYTHONPATH=/opt/app \
     HOME=/tmp \
-    FMC_MODEL_DIR=/opt/app/model_weights
+    FMC_MODEL_DIR=/opt/app/model_weights \
+    NVIDIA_DISABLE_REQUIRE=1
 
 # Python from apt only when the base lacks it (the CUDA image has none; the CI base has it).
 RUN if ! python3 -m venv /opt/venv >/dev/null 2>&1; then \
@@ -64,14 +65,21 @@ RUN if ! python3 -m venv /opt/venv >/dev/null 2>&1; then \
     fi
 
 # Dependency layers before the code: they are rebuilt only when a requirements file changes.
+# Behind a TLS-intercepting proxy, pass its CA bundle as the build secret `pip_ca`
+# (scripts/build_image.sh does when the host's pip is configured with one); nothing of it
+# stays in the image.
 COPY requirements.txt /tmp/req/
-RUN pip install -r /tmp/req/requirements.txt \
+RUN --mount=type=secret,id=pip_ca \
+    if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
+    && pip install -r /tmp/req/requirements.txt \
     && python -c "import numpy, cv2, SimpleITK, pydantic, tqdm, onnxruntime"
 # Optional PyTorch fallback engine (WITH_TORCH=1). On x86_64 PyPI's torch is a CUDA build
 # with its CUDA libraries as nvidia-* wheels (GBs); TORCH_INDEX_URL may name another index
 # (e.g. PyTorch's CPU or cu126 wheel index) if that is reachable from the build.
 COPY requirements-torch.txt /tmp/req/
-RUN if [ "${WITH_TORCH}" = "1" ]; then \
+RUN --mount=type=secret,id=pip_ca \
+    if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
+    && if [ "${WITH_TORCH}" = "1" ]; then \
         pip install ${TORCH_INDEX_URL:+--extra-index-url "${TORCH_INDEX_URL}"} \
             -r /tmp/req/requirements.txt -r /tmp/req/requirements-torch.txt \
         && python -c "import torch, segmentation_models_pytorch, timm"; \

@@ -33,15 +33,17 @@ run: $(VENV)/.runtime-stamp
 test: test-python test-container
 
 # pytest's exit 5 (nothing collected) means the test setup is broken: an error, not a pass.
-test-python: $(VENV)/.dev-stamp
-	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) --ignore-glob='tests/test_container_*' tests || rc=$$?; \
+PYTEST = rc=0; $(PY) -m pytest $(PYTEST_ARGS) $(1) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests (broken test setup)" >&2; exit 1; fi; \
-	exit $$rc
+	[ $$rc -eq 0 ]
+
+test-python: $(VENV)/.dev-stamp
+	@$(call PYTEST,-m "not slow and not container")
 
 test-container: $(VENV)/.dev-stamp
 	@if err=$$(scripts/container_engine.sh 2>&1 >/dev/null); then \
 		PYTHON=$(PY) test/run_test.sh \
-		&& $(PY) -m pytest $(PYTEST_ARGS) tests/test_container_*.py; \
+		&& { $(call PYTEST,-m container); }; \
 	else \
 		echo "$$err" >&2; \
 		if [ "$$CI" = true ] || [ "$${REQUIRE_CONTAINER:-0}" = 1 ]; then \

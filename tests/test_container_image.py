@@ -23,6 +23,8 @@ import pytest
 
 from inference.tasks import TaskKind, TaskRegistry
 
+pytestmark = pytest.mark.container
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = os.environ.get("FMC_IMAGE", "fmc-uia:latest")
 REQUIRED = os.environ.get("CI") == "true" or os.environ.get("REQUIRE_CONTAINER") == "1"
