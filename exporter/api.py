@@ -156,15 +156,16 @@ def export_model(
         graph_sets = {"fp32": GraphSet(precision="fp32", graphs=graphs, providers=PROVIDERS["fp32"])}
         fallback = write_fallback_extras(model, stage_dir, graph_sets["fp32"])
         parity = measure_parity(model, stage_dir, graph_sets["fp32"], config.preprocessing, tolerance)
+        tasks = task_entries(model, config)
         for precision in wanted[1:]:
             from exporter.precision import export_variant
 
             graph_sets[precision] = export_variant(
-                precision, stage_dir, graph_sets["fp32"], config, model, calibration_images, PROVIDERS[precision]
+                precision, stage_dir, graph_sets["fp32"], config, tasks, calibration_images, PROVIDERS[precision]
             )
         manifest = Manifest(
             model=config,
-            tasks=task_entries(model, config),
+            tasks=tasks,
             graph_sets=graph_sets,
             parity=parity,
             torch_fallback=fallback,

@@ -9,9 +9,11 @@ and without constant folding, so that:
 - BatchNorm stays a separate node (ONNX Runtime fuses Conv+BN when it builds a
   session, so inference speed is the same as with folded weights).
 
-Initializers with equal values may be deduplicated by the exporter: the
-dropped name then appears as the output of an ``Identity`` node that reads the
-kept initializer, which ``network.weights`` follows.
+The exporter would deduplicate initializers with equal values (common in
+freshly initialised BatchNorm) into ``Identity`` nodes; exporting with
+``keep_initializers_as_inputs=True`` turns that off, and the initializers are
+then removed from the graph inputs again, so that ONNX Runtime treats them as
+constants (required for its Conv+BN fusion and constant folding).
 """
 
 from __future__ import annotations
@@ -72,25 +74,45 @@ def export_stage(stage, args: tuple[torch.Tensor, ...], path: Path) -> None:
     """Export one stage to ``path`` and run onnx's checker on it."""
     stage.module.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
-    names = list(stage.inputs) + list(stage.outputs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            stage.module,
-            args,
-            str(path),
-            dynamo=False,
-            opset_version=OPSET,
-            input_names=list(stage.inputs),
-            output_names=list(stage.outputs),
-            dynamic_axes={name: {0: BATCH_AXIS} for name in names},
-            do_constant_folding=False,
-            training=torch.onnx.TrainingMode.EVAL,
-        )
+        try:
+            _onnx_export(stage, args, path)
+        except (torch.onnx.errors.OnnxExporterError, RuntimeError, TypeError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise ExportError(f"stage {stage.name}: torch.onnx.export failed: {first}") from exc
+    _drop_initializer_inputs(path)
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"{path.name}: onnx checker rejected the graph: {str(exc).splitlines()[0]}") from exc
+
+
+def _onnx_export(stage, args: tuple[torch.Tensor, ...], path: Path) -> None:
+    names = list(stage.inputs) + list(stage.outputs)
+    torch.onnx.export(
+        stage.module,
+        args,
+        str(path),
+        dynamo=False,
+        opset_version=OPSET,
+        input_names=list(stage.inputs),
+        output_names=list(stage.outputs),
+        dynamic_axes={name: {0: BATCH_AXIS} for name in names},
+        do_constant_folding=False,
+        training=torch.onnx.TrainingMode.EVAL,
+        keep_initializers_as_inputs=True,
+    )
+
+
+def _drop_initializer_inputs(path: Path) -> None:
+    """Initializers listed as graph inputs are overridable, which blocks ORT's optimizations: unlist them."""
+    model = onnx.load(str(path))
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    onnx.save(model, str(path))
 
 
 def graph_file(model_dir: Path, relpath: str) -> GraphFile:
