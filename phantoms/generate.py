@@ -9,6 +9,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterable, Mapping
 
+import cv2
 from tqdm import tqdm
 
 from inference.tasks import TaskRegistry, TaskSpec
@@ -81,6 +82,10 @@ def resolve_counts(
     return base
 
 
+def _init_worker() -> None:
+    cv2.setNumThreads(1)  # one process per core already; no nested thread pools
+
+
 def _job(args: tuple[str, int, str, int, bool]) -> tuple[str, int, dict[str, str]]:
     root, seed, task_id, index, labels = args
     spec = TaskRegistry.official()[task_id]
@@ -109,7 +114,7 @@ def generate_dataset(
     bar = tqdm(total=len(jobs), desc="phantoms", unit="img", disable=not progress)
     try:
         if workers > 1 and len(jobs) > 1:
-            with get_context("fork").Pool(workers) as pool:
+            with get_context("fork").Pool(workers, initializer=_init_worker) as pool:
                 for task_id, _, row in pool.imap(_job, jobs, chunksize=4):
                     rows[task_id].append(row)
                     bar.update()

@@ -53,12 +53,13 @@ def FUGC(cv: Canvas, spec: TaskSpec, label: int) -> list[Point]:
     hx, hy = shapes.half_extent(canal)
     cx, cy = cv.place(hx + hw, hy + hw)
     canal = canal + (cx, cy)
-    head = np.array([shapes.polar(tuple(canal[0]), 0.12 * u, ang + 180)])
-    tail = np.array([shapes.polar(tuple(canal[-1]), 0.12 * u, ang)])
+    head = np.linspace(shapes.polar(tuple(canal[0]), 0.12 * u, ang + 180), canal[0], 8)[:-1]
+    tail = np.linspace(canal[-1], shapes.polar(tuple(canal[-1]), 0.12 * u, ang), 8)[1:]
     ext = np.concatenate([head, canal, tail])
-    cv.fill(shapes.band(ext, hw), rng.uniform(0.7, 0.9), texture=0.3)
-    cv.stroke(canal, 0.022 * u, 2.0)
-    r = 0.035 * u
+    taper = hw * np.sqrt(np.sin(np.linspace(0.1, np.pi - 0.1, len(ext))))
+    cv.fill(shapes.band(ext, taper), rng.uniform(0.7, 0.9), texture=0.3)
+    cv.stroke(canal, 0.025 * u, 2.2)
+    r = 0.045 * u
     for p in (canal[0], canal[-1]):
         cv.fill(shapes.ellipse(p[0], p[1], r, r), 2.8)
     return _ordered((float(canal[0, 0]), float(canal[0, 1])), (float(canal[-1, 0]), float(canal[-1, 1])))
@@ -77,7 +78,7 @@ def IUGC(cv: Canvas, spec: TaskSpec, label: int) -> list[Point]:
     t = 0.08 * ay
     cv.fill(shapes.ellipse(cx, cy, ax, ay, ang), rng.uniform(2.2, 2.8), shadow=0.25)
     cv.fill(shapes.ellipse(cx, cy, ax - t, ay - t, ang), 0.22, texture=0.3)
-    length = rng.uniform(0.3, 0.38) * u
+    length = rng.uniform(0.38, 0.46) * u
     sang = rng.uniform(20, 45)
     sx = rng.uniform(x0 + 0.5 * length, max(x0 + 0.5 * length, min(cx - hx - 0.4 * length, x0 + 1.0 * length)))
     sy = rng.uniform(y0 + 0.4 * length, y0 + 0.8 * length)

@@ -68,7 +68,7 @@ def render_sample(task: TaskSpec | str, seed: int, index: int) -> Sample:
     points = RENDERERS[spec.task_id](canvas, spec, label)
     grey = canvas.render()
     image = _decorate(grey, rng, colour)
-    sample = Sample(spec, index, image, ext, fov=canvas.field_mask())
+    sample = Sample(spec, index, image, ext, fov=canvas.field_mask().astype(bool))
     if spec.kind is TaskKind.SEGMENTATION:
         sample.mask = canvas.mask
     elif spec.kind is TaskKind.CLASSIFICATION:
@@ -98,6 +98,6 @@ def _decorate(grey: np.ndarray, rng: np.random.Generator, colour: bool) -> np.nd
         y = int(k * h / 10)
         cv2.line(img, (x, y), (x + max(2, w // 160), y), text_colour, 1)
     if colour:
-        tint = np.array(rng.uniform([0.9, 0.95, 0.97], [1.0, 1.0, 1.05]), np.float32)
-        img = np.clip(img.astype(np.float32) * tint, 0, 255).astype(np.uint8)
+        tint = rng.uniform([0.9, 0.95, 0.97], [1.0, 1.0, 1.05])
+        img = cv2.multiply(img, (float(tint[0]), float(tint[1]), float(tint[2]), 0.0))
     return img

@@ -61,11 +61,11 @@ def head_symphysis_multi(cv: Canvas, spec: TaskSpec, label: int) -> None:
     hx, hy = shapes.half_extent(shapes.ellipse(0, 0, ax, ay, ang))
     cx, cy = cv.place(hx, hy, fx=(0.75, 1.0), fy=(0.5, 1.0))
     _skull(cv, cx, cy, ax, ay, ang, cls=2)
-    length = rng.uniform(0.3, 0.38) * cv.unit
+    length = rng.uniform(0.38, 0.46) * cv.unit
     sx = rng.uniform(x0 + 0.6 * length, max(x0 + 0.6 * length, min(cx - hx - 0.5 * length, x0 + 1.2 * length)))
     sy = rng.uniform(y0 + 0.35 * length, y0 + 0.9 * length)
     sym = shapes.blob(sx, sy, length / 2, rng, 0.06, aspect=1.0, harmonics=2)
-    sym = shapes.rotate((sym - (sx, sy)) * (1.0, 0.4) + (sx, sy), (sx, sy), rng.uniform(15, 45))
+    sym = shapes.rotate((sym - (sx, sy)) * (1.0, 0.45) + (sx, sy), (sx, sy), rng.uniform(15, 40))
     cv.fill(sym, rng.uniform(1.8, 2.6), cls=1, shadow=0.5, texture=0.2)
 
 
@@ -91,10 +91,10 @@ def breast_lesion(cv: Canvas, spec: TaskSpec, label: int) -> None:
 def ovary_tumor(cv: Canvas, spec: TaskSpec, label: int) -> None:
     rng = cv.rng
     cv.background(rng.uniform(0.4, 0.55), variation=0.3, layers=2)
-    r = rng.uniform(0.3, 0.42) * cv.unit
+    r = rng.uniform(0.36, 0.44) * cv.unit
     cx, cy = cv.place(r * 1.2, r)
     cv.fill(shapes.blob(cx, cy, r, rng, 0.1, aspect=1.2), 0.9, texture=0.3)  # ovarian stroma
-    inner = shapes.blob(cx, cy, r * rng.uniform(0.6, 0.75), rng, 0.18, aspect=1.15)
+    inner = shapes.blob(cx, cy, r * rng.uniform(0.65, 0.78), rng, 0.18, aspect=1.15)
     cv.fill(inner, rng.uniform(0.02, 0.06), cls=1, enhance=0.5, texture=0.3)
 
 
@@ -133,7 +133,7 @@ def carotid_artery(cv: Canvas, spec: TaskSpec, label: int) -> None:
     rng = cv.rng
     cv.background(rng.uniform(0.45, 0.6), layers=3)
     x0, y0, x1, y1 = cv.box()
-    hw = rng.uniform(0.08, 0.12) * (y1 - y0)
+    hw = rng.uniform(0.06, 0.09) * (y1 - y0)
     yc = rng.uniform(y0 + 0.25 * (y1 - y0), y1 - 0.35 * (y1 - y0))
     xs = np.linspace(-0.05 * cv.width, 1.05 * cv.width, 60)
     ys = yc + rng.uniform(-0.06, 0.06) * cv.height * np.sin(np.pi * xs / cv.width + rng.uniform(0, 1)) + rng.uniform(
@@ -142,7 +142,7 @@ def carotid_artery(cv: Canvas, spec: TaskSpec, label: int) -> None:
     centre = np.stack([xs, ys], 1)
     cv.fill(shapes.band(centre, hw + 0.018 * cv.height), rng.uniform(1.6, 2.2))
     cv.fill(shapes.band(centre, hw), rng.uniform(0.02, 0.05), cls=1, enhance=0.3)
-    cv.mask[~cv.field_mask()] = 0
+    cv.mask *= cv.field_mask()
 
 
 def _cervix_centre(cv: Canvas) -> tuple[np.ndarray, float]:
@@ -200,8 +200,8 @@ def fetal_abdomen_multi(cv: Canvas, spec: TaskSpec, label: int) -> None:
     cv.fill(shapes.ellipse(sx, sy, 0.3 * r, 0.22 * r, ang + rng.uniform(-20, 20)), 0.02, cls=2, enhance=0.3)
     px, py = at(0.05, 0.62)
     cv.fill(shapes.blob(px, py, 0.22 * r, rng, 0.08), rng.uniform(2.2, 3.0), cls=3, shadow=0.6)
-    uv = shapes.arc_curve(at(0.62, -0.5), at(0.15, 0.1), rng.uniform(-0.08, 0.08) * r, n=24)
-    cv.fill(shapes.band(uv, 0.1 * r), 0.05, cls=4)
+    uv = shapes.arc_curve(at(0.62, -0.5), at(0.15, 0.1), rng.choice([-1, 1]) * rng.uniform(0.08, 0.15) * r, n=24)
+    cv.fill(shapes.band(uv, 0.1 * r * np.sqrt(np.sin(np.linspace(0.2, np.pi - 0.2, 24)))), 0.05, cls=4)
 
 
 def fetal_heart(cv: Canvas, spec: TaskSpec, label: int) -> None:
@@ -209,10 +209,11 @@ def fetal_heart(cv: Canvas, spec: TaskSpec, label: int) -> None:
     cv.background(rng.uniform(0.25, 0.35), layers=1)
     r = rng.uniform(0.4, 0.46) * cv.unit
     cx, cy = cv.place(r, r)
-    cv.fill(shapes.ellipse(cx, cy, r, r * 0.95), rng.uniform(0.55, 0.7), texture=0.2)  # thorax
-    for a in rng.uniform(0, 360, 3) + np.array([0, 120, 240]):  # ribs
-        c = shapes.polar((cx, cy), r * 0.92, a)
-        cv.fill(shapes.ellipse(c[0], c[1], 0.1 * r, 0.05 * r, a + 90), 2.5, shadow=0.6)
+    cv.fill(shapes.ellipse(cx, cy, r * 1.04, r * 0.99), 1.6)  # skin line
+    cv.fill(shapes.ellipse(cx, cy, r, r * 0.95), rng.uniform(0.6, 0.75), texture=0.2)  # thorax
+    for a in rng.uniform(0, 360, 1) + np.array([0, 120, 240]):  # ribs
+        c = shapes.polar((cx, cy), r * 0.9, a)
+        cv.fill(shapes.ellipse(c[0], c[1], 0.1 * r, 0.05 * r, a + 90), 2.5, shadow=0.35)
     hr = rng.uniform(0.45, 0.55) * r
     hx, hy = shapes.polar((cx, cy), r * 0.15, rng.uniform(0, 360))
     ang = rng.uniform(0, 90)

@@ -123,6 +123,7 @@ class Canvas:
         self.caster = np.zeros((self.h, self.w), np.float32)
         self.enhancer = np.zeros((self.h, self.w), np.float32)
         self.mask = np.zeros((self.height, self.width), np.uint8)
+        self._fov: np.ndarray | None = None
 
     # -- geometry helpers -------------------------------------------------------------------
     def box(self) -> tuple[float, float, float, float]:
@@ -229,14 +230,14 @@ class Canvas:
     def render(self) -> np.ndarray:
         """The B-mode image at the native size (uint8, single channel), black outside the field."""
         rng = self.rng
-        e = cv2.GaussianBlur(self.echo, (0, 0), 0.7)
+        sx, sy = rng.uniform(1.8, 2.6), rng.uniform(0.6, 0.9)  # lateral, axial PSF widths (working px)
+        e = cv2.GaussianBlur(self.echo, (0, 0), sigmaX=0.6 * sx, sigmaY=0.8 * sy)
         e *= _beam_profile(self.caster, darken=True)
         e *= _beam_profile(self.enhancer, darken=False)
         depth = self.field.depth_map(self.w, self.h, self.scale)
         atten = rng.uniform(1.2, 2.0)
         tgc = rng.uniform(0.55, 0.8)
-        e *= np.exp(-atten * (1 - tgc) * depth)
-        sx, sy = rng.uniform(1.2, 1.8), rng.uniform(0.5, 0.8)
+        e *= np.exp(-atten * (1 - tgc) * depth) * (1.0 + rng.uniform(0.3, 0.8) * np.exp(-depth / 0.03))
         iq = rng.standard_normal((self.h, self.w, 2), dtype=np.float32)
         iq = cv2.GaussianBlur(iq, (0, 0), sigmaX=sx, sigmaY=sy)
         speckle = cv2.magnitude(iq[..., 0], iq[..., 1])
@@ -245,20 +246,19 @@ class Canvas:
         amp = e * speckle + 0.004 * np.abs(rng.standard_normal((self.h, self.w), dtype=np.float32))
         dyn = rng.uniform(42.0, 50.0)
         ref = REF_LEVEL * 10 ** (rng.uniform(-2.0, 2.0) / 20)
-        db = 20.0 * np.log10(np.maximum(amp, 1e-5) / ref)
-        img = np.clip((db + dyn) * (255.0 / dyn), 0, 255).astype(np.float32)
+        db = 20.0 * np.log10(np.maximum(amp, 1e-5) * (1.0 / ref))
+        img = np.clip((db + dyn) * (255.0 / dyn) + 0.5, 0, 255).astype(np.uint8)
         img = cv2.GaussianBlur(img, (0, 0), 0.6)
         img = cv2.resize(img, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-        fov = np.zeros((self.height, self.width), np.uint8)
-        cv2.fillPoly(fov, [self._fixed(self.field.polygon(), 1.0)], 1, cv2.LINE_AA, _SHIFT)
-        img *= fov
-        return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+        return img * self.field_mask()
 
     def field_mask(self) -> np.ndarray:
-        """Boolean native mask of the field of view."""
-        fov = np.zeros((self.height, self.width), np.uint8)
-        cv2.fillPoly(fov, [self._fixed(self.field.polygon(), 1.0)], 1, cv2.LINE_8, _SHIFT)
-        return fov.astype(bool)
+        """Native mask of the field of view (uint8, 1 inside), computed once."""
+        if self._fov is None:
+            fov = np.zeros((self.height, self.width), np.uint8)
+            cv2.fillPoly(fov, [self._fixed(self.field.polygon(), 1.0)], 1, cv2.LINE_8, _SHIFT)
+            self._fov = fov
+        return self._fov
 
 
 def _beam_profile(source: np.ndarray, darken: bool) -> np.ndarray:
