@@ -114,7 +114,8 @@ def generate_dataset(
     bar = tqdm(total=len(jobs), desc="phantoms", unit="img", disable=not progress)
     try:
         if workers > 1 and len(jobs) > 1:
-            with get_context("fork").Pool(workers, initializer=_init_worker) as pool:
+            # spawn, not fork: a forked child can inherit OpenCV's thread pool in a locked state and hang
+            with get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
                 for task_id, _, row in pool.imap(_job, jobs, chunksize=4):
                     rows[task_id].append(row)
                     bar.update()
