@@ -112,9 +112,9 @@ def thyroid_nodule(cv: Canvas, spec: TaskSpec, label: int) -> None:
 def cardiac_multi(cv: Canvas, spec: TaskSpec, label: int) -> None:
     rng = cv.rng
     cv.background(rng.uniform(0.25, 0.35), layers=0)
-    u = cv.unit
-    cx, cy = cv.place(0.42 * u, 0.45 * u)
-    ang = rng.uniform(-15, 15)
+    u = cv.unit * 1.2
+    cx, cy = cv.place(0.38 * u, 0.42 * u)
+    ang = rng.uniform(-12, 12)
     chambers = [  # (class, centre offset, semi-axes)
         (1, (0.14 * u, -0.12 * u), (0.13 * u, 0.22 * u)),
         (2, (0.12 * u, 0.27 * u), (0.14 * u, 0.11 * u)),
