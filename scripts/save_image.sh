@@ -43,9 +43,10 @@ echo "$image_tar: $(du -h "$image_tar" | cut -f1)" >&2
 
 if [ -n "$model" ]; then
     model_tar="$out/model.tar.gz"
-    # Entries at the archive root (manifest.json, *.onnx), owned by root, no "./" prefix.
+    # Entries at the archive root (manifest.json, *.onnx), no "./" prefix, owned by root and
+    # readable by everyone (the container's user is not root and not the files' owner).
     (cd "$model" && find . -mindepth 1 -maxdepth 1 -printf '%P\0' | LC_ALL=C sort -z \
-        | tar --null -T - --owner=0 --group=0 --numeric-owner -czf - ) >"$model_tar.part"
+        | tar --null -T - --owner=0 --group=0 --numeric-owner --mode=a+rX,go-w -czf - ) >"$model_tar.part"
     mv "$model_tar.part" "$model_tar"
     echo "$model_tar: $(du -h "$model_tar" | cut -f1) ($(tar -tzf "$model_tar" | wc -l) entries)" >&2
 fi

@@ -1,32 +1,34 @@
 #!/usr/bin/env bash
-# End-to-end test of the submission: run the model on test/input the way the platform does
-# and compare the result with test/expected_output (python test/compare.py).
+# End-to-end test of the submission: run the model the way the platform does and compare
+# with the expected outputs (python test/compare.py EXPECTED ACTUAL). Two kinds of cases:
+#   batch  test/input            -> test/output            vs test/expected_output
+#   gc     test/gc/<case>/input  -> test/gc/<case>/output  vs test/gc/<case>/expected_output
+#          (one fresh container per case, as Grand-Challenge runs each job)
 #
-#   test/run_test.sh            build the image, run it in a container, compare
-#   test/run_test.sh --no-build run an existing image (also: FMC_NO_BUILD=1)
+#   test/run_test.sh            build the image, run every case in a container, compare
+#   test/run_test.sh --no-build use the existing image (also: FMC_NO_BUILD=1)
 #   test/run_test.sh --image T  image tag (default: $FMC_IMAGE, else fmc-uia:latest)
-#   test/run_test.sh --local    no container: run `python -m inference` here, compare
-#   test/run_test.sh --output D output folder (default: test/output; emptied first)
+#   test/run_test.sh --local    no container: `python -m inference` here, same comparisons
 #
 # Environment: CONTAINER_ENGINE (docker or podman), FMC_BASE_IMAGE and WITH_TORCH (build,
 # see scripts/build_image.sh), PYTHON (interpreter for --local and compare.py; default
 # .venv/bin/python when present, else python3).
-# Exit status: 0 the outputs match; 1 they do not, or the run failed; 2 usage or setup error.
+# Exit status: 0 every case matches; 1 a case failed or differs; 2 usage or setup error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+die() { echo "ERROR: $1" >&2; exit "${2:-2}"; }
+
 mode=container
 build=1
 [ "${FMC_NO_BUILD:-0}" = 1 ] && build=0
 image=${FMC_IMAGE:-fmc-uia:latest}
-out=test/output
 while [ $# -gt 0 ]; do
     case "$1" in
         --local) mode=local; shift ;;
         --no-build) build=0; shift ;;
         --image) image=${2:?--image needs a tag}; build=0; shift 2 ;;
-        --output) out=${2:?--output needs a folder}; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "ERROR: unknown argument $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -36,63 +38,80 @@ if [ -n "${PYTHON:-}" ]; then python=$PYTHON
 elif [ -x .venv/bin/python ]; then python=.venv/bin/python
 else python=python3; fi
 
-die() { echo "ERROR: $1" >&2; exit "${2:-2}"; }
-for f in test/input/csv_files test/expected_output test/compare.py; do
-    [ -e "$f" ] || die "$f is missing: the sample set and its reference outputs are needed"
+# The cases: "name input expected output", test/input first.
+cases=()
+[ -d test/input ] || die "test/input is missing: the sample set is needed"
+[ -d test/expected_output ] || die "test/expected_output is missing: the reference outputs are needed"
+[ -f test/compare.py ] || die "test/compare.py is missing"
+cases+=("batch test/input test/expected_output test/output")
+for dir in test/gc/*/; do
+    [ -d "${dir}input" ] || continue
+    name=$(basename "$dir")
+    [ -d "${dir}expected_output" ] \
+        || die "test/gc/$name/expected_output is missing (make it: python test/make_gc_cases.py --expected)"
+    cases+=("gc/$name ${dir}input ${dir}expected_output ${dir}output")
 done
-ls test/input/csv_files/*.csv >/dev/null 2>&1 || die "no CSV file in test/input/csv_files"
 
-rm -rf "$out"
-mkdir -p "$out"
-out_abs=$(cd "$out" && pwd)
-log="$out_abs.log"
-
-start=$(date +%s)
-if [ "$mode" = local ]; then
-    echo "running: $python -m inference --input test/input --output $out" >&2
-    set +e
-    "$python" -m inference --input test/input --output "$out" 2>&1 | tee "$log"
-    rc=${PIPESTATUS[0]}
-    set -e
-else
-    if ! engine_line=$(scripts/container_engine.sh); then
-        die "no usable container engine (see above); use --local to test without one"
-    fi
+if [ "$mode" = container ]; then
+    engine_line=$(scripts/container_engine.sh) \
+        || die "no usable container engine (see above); 'test/run_test.sh --local' tests without one"
     read -ra engine <<<"$engine_line"
     kind=$(scripts/container_engine.sh --kind)
     if [ "$build" = 1 ]; then
         scripts/build_image.sh "$image" || die "the image build failed" 1
     elif ! "${engine[@]}" image inspect "$image" >/dev/null 2>&1; then
-        die "no image $image; build it with scripts/build_image.sh or drop --no-build"
+        die "no image $image; build it with scripts/build_image.sh, or drop --no-build"
     fi
-    # As the platform runs it: no network, /input read-only, a writable /output. The root
-    # filesystem is read-only too (only /output and /tmp are writable), which proves the
-    # image writes nowhere else. As root the image's own user runs it (world-writable
-    # output folder); otherwise the caller's uid, so the caller owns the files.
-    chmod 0777 "$out_abs"
-    run=(run --rm --network none --read-only --tmpfs /tmp
-         -v "$(pwd)/test/input:/input:ro" -v "$out_abs:/output")
-    [ "$(id -u)" = 0 ] || run+=(--user "$(id -u):$(id -g)")
+    # As the platform runs it: no network, /input read-only, a writable /output; the root
+    # filesystem read-only too (only /output and /tmp writable), which proves the image
+    # writes nowhere else. As root, the image's own user runs it (the output folder is made
+    # world-writable); otherwise the caller's uid, so that the caller owns the files.
+    run_opts=(run --rm --network none --read-only --tmpfs /tmp)
+    [ "$(id -u)" = 0 ] || run_opts+=(--user "$(id -u):$(id -g)")
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-        if [ "$kind" = podman ]; then run+=(--device nvidia.com/gpu=all); else run+=(--gpus all); fi
+        if [ "$kind" = podman ]; then run_opts+=(--device nvidia.com/gpu=all); else run_opts+=(--gpus all); fi
     fi
-    echo "running: ${engine[*]} ${run[*]} $image" >&2
-    set +e
-    "${engine[@]}" "${run[@]}" "$image" 2>&1 | tee "$log"
-    rc=${PIPESTATUS[0]}
-    set -e
+    echo "container: ${engine[*]} ${run_opts[*]} -v INPUT:/input:ro -v OUTPUT:/output $image" >&2
 fi
-echo "inference exited with $rc after $(( $(date +%s) - start )) s (log: $log)" >&2
-case "$rc" in
-    0) ;;
-    3) echo "FAIL: some rows could not be predicted (exit 3); see the log" >&2; exit 1 ;;
-    *) echo "FAIL: the inference run failed (exit $rc)" >&2; exit 1 ;;
-esac
 
-echo "comparing test/expected_output with $out ..." >&2
-if "$python" test/compare.py test/expected_output "$out"; then
-    echo "PASS: $out matches test/expected_output" >&2
-else
-    echo "FAIL: $out does not match test/expected_output (see above)" >&2
+# run_case INPUT OUTPUT LOG: one inference run; prints nothing, returns its exit status.
+run_case() {
+    local input=$1 output=$2 log=$3
+    if [ "$mode" = local ]; then
+        "$python" -m inference --input "$input" --output "$output" >"$log" 2>&1
+    else
+        chmod 0777 "$output"
+        "${engine[@]}" "${run_opts[@]}" -v "$(cd "$input" && pwd):/input:ro" \
+            -v "$(cd "$output" && pwd):/output" "$image" >"$log" 2>&1
+    fi
+}
+
+failed=()
+for case in "${cases[@]}"; do
+    read -r name input expected output <<<"$case"
+    rm -rf "$output"
+    mkdir -p "$output"
+    log="$output.log"
+    start=$(date +%s%N)
+    rc=0
+    run_case "$input" "$output" "$log" || rc=$?
+    tenths=$(( ($(date +%s%N) - start) / 100000000 ))
+    took="$((tenths / 10)).$((tenths % 10))"
+    if [ "$rc" -ne 0 ]; then
+        echo "FAIL $name: inference exited with $rc after ${took} s; its log ($log) ends:" >&2
+        tail -n 15 "$log" | sed 's/^/    /' >&2
+        failed+=("$name")
+    elif ! "$python" test/compare.py "$expected" "$output" >"$output.compare" 2>&1; then
+        echo "FAIL $name: $output differs from $expected (ran ${took} s):" >&2
+        sed 's/^/    /' "$output.compare" >&2
+        failed+=("$name")
+    else
+        echo "ok   $name (${took} s)" >&2
+    fi
+done
+
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "FAILED: ${#failed[@]} of ${#cases[@]} cases: ${failed[*]}" >&2
     exit 1
 fi
+echo "PASS: all ${#cases[@]} cases match their expected outputs ($mode)" >&2

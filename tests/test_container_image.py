@@ -204,6 +204,10 @@ def test_another_uid_predicts_every_row(other_user_run, sample_input):
                       cv2.IMREAD_UNCHANGED)
     assert mask is not None and mask.shape == ROWS[0][2] and mask.dtype == np.uint8
     assert int(mask.max()) < TaskRegistry.official()["breast_lesion"].num_classes
+    # The platform reads /output as another user: every file must be readable by others.
+    private = [str(p.relative_to(output)) for p in output.rglob("*")
+               if p.is_file() and not p.stat().st_mode & 0o004]
+    assert not private, f"output files not world-readable: {private}"
 
 
 def test_no_network_is_attempted(other_user_run):
