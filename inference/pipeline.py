@@ -97,16 +97,28 @@ class Pipeline:
 
             for _ in range(self.prefetch):
                 load_next()
+            first = True
             while loading:
                 batch, futures = loading.popleft()
                 load_next()
                 self._run_batch(batch, futures, pool, writing)
+                self._log_batch(batch, first)
+                first = False
                 bar.update(len(batch.jobs))
                 while len(writing) > self.max_pending:
                     self._collect(*writing.popleft())
             while writing:
                 self._collect(*writing.popleft())
         self.seconds = time.perf_counter() - started
+
+    @staticmethod
+    def _log_batch(batch: Batch, first: bool) -> None:
+        """Timestamps the benchmark reads (benchmarks.measure): first results, then each model call."""
+        now = time.time()
+        if first:
+            log.info("first predictions ready at unix time %.6f", now)
+        log.debug("batch done: %s %s %d images at unix time %.6f", batch.task.task_id, batch.task.kind.value,
+                  len(batch.jobs), now)
 
     def _run_batch(self, batch: Batch, futures: list[Future], pool: ThreadPoolExecutor,
                    writing: deque[tuple[Job, Future]]) -> None:
