@@ -1,0 +1,230 @@
+"""One command for the whole benchmark: ``python -m benchmarks.run [--scale 0.03] [--out DIR]``.
+
+Steps (each pipeline in its own process, on the same inputs, in one invocation):
+
+1. the phantom input set in the validation set's proportions (``benchmarks.dataset``, cached);
+2. the EfficientNet-B4 + FPN baseline, 27 heads, random weights, exported to fp32 and
+   int8 graphs (``benchmarks.model``, cached);
+3. the reference (``python -m benchmarks.reference``), our runtime at fp32 and at int8
+   (``python -m inference --device cpu``), each measured by ``benchmarks.measure``;
+4. agreement: ours fp32 against the reference (classification, detection, Regression
+   within 1e-4), ours int8 against ours fp32 (mask agreement >= 99 %, probabilities within
+   0.02); a ratio is refused, and the differing rows are listed, when they disagree;
+5. where the time goes (``benchmarks.stages``) and the model-only floor;
+6. accuracy with the trained model (``benchmarks.accuracy``), when it exists;
+7. ``OUT/result.json``, ``OUT/results.md`` and the results section of BENCHMARKS.md.
+
+Exit status: 0 when every step ran (targets met or not: the report says), 1 when a
+pipeline failed, 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+from benchmarks.compare import FP32_VS_REFERENCE, REDUCED_VS_FP32, Tolerances, compare_folders
+from benchmarks.dataset import CACHE_ROOT, benchmark_set, kind_totals
+from benchmarks.measure import measure
+from benchmarks.report import machine, render, update_benchmarks_md
+
+log = logging.getLogger("benchmarks")
+MEMORY_LIMIT_MB = 1024
+INFORMATION_ONLY = Tolerances("reported only", None, None, None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scale", type=float, default=0.03, help="fraction of the validation set's size (default 0.03)")
+    p.add_argument("--seed", type=int, default=2026, help="phantom seed of the timed set (default 2026)")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/latest"), help="result.json and results.md")
+    p.add_argument("--cache", type=Path, default=CACHE_ROOT, help="phantoms, model, outputs, logs (default data/bench)")
+    p.add_argument("--batch-size", type=int, default=8, help="both pipelines (default 8, the baseline's)")
+    p.add_argument("--reference-workers", type=int, default=4, help="DataLoader workers of the reference (default 4)")
+    p.add_argument("--model", type=Path, default=None, help="use this model folder instead of the random-weight B4")
+    p.add_argument("--state-dict", type=Path, default=None, help="with --model: its plain state_dict for the reference")
+    p.add_argument("--no-int8", action="store_true", help="skip the int8 pipeline")
+    p.add_argument("--accuracy-model", type=Path, default=Path("model_weights"), help="trained model folder")
+    p.add_argument("--accuracy-per-task", type=int, default=3, help="labelled images per task (default 3)")
+    p.add_argument("--no-accuracy", action="store_true", help="skip the accuracy comparison")
+    p.add_argument("--profile-per-kind", type=int, default=16, help="images per kind for the stage profile")
+    p.add_argument("--markdown", type=Path, default=Path("BENCHMARKS.md"), help="file whose results section is replaced")
+    p.add_argument("--no-markdown", action="store_true", help="do not touch BENCHMARKS.md")
+    return p
+
+
+def _gpu_note() -> str:
+    from inference.engine import cuda_unavailable_reason
+
+    reason = cuda_unavailable_reason()
+    return f"none ({reason}); the GPU part was not run" if reason else "CUDA visible but not benchmarked by this run"
+
+
+def ratio_or_refusal(name: str, wall: dict[str, float], ok: bool, comparisons: list[dict]) -> tuple[float | None, str]:
+    """Throughput ratio to the reference, or None and the reason it is refused."""
+    if not ok:
+        return None, f"{name}: the pipeline failed (non-zero exit); no ratio"
+    bad = [c for c in comparisons if not c["agrees"]]
+    if bad:
+        rows = sum(len(c["differing_rows"]) for c in bad)
+        return None, f"{name}: ratio refused, {rows} rows differ beyond the tolerances ({', '.join(c['tolerances']['name'] for c in bad)})"
+    return wall["reference"] / wall[name], ""
+
+
+def run_pipelines(args: argparse.Namespace, input_dir: Path, model_dir: Path, state_dict: Path | None) -> dict:
+    outputs, logs = args.cache / "outputs", args.cache / "logs"
+    runtime = [sys.executable, "-m", "inference", "--input", str(input_dir), "--weights", str(model_dir),
+               "--device", "cpu", "--batch-size", str(args.batch_size), "-v"]
+    commands = {
+        "reference": [sys.executable, "-m", "benchmarks.reference", "--input", str(input_dir), "--weights",
+                      str(model_dir), "--batch-size", str(args.batch_size), "--workers", str(args.reference_workers),
+                      "-v", *(["--state-dict", str(state_dict)] if state_dict else [])],
+        "ours_fp32": [*runtime, "--precision", "fp32"],
+    }
+    if not args.no_int8:
+        commands["ours_int8"] = [*runtime, "--precision", "int8"]
+    results = {}
+    for name, command in commands.items():
+        out = outputs / name
+        shutil.rmtree(out, ignore_errors=True)
+        log.info("running %s", name)
+        m = measure([*command, "--output", str(out)], logs / f"{name}.log")
+        log.info("%s: %.1f s, exit %d, first output %s s, peak %.0f MB", name, m.wall_s, m.returncode,
+                 m.first_output_s, m.peak_rss_largest_mb)
+        results[name] = m.as_dict()
+    return results
+
+
+def targets(result: dict) -> list[dict]:
+    r, c, p = result["ratios"], result["comparisons"], result["pipelines"]
+    out = []
+
+    def add(target: str, value, met):
+        out.append({"target": target, "value": value, "met": met})
+
+    fp32 = c.get("ours_fp32 vs reference", {})
+    add("ours fp32 >= 3x reference throughput", "refused" if r.get("ours_fp32") is None else f"{r['ours_fp32']:.2f}x",
+        None if r.get("ours_fp32") is None else r["ours_fp32"] >= 3)
+    add("fp32 classification/detection/Regression outputs within 1e-4 of the reference",
+        ", ".join(f"{k} {v:.2g}" for k, v in fp32.get("figures", {}).items() if "max_abs" in k), fp32.get("agrees"))
+    if "ours_int8" in p:
+        int8 = c.get("ours_int8 vs ours_fp32", {})
+        f = int8.get("figures", {})
+        add("ours int8 >= 5x reference throughput", "refused" if r.get("ours_int8") is None else f"{r['ours_int8']:.2f}x",
+            None if r.get("ours_int8") is None else r["ours_int8"] >= 5)
+        agreement = f.get("segmentation.mask_agreement_min")
+        add("int8 mask agreement >= 99 % (every image, vs fp32)", f"min {agreement:.4f}" if agreement is not None else "n/a",
+            None if agreement is None else agreement >= 0.99)
+        prob = f.get("classification.max_abs_prob_diff")
+        add("int8 probability differences <= 0.02 (vs fp32)", f"max {prob:.4f}" if prob is not None else "n/a",
+            None if prob is None else prob <= 0.02)
+    for name in ("ours_fp32", "ours_int8"):
+        if name in p:
+            mb = p[name]["peak_rss_largest_mb"]
+            add(f"{name} peak memory <= 1 GB", f"{mb:.0f} MB", mb <= MEMORY_LIMIT_MB)
+    acc = result["accuracy"]
+    add("segmentation Dice >= and HD <= reference (trained model)",
+        "skipped" if "skipped" in acc else f"Dice {acc['segmentation_dice_diff']:+.4f}, HD {acc['segmentation_hd_diff']:+.2f} px",
+        None if "skipped" in acc else acc["segmentation_at_least_reference"])
+    add("GPU: >= 10x the reference on the same GPU", "no GPU lent", None)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("evaluation", "phantoms"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not 0 < args.scale <= 1:
+        print(f"error: --scale must be in (0, 1], got {args.scale}", file=sys.stderr)
+        return 2
+    load_before = os.getloadavg()[0]
+    if load_before > 0.5:
+        log.warning("load average %.2f: other work is running, timings will be slower than this machine can do", load_before)
+    input_dir, counts = benchmark_set(args.scale, args.seed, args.cache)
+    if args.model is not None:
+        model_dir, state_dict = args.model, args.state_dict
+    else:
+        from benchmarks.model import benchmark_model
+
+        model_dir, state_dict = benchmark_model(precisions=("fp32",) if args.no_int8 else ("fp32", "int8"),
+                                                cache_root=args.cache)
+    from benchmarks.model import describe_model
+
+    pipelines = run_pipelines(args, input_dir, model_dir, state_dict)
+    outputs = args.cache / "outputs"
+    comparisons = {"ours_fp32 vs reference": compare_folders(input_dir, outputs / "reference", outputs / "ours_fp32",
+                                                            FP32_VS_REFERENCE).as_dict()}
+    if "ours_int8" in pipelines:
+        comparisons["ours_int8 vs ours_fp32"] = compare_folders(input_dir, outputs / "ours_fp32", outputs / "ours_int8",
+                                                               REDUCED_VS_FP32).as_dict()
+        comparisons["ours_int8 vs reference"] = compare_folders(input_dir, outputs / "reference", outputs / "ours_int8",
+                                                               INFORMATION_ONLY).as_dict()
+    wall = {name: m["wall_s"] for name, m in pipelines.items()}
+    ok = {name: m["returncode"] == 0 for name, m in pipelines.items()}
+    ratios, refusals = {}, []
+    for name in pipelines:
+        if name == "reference":
+            continue
+        needed = [comparisons["ours_fp32 vs reference"]]
+        if name == "ours_int8":
+            needed.append(comparisons["ours_int8 vs ours_fp32"])
+        ratios[name], why = ratio_or_refusal(name, wall, ok[name] and ok["reference"], needed)
+        if why:
+            refusals.append(why)
+    from benchmarks.stages import model_floor, profile_stages
+
+    log.info("profiling the stages")
+    stages = {"fp32": profile_stages(input_dir, model_dir, "fp32", args.profile_per_kind, args.batch_size,
+                                     torch_compare=True)}
+    floor = {"fp32": {"fetal_head": model_floor(model_dir, "fp32", "fetal_head")}}
+    if "ours_int8" in pipelines:
+        stages["int8"] = profile_stages(input_dir, model_dir, "int8", args.profile_per_kind, args.batch_size)
+        floor["int8"] = {"fetal_head": model_floor(model_dir, "int8", "fetal_head")}
+    if args.no_accuracy:
+        accuracy = {"skipped": "--no-accuracy"}
+    elif not (args.accuracy_model / "manifest.json").is_file():
+        accuracy = {"skipped": f"no trained model folder at {args.accuracy_model} (export it, then re-run)"}
+    else:
+        from benchmarks.accuracy import run_accuracy
+
+        log.info("accuracy with %s", args.accuracy_model)
+        accuracy = run_accuracy(args.accuracy_model, args.cache, args.accuracy_per_task, args.cache)
+    result = {
+        "command": "python -m benchmarks.run " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(), "gpu": _gpu_note(),
+        "load": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+        "scale": args.scale, "seed": args.seed, "images": sum(counts.values()),
+        "images_per_kind": kind_totals(counts), "counts": counts, "model": describe_model(model_dir),
+        "pipelines": pipelines, "comparisons": comparisons, "ratios": ratios, "refusals": refusals,
+        "stages": stages, "floor": floor, "accuracy": accuracy,
+    }
+    result["targets"] = targets(result)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "result.json").write_text(json.dumps(result, indent=1))
+    section = render(result)
+    (args.out / "results.md").write_text(section)
+    if not args.no_markdown:
+        update_benchmarks_md(args.markdown, section)
+    for name, ratio in ratios.items():
+        print(f"{name}: " + (f"{ratio:.2f}x the reference's throughput" if ratio else "no ratio"))
+    for why in refusals:
+        print(why)
+        for c in comparisons.values():
+            for row in c["differing_rows"][:20]:
+                print(f"  {row}")
+    print(f"results: {args.out / 'results.md'}")
+    return 0 if all(ok.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
