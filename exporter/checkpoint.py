@@ -70,7 +70,8 @@ def read_checkpoint(path: Path) -> object:
                 f"{path}: holds pickled Python objects, not just tensors; save model.state_dict() instead"
             ) from None
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({str(exc).splitlines()[0]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, IndexError, KeyError, TypeError) as exc:
+        # garbage bytes reach the unpickler's internals: IndexError, KeyError, ... all mean "not a checkpoint"
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({reason})") from None
 

@@ -80,7 +80,7 @@ class MultiTaskNet(nn.Module):
         super().__init__()
         self.config = config
         params = {**FPN_DEFAULTS, **config.params}
-        self.encoder = smp.encoders.get_encoder(config.encoder_name, in_channels=3, depth=5, weights=None)
+        self.encoder = self.build_encoder(config)
         channels = list(self.encoder.out_channels)
         self.fpn_decoder = FPNDecoder(
             encoder_channels=channels,
@@ -95,6 +95,10 @@ class MultiTaskNet(nn.Module):
         for task in config.tasks:
             width = dense_channels if task.kind.is_dense else channels[-1]
             self.heads[task.task_id] = HEAD_BUILDERS[task.kind](task, width)
+
+    def build_encoder(self, config: ModelConfig) -> nn.Module:
+        """The backbone: an smp encoder (``out_channels`` list, returns a feature list). Variants override this."""
+        return smp.encoders.get_encoder(config.encoder_name, in_channels=3, depth=5, weights=None)
 
     def task(self, task_id: str) -> TaskSpec:
         return self.config.registry[task_id]

@@ -40,3 +40,28 @@ def _baseline(config: ModelConfig) -> nn.Module:
     from network.model import MultiTaskNet
 
     return MultiTaskNet(config)
+
+
+# --- seed architectures (export helper) -------------------------------------------------
+@register("unet_cls")
+def _unet_cls(config: ModelConfig) -> nn.Module:
+    """Seed 002: smp Unet + classification head (aux_params); one segmentation + one classification task."""
+    from network.variants_unet import UnetWithClassifier
+
+    return UnetWithClassifier(config)
+
+
+@register("timm_regressor")
+def _timm_regressor(config: ModelConfig) -> nn.Module:
+    """Seed 003: timm backbone (efficientnet_b3) + global pooling + linear to 2M coordinates."""
+    from network.variants_timm import LandmarkRegressor
+
+    return LandmarkRegressor(config)
+
+
+@register("vit_fpn")
+def _vit_fpn(config: ModelConfig) -> nn.Module:
+    """Seed 001: a plain timm ViT (encoder_name tu-vit_*) with a pyramid adapter, FPN and the baseline's heads."""
+    from network.variants_timm import ViTMultiTaskNet
+
+    return ViTMultiTaskNet(config)
