@@ -35,11 +35,6 @@ RUN test -f /src/inference/__init__.py \
 # ---- stage 2: the image -------------------------------------------------------------------
 FROM ${BASE_IMAGE}
 
-ARG WITH_TORCH=0
-ARG TORCH_INDEX_URL=""
-ARG APP_UID=1000
-ARG APP_GID=1000
-
 LABEL org.opencontainers.image.title="fmc-uia" \
       org.opencontainers.image.description="FMC_UIA 2026 multi-task ultrasound inference (ONNX Runtime; optional PyTorch fallback)"
 
@@ -73,9 +68,13 @@ RUN --mount=type=secret,id=pip_ca \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
     && pip install -r /tmp/req/requirements.txt \
     && python -c "import numpy, cv2, SimpleITK, pydantic, tqdm, onnxruntime"
-# Optional PyTorch fallback engine (WITH_TORCH=1). On x86_64 PyPI's torch is a CUDA build
-# with its CUDA libraries as nvidia-* wheels (GBs); TORCH_INDEX_URL may name another index
-# (e.g. PyTorch's CPU or cu126 wheel index) if that is reachable from the build.
+# Optional PyTorch fallback engine (WITH_TORCH=1; each ARG is declared where it is used, so
+# changing it rebuilds only from there). PyPI's torch 2.14.1 on x86_64 is a CUDA 13.0 build
+# (+ ~4 GB of nvidia-*-cu13 wheels; its GPU path needs driver >= 580, else it runs on the
+# CPU); it must never share a process with ONNX Runtime's CUDA 12 provider. TORCH_INDEX_URL
+# may name another wheel index (e.g. PyTorch's CPU one) when the build can reach it.
+ARG WITH_TORCH=0
+ARG TORCH_INDEX_URL=""
 COPY requirements-torch.txt /tmp/req/
 RUN --mount=type=secret,id=pip_ca \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
@@ -88,6 +87,8 @@ RUN --mount=type=secret,id=pip_ca \
 
 # Fixed non-root user; the image runs the same under any other uid (--user 4242:4242):
 # everything under /opt is world-readable and nothing is written outside /output and /tmp.
+ARG APP_UID=1000
+ARG APP_GID=1000
 RUN if ! getent group "${APP_GID}" >/dev/null; then groupadd --gid "${APP_GID}" app; fi \
     && if ! getent passwd "${APP_UID}" >/dev/null; then \
         useradd --uid "${APP_UID}" --gid "${APP_GID}" --no-create-home --home-dir /tmp \
