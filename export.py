@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="graph sets to write besides fp32 (repeatable): fp16 for CUDA, int8 for CPU (needs --calibration-dir)",
     )
     parser.add_argument("--calibration-dir", type=Path, help="folder of images to calibrate int8 on")
+    parser.add_argument(
+        "--tolerance", type=float, default=1e-4,
+        help="largest relative error of ONNX Runtime vs PyTorch accepted at fp32 (default 1e-4)",
+    )
     parser.add_argument("--calibration-limit", type=int, default=64, help="at most this many calibration images")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     return parser
@@ -63,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             precisions=["fp32", *args.precision],
             calibration_dir=args.calibration_dir,
             calibration_limit=args.calibration_limit,
+            tolerance=args.tolerance,
         )
     except ExportError as exc:
         print(f"export.py: error: {exc}", file=sys.stderr)

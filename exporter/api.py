@@ -189,6 +189,7 @@ def export_checkpoint(
     precisions: Sequence[str] = ("fp32",),
     calibration_dir: Path | None = None,
     calibration_limit: int = 64,
+    tolerance: float = TOLERANCE_FP32,
 ) -> Manifest:
     """Checkpoint (official state_dict or own training checkpoint) -> verified model folder."""
     from exporter.checkpoint import open_checkpoint, resolve_config
@@ -204,4 +205,4 @@ def export_checkpoint(
     config = resolve_config(checkpoint, encoder, tasks, input_size)
     model = load_network(checkpoint, config)
     source = {"checkpoint": Path(path).name, "sha256": sha256_of(Path(path)), "layout": checkpoint.layout}
-    return export_model(model, Path(out_dir), precisions, calibration, source)
+    return export_model(model, Path(out_dir), precisions, calibration, source, tolerance)

@@ -23,6 +23,7 @@ import torch
 
 from exporter.api import export_checkpoint
 from exporter.folder import folder_bytes
+from exporter.graphs import run_torch_stages
 from exporter.images import preprocess, synthetic_images
 from inference.manifest import ModelConfig, Preprocessing
 from inference.tasks import TaskRegistry
@@ -30,21 +31,37 @@ from network import build_model
 
 
 @torch.no_grad()
-def baseline_with_bn_statistics(encoder: str, size: int, batches: int = 4) -> torch.nn.Module:
-    torch.manual_seed(0)
-    config = ModelConfig(encoder_name=encoder, tasks=list(TaskRegistry.official()), preprocessing=Preprocessing(input_size=(size, size)))
-    model = build_model(config)
+def calibrate_batchnorm(model: torch.nn.Module, batches: int = 6, batch: int = 8) -> torch.nn.Module:
+    """Re-estimate BatchNorm statistics of a randomly initialised network on synthetic frames and noise.
+
+    A random network keeps BatchNorm's initial statistics (mean 0, variance 1),
+    with which activations grow block after block; real checkpoints carry
+    statistics of their training data. Returns the model in eval mode.
+    """
+    prep = model.config.preprocessing
+    height, width = prep.input_size
     for module in model.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
             module.momentum = None  # cumulative average
+    stages = model.stages()
     model.train()
-    for i in range(batches):
-        image = torch.from_numpy(preprocess(synthetic_images(8, (size + 40, size + 90), seed=900 + i), config.preprocessing))
-        features = model.encoder(image)
-        dense = model.fpn_decoder(features)
-        for task in config.tasks:
-            model.heads[task.task_id](dense if task.kind.is_dense else features[-1])
+    for i in range(batches):  # frames and noise, so that both parity inputs meet calibrated statistics
+        if i % 2:
+            image = torch.randn(batch, 3, height, width)
+        else:
+            image = torch.from_numpy(preprocess(synthetic_images(batch, (height + 40, width + 90), seed=900 + i), prep))
+        run_torch_stages(stages, image)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = 0.1
     return model.eval()
+
+
+def baseline_with_bn_statistics(encoder: str, size: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    config = ModelConfig(encoder_name=encoder, tasks=list(TaskRegistry.official()), preprocessing=Preprocessing(input_size=(size, size)))
+    return calibrate_batchnorm(build_model(config))
 
 
 def encoder_latency(path: Path, size: int, runs: int = 5) -> float:

@@ -8,7 +8,7 @@ Figures (keys of ``GraphSet.deviation_from_fp32``), each the worst over tasks an
 - ``detection.max_abs_box_diff``: decoded box (cell of highest objectness), normalized units;
   ``detection.cell_agreement``: fraction of images whose chosen cell is unchanged;
 - ``Regression.max_abs_point_diff``: normalized coordinates;
-- ``images``: how many images were compared.
+- ``images``: how many images were compared; ``measured_on_cuda``: 1 if the variant ran on CUDA.
 """
 
 from __future__ import annotations
