@@ -1,0 +1,58 @@
+"""An existing model folder is replaced whole, or not at all."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import make_tiny_config
+from exporter import ExportError, export_model
+from exporter.errors import OutputFolderError, ParityError
+from inference.manifest import load_manifest, sha256_of
+from inference.tasks import TaskRegistry
+from network import build_model
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    torch.manual_seed(5)
+    return build_model(make_tiny_config(TaskRegistry.official().select(["organ_cls"]))).eval()
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): sha256_of(p) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_failed_export_leaves_the_old_folder_untouched(tmp_path, small_model, monkeypatch):
+    out = tmp_path / "model_weights"
+    export_model(small_model, out)
+    before = _snapshot(out)
+
+    def failing_parity(*args, **kwargs):
+        raise ParityError("simulated disagreement")
+
+    monkeypatch.setattr("exporter.api.measure_parity", failing_parity)
+    with pytest.raises(ExportError, match="simulated disagreement"):
+        export_model(small_model, out)
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_weights"]  # no staging folder left behind
+
+
+def test_reexport_replaces_the_whole_folder(tmp_path, small_model):
+    out = tmp_path / "model_weights"
+    export_model(small_model, out)
+    (out / "int8").mkdir()
+    (out / "int8" / "stale.onnx").write_bytes(b"old")
+    manifest = export_model(small_model, out, source={"checkpoint": "second"})
+    assert not (out / "int8").exists()
+    assert load_manifest(out, verify_hashes=True).source == manifest.source == {"checkpoint": "second"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_weights"]
+
+
+def test_a_folder_that_is_not_a_model_folder_is_never_replaced(tmp_path, small_model):
+    out = tmp_path / "my_documents"
+    out.mkdir()
+    (out / "thesis.txt").write_text("precious\n")
+    with pytest.raises(OutputFolderError, match="not a model folder"):
+        export_model(small_model, out)
+    assert (out / "thesis.txt").read_text() == "precious\n"
