@@ -12,7 +12,7 @@ from inference.manifest import ModelConfig, Preprocessing
 from inference.tasks import TaskKind, TaskSpec
 from network import build_model
 from test_training_layout import write_layout
-from training import CHECKPOINT_FORMAT, TrainOptions, load_checkpoint, train
+from training import CHECKPOINT_FORMAT, CheckpointError, TrainOptions, load_checkpoint, train
 from training.augment import uint8_to_input
 from training.cli import main
 from training.data import load_dataset
@@ -41,6 +41,7 @@ def test_cli_run_writes_checkpoints_the_exporter_can_rebuild(tmp_path, layout, c
                  "--steps", "3", "--steps-per-epoch", "2", "--batch-size", "2", "--device", "cpu", "--quiet"])
     assert code == 0, capsys.readouterr().err
     ckpt = load_checkpoint(out / "last.pt")
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == 3  # export.py loads with weights_only
     assert ckpt["format"] == CHECKPOINT_FORMAT and ckpt["version"] == 1
     assert ckpt["step"] == 3 and ckpt["epoch"] == 2
     config = ModelConfig.model_validate(ckpt["config"])
@@ -72,6 +73,15 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path, layout):
     assert resumed["step"] == 4 and resumed["epoch"] == 2
     for key, value in straight["state_dict"].items():
         torch.testing.assert_close(resumed["state_dict"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
+    (tmp_path / "x.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(tmp_path / "x.pt")
+    torch.save({"a": torch.zeros(1)}, tmp_path / "y.pt")
+    with pytest.raises(CheckpointError, match="not a fmc-uia-checkpoint"):
+        load_checkpoint(tmp_path / "y.pt")
 
 
 def test_every_kind_overfits_one_batch(tmp_path, layout):

@@ -12,7 +12,9 @@ training options, for the record). Writes are atomic (temporary file, then renam
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(data, handle)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; checkpoints are shared artefacts
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -52,8 +55,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        data = torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        data = torch.load(path, map_location=map_location, weights_only=True)  # as export.py reads it
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"{path}: cannot be read as a torch checkpoint ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a {CHECKPOINT_FORMAT} file (a training checkpoint of this project)")

@@ -52,6 +52,7 @@ def _write_json(path: Path, data: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
