@@ -1,4 +1,19 @@
-"""Checkpoint -> verified ONNX model folder (``python export.py CHECKPOINT --out model_weights/``)."""
+"""Checkpoint -> verified ONNX model folder (``python export.py CHECKPOINT --out model_weights/``).
+
+Folder layout::
+
+    manifest.json            inference.manifest.Manifest (pydantic), written last
+    encoder.onnx             image -> c2, c3, c4, c5        (seed variants: their own stage names)
+    fpn.onnx                 c2..c5 -> fpn                  (dense tasks only)
+    heads/<task_id>.onnx     fpn or c5 -> <task_id>.<role>
+    fp16/..., int8/...       optional graph sets (--precision), same names
+    torch_extra.npz          only if some weights are used by no graph (e.g. smp EfficientNet's unused head)
+
+The PyTorch fallback rebuilds the network from the fp32 graphs' initializers
+(``network.weights.load_model_from_folder``). Python API:
+``export_model(model, out_dir, precisions, calibration_images, source)`` and
+``export_checkpoint(path, out_dir, encoder, tasks, input_size, precisions, calibration_dir)``.
+"""
 
 from exporter.api import export_checkpoint, export_model
 from exporter.errors import ExportError

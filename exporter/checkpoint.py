@@ -19,7 +19,7 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from pydantic import ValidationError
@@ -34,9 +34,10 @@ OWN_FORMAT = "fmc-uia-checkpoint"
 OWN_VERSIONS = (1,)
 WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
 BASELINE_ROOTS = ("encoder", "fpn_decoder", "heads")
+SMP_ENCODER_ARCHITECTURES = ("mh_mtl_fpn", "unet_cls")  # their encoder_name is an smp encoder name
 
 #: head key (after ``heads.<task_id>.``) that identifies a kind, and how its class count is read.
-HEAD_SIGNATURES: dict[TaskKind, tuple[str, callable]] = {
+HEAD_SIGNATURES: dict[TaskKind, tuple[str, Callable[[tuple[int, ...]], int]]] = {
     TaskKind.SEGMENTATION: ("0.weight", lambda shape: shape[0]),
     TaskKind.CLASSIFICATION: ("head.3.weight", lambda shape: shape[0]),
     TaskKind.DETECTION: ("conv_block.6.weight", lambda shape: shape[0] - 4),
@@ -185,6 +186,8 @@ def resolve_config(
             raise CheckpointError(
                 f"{checkpoint.path.name} was trained with encoder {config.encoder_name}; --encoder {encoder} cannot apply"
             )
+        if config.architecture in SMP_ENCODER_ARCHITECTURES:
+            check_encoder_name(config.encoder_name)
         update: dict = {"tasks": selected}
     else:
         if encoder:

@@ -89,7 +89,8 @@ def build_network(config: ModelConfig) -> nn.Module:
     except UnknownArchitectureError as exc:
         raise ExportError(str(exc)) from None
     except (KeyError, ValueError, RuntimeError) as exc:
-        raise ExportError(f"cannot build {config.architecture} with encoder {config.encoder_name}: {exc}") from None
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ExportError(f"cannot build {config.architecture} with encoder {config.encoder_name}: {reason}") from None
 
 
 def load_network(checkpoint: Checkpoint, config: ModelConfig) -> nn.Module:
@@ -99,11 +100,11 @@ def load_network(checkpoint: Checkpoint, config: ModelConfig) -> nn.Module:
     any other difference raises KeyMismatchError listing modules and tasks.
     """
     model = build_network(config)
-    kept = {t.task_id for t in config.tasks}
+    left_out = {t.task_id for t in checkpoint.heads} - {t.task_id for t in config.tasks}
     state = {
         key: value
         for key, value in checkpoint.state_dict.items()
-        if not (key.startswith("heads.") and key.split(".")[1] not in kept and key.split(".")[1] in {t.task_id for t in checkpoint.heads})
+        if not (key.startswith("heads.") and key.split(".")[1] in left_out)
     }
     problems = compare_keys(model, state, config)
     if problems:
