@@ -141,6 +141,9 @@ class OnnxEngine:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
+        # Idle intra-op threads sleep instead of spinning: the decode/encode workers share these
+        # cores, and spinning threads took their CPU (2x slower batch runs on 2 cores, BENCHMARKS.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only: stderr is what a Grand-Challenge submitter sees
         return options
 
