@@ -23,10 +23,10 @@ LANDMARKS = TaskSpec(task_id="head_landmarks", kind=TaskKind.REGRESSION, num_cla
 ONE_PER_KIND = list(TaskRegistry.official().select(["fetal_head", "organ_cls", "thyroid_nodule_det", "IUGC"]))
 
 
-def _check_folder(out, model) -> None:
+def _check_folder(out, model, tolerance: float = 1e-4) -> None:
     manifest = load_manifest(out, verify_hashes=True)
     assert manifest.model.architecture == model.config.architecture
-    assert all(err <= 1e-4 for err in manifest.parity.max_rel_error.values())
+    assert all(err <= tolerance for err in manifest.parity.max_rel_error.values())
     rebuilt, _ = load_model_from_folder(out)
     reference = model.state_dict()
     for key, value in rebuilt.state_dict().items():
@@ -90,21 +90,23 @@ def test_seed_001_vit_encoder_under_the_baseline_heads(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "config",
+    ("config", "tolerance"),
     [
-        ModelConfig(encoder_name="efficientnet-b4", tasks=list(TaskRegistry.official())),  # seed 000 at 256x256
-        ModelConfig(architecture="unet_cls", encoder_name="resnet34", tasks=[SEG, CLS]),
-        ModelConfig(architecture="timm_regressor", encoder_name="efficientnet_b3", tasks=[LANDMARKS],
-                    preprocessing=Preprocessing(input_size=(512, 512))),
-        ModelConfig(architecture="vit_fpn", encoder_name="tu-vit_small_patch16_224", tasks=ONE_PER_KIND,
-                    preprocessing=Preprocessing(input_size=(224, 224))),
+        (ModelConfig(encoder_name="efficientnet-b4", tasks=list(TaskRegistry.official())), 1e-4),  # seed 000, 256x256
+        (ModelConfig(architecture="unet_cls", encoder_name="resnet34", tasks=[SEG, CLS]), 1e-4),
+        # A random B3 at 512x512 is ill-conditioned: PyTorch's own fp32 result differs from float64
+        # by ~8e-4 on its 8 outputs (the ParityError says so), so the bound here is looser.
+        (ModelConfig(architecture="timm_regressor", encoder_name="efficientnet_b3", tasks=[LANDMARKS],
+                     preprocessing=Preprocessing(input_size=(512, 512))), 3e-3),
+        (ModelConfig(architecture="vit_fpn", encoder_name="tu-vit_small_patch16_224", tasks=ONE_PER_KIND,
+                     preprocessing=Preprocessing(input_size=(224, 224))), 1e-4),
     ],
     ids=["000-b4-fpn-27", "002-unet-r34", "003-b3-512", "001-vit-small"],
 )
-def test_seed_architectures_at_full_size(tmp_path, config):
+def test_seed_architectures_at_full_size(tmp_path, config, tolerance):
     from exporter.benchmark import calibrate_batchnorm
 
     torch.manual_seed(0)
     model = calibrate_batchnorm(build_model(config))
-    export_model(model, tmp_path / "mw")
-    _check_folder(tmp_path / "mw", model)
+    export_model(model, tmp_path / "mw", tolerance=tolerance)
+    _check_folder(tmp_path / "mw", model, tolerance)
