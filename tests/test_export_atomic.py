@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
+
+import exporter.api
 
 from conftest import make_tiny_config
 from exporter import ExportError, export_model
@@ -23,28 +27,39 @@ def _snapshot(folder):
     return {str(p.relative_to(folder)): sha256_of(p) for p in folder.rglob("*") if p.is_file()}
 
 
-def test_failed_export_leaves_the_old_folder_untouched(tmp_path, small_model, monkeypatch):
+@pytest.mark.parametrize("stage", ["export_fp32", "measure_parity"])
+def test_failed_export_leaves_the_old_folder_untouched(tmp_path, tiny_model_dir, small_model, monkeypatch, stage):
     out = tmp_path / "model_weights"
-    export_model(small_model, out)
+    shutil.copytree(tiny_model_dir, out)
     before = _snapshot(out)
+    if stage == "measure_parity":
+        real = exporter.api.export_fp32
 
-    def failing_parity(*args, **kwargs):
-        raise ParityError("simulated disagreement")
+        def export_then_note(model, stage_dir, sample):  # the new graphs are written before the failure
+            graphs = real(model, stage_dir, sample)
+            assert (stage_dir / "encoder.onnx").is_file()
+            return graphs
 
-    monkeypatch.setattr("exporter.api.measure_parity", failing_parity)
-    with pytest.raises(ExportError, match="simulated disagreement"):
+        monkeypatch.setattr("exporter.api.export_fp32", export_then_note)
+
+    def failing(*args, **kwargs):
+        raise ParityError("simulated failure")
+
+    monkeypatch.setattr(f"exporter.api.{stage}", failing)
+    with pytest.raises(ExportError, match="simulated failure"):
         export_model(small_model, out)
     assert _snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model_weights"]  # no staging folder left behind
 
 
-def test_reexport_replaces_the_whole_folder(tmp_path, small_model):
+def test_reexport_replaces_the_whole_folder(tmp_path, tiny_model_dir, small_model):
     out = tmp_path / "model_weights"
-    export_model(small_model, out)
+    shutil.copytree(tiny_model_dir, out)
     (out / "int8").mkdir()
     (out / "int8" / "stale.onnx").write_bytes(b"old")
     manifest = export_model(small_model, out, source={"checkpoint": "second"})
     assert not (out / "int8").exists()
+    assert sorted(p.name for p in (out / "heads").iterdir()) == ["organ_cls.onnx"]  # the 27-task folder is gone
     assert load_manifest(out, verify_hashes=True).source == manifest.source == {"checkpoint": "second"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model_weights"]
 
