@@ -60,6 +60,29 @@ def _cgroup_cpus() -> int | None:
     return None
 
 
+_SHARED_CPU_ARENA: list[bool] = []  # filled once per process by shared_cpu_arena()
+
+
+def shared_cpu_arena() -> bool:
+    """Register one CPU memory arena for every session of this process (once); False if ORT refuses.
+
+    By default each session (encoder, FPN, every head) grows an arena of its own, and
+    the process holds the sum of their peaks (1.9 GB for B4 at batch 8); sharing one
+    arena holds only the largest (0.75 GB), at the same speed (BENCHMARKS.md).
+    """
+    if not _SHARED_CPU_ARENA:
+        import onnxruntime as ort
+
+        try:
+            info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+            ort.create_and_register_allocator(info, ort.OrtArenaCfg({}))
+            _SHARED_CPU_ARENA.append(True)
+        except Exception as exc:  # onnxruntime's errors have no common base class worth naming
+            log.debug("no shared CPU arena (%s: %s); each session keeps its own", type(exc).__name__, exc)
+            _SHARED_CPU_ARENA.append(False)
+    return _SHARED_CPU_ARENA[0]
+
+
 def cuda_unavailable_reason() -> str | None:
     """Why the CUDA provider cannot work here (cheap checks, no session), or None."""
     import onnxruntime as ort
@@ -144,6 +167,8 @@ class OnnxEngine:
         # Idle intra-op threads sleep instead of spinning: the decode/encode workers share these
         # cores, and spinning threads took their CPU (2x slower batch runs on 2 cores, BENCHMARKS.md).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if self.device == "cpu" and shared_cpu_arena():
+            options.add_session_config_entry("session.use_env_allocators", "1")
         options.log_severity_level = 3  # errors only: stderr is what a Grand-Challenge submitter sees
         return options
 
