@@ -71,15 +71,97 @@ def segmentation_head(in_channels: int, num_classes: int, upsampling: int = 4) -
     return SegmentationHead(in_channels, num_classes, kernel_size=1, upsampling=upsampling)
 
 
+def _cell_centres(grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalized x and y of every cell centre of an N x C x h x w map (1 x 1 x h x w each)."""
+    height, width = grid.shape[-2], grid.shape[-1]
+    xs = (torch.arange(width, dtype=grid.dtype, device=grid.device) + 0.5) / width
+    ys = (torch.arange(height, dtype=grid.dtype, device=grid.device) + 0.5) / height
+    return xs.view(1, 1, 1, -1), ys.view(1, 1, -1, 1)
+
+
+class CellOffsetDetectionHead(GridDetectionHead):
+    """Variant of the grid head whose cells predict the box *around themselves*.
+
+    Same layers and weight names as ``GridDetectionHead``; channels 0..3 are read as
+    distances from the cell centre to the left, top, right and bottom edges
+    (sigmoid, so 0..1 of the image) and turned into the same absolute normalized
+    ``x_min, y_min, x_max, y_max`` the baseline's decoding reads. Convolutions are
+    translation-equivariant, so absolute coordinates are hard for them to emit;
+    offsets from the cell are not.
+    """
+
+    def forward(self, dense: torch.Tensor) -> torch.Tensor:
+        grid = self.conv_block(dense)
+        distances = torch.sigmoid(grid[:, :4])
+        cx, cy = _cell_centres(grid)
+        box = torch.cat(
+            [cx - distances[:, 0:1], cy - distances[:, 1:2], cx + distances[:, 2:3], cy + distances[:, 3:4]], dim=1
+        )
+        return torch.cat([box, grid[:, 4:]], dim=1)
+
+
+class HeatmapRegressionHead(nn.Module):
+    """Keypoints from the FPN output: one heatmap per point, spatial softmax, expected position.
+
+    Emits the same N x 2M normalized ``x1, y1, x2, y2, ...`` as ``RegressionHead``
+    (a differentiable soft-argmax), but keeps the spatial information that global
+    pooling discards.
+    """
+
+    def __init__(self, in_channels: int, num_points: int, mid_channels: int = 64):
+        super().__init__()
+        self.num_points = num_points
+        self.conv_block = nn.Sequential(
+            nn.Conv2d(in_channels, mid_channels, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(mid_channels),
+            nn.ReLU(),
+            nn.Conv2d(mid_channels, num_points, kernel_size=1),
+        )
+
+    def forward(self, dense: torch.Tensor) -> torch.Tensor:
+        heatmaps = self.conv_block(dense)
+        batch = heatmaps.shape[0]
+        probs = torch.softmax(heatmaps.flatten(2), dim=2).view_as(heatmaps)
+        cx, cy = _cell_centres(heatmaps)
+        x = (probs * cx).sum(dim=(2, 3))
+        y = (probs * cy).sum(dim=(2, 3))
+        return torch.stack([x, y], dim=2).reshape(batch, 2 * self.num_points)
+
+
 HeadBuilder = Callable[[TaskSpec, int], nn.Module]
 
-#: kind -> builder(task, in_channels); dense kinds get the decoder's channels, global kinds the encoder's deepest.
-HEAD_BUILDERS: dict[TaskKind, HeadBuilder] = {
-    TaskKind.SEGMENTATION: lambda task, channels: segmentation_head(channels, task.num_classes),
-    TaskKind.CLASSIFICATION: lambda task, channels: ClassificationHead(channels, task.num_classes),
-    TaskKind.REGRESSION: lambda task, channels: RegressionHead(channels, task.num_points),
-    TaskKind.DETECTION: lambda task, channels: GridDetectionHead(channels, task.num_classes),
+#: (kind, variant) -> builder(task, in_channels). The first variant of each kind is the
+#: official baseline's; a model picks others with ``params["<kind>_head"]``.
+HEAD_BUILDERS: dict[TaskKind, dict[str, HeadBuilder]] = {
+    TaskKind.SEGMENTATION: {"conv": lambda task, channels: segmentation_head(channels, task.num_classes)},
+    TaskKind.CLASSIFICATION: {"linear": lambda task, channels: ClassificationHead(channels, task.num_classes)},
+    TaskKind.REGRESSION: {
+        "linear": lambda task, channels: RegressionHead(channels, task.num_points),
+        "heatmap": lambda task, channels: HeatmapRegressionHead(channels, task.num_points),
+    },
+    TaskKind.DETECTION: {
+        "grid": lambda task, channels: GridDetectionHead(channels, task.num_classes),
+        "cell_offset": lambda task, channels: CellOffsetDetectionHead(channels, task.num_classes),
+    },
 }
+
+
+def head_variant(kind: TaskKind, params: dict) -> str:
+    """The head variant a model's params ask for (``segmentation_head``, ``Regression_head``...)."""
+    variants = HEAD_BUILDERS[kind]
+    name = str(params.get(f"{kind.value.lower()}_head", next(iter(variants))))
+    if name not in variants:
+        raise ValueError(f"unknown {kind.value} head {name!r}; known: {', '.join(variants)}")
+    return name
+
+
+#: Head variants that read the FPN output although their kind is a global one.
+DENSE_VARIANTS: set[tuple[TaskKind, str]] = {(TaskKind.REGRESSION, "heatmap")}
+
+
+def reads_dense(kind: TaskKind, variant: str) -> bool:
+    """Whether a head reads the FPN output (dense) or the deepest encoder map (global)."""
+    return kind.is_dense or (kind, variant) in DENSE_VARIANTS
 
 
 def to_roles(kind: TaskKind, raw: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -21,7 +21,7 @@ from torch import nn
 
 from inference.manifest import IMAGE_INPUT, OUTPUT_ROLE, ModelConfig
 from inference.tasks import TaskKind, TaskSpec
-from network.heads import HEAD_BUILDERS, to_roles
+from network.heads import HEAD_BUILDERS, head_variant, reads_dense, to_roles
 
 FPN_DEFAULTS: dict[str, int | float | str] = {
     "pyramid_channels": 256,
@@ -92,9 +92,12 @@ class MultiTaskNet(nn.Module):
         )
         dense_channels = self.fpn_decoder.out_channels
         self.heads = nn.ModuleDict()
+        self._dense: dict[str, bool] = {}
         for task in config.tasks:
-            width = dense_channels if task.kind.is_dense else channels[-1]
-            self.heads[task.task_id] = HEAD_BUILDERS[task.kind](task, width)
+            variant = head_variant(task.kind, params)
+            self._dense[task.task_id] = reads_dense(task.kind, variant)
+            width = dense_channels if self._dense[task.task_id] else channels[-1]
+            self.heads[task.task_id] = HEAD_BUILDERS[task.kind][variant](task, width)
 
     def build_encoder(self, config: ModelConfig) -> nn.Module:
         """The backbone: an smp encoder (``out_channels`` list, returns a feature list). Variants override this."""
@@ -105,9 +108,9 @@ class MultiTaskNet(nn.Module):
 
     def forward(self, image: torch.Tensor, task_id: str) -> torch.Tensor:
         """The baseline's forward: the raw output of the task's head."""
-        task = self.task(task_id)
+        self.task(task_id)  # unknown ids raise with the list of known ones
         features = self.encoder(image)
-        if task.kind.is_dense:
+        if self._dense[task_id]:
             return self.heads[task_id](self.fpn_decoder(features))
         return self.heads[task_id](features[-1])
 
@@ -126,12 +129,12 @@ class MultiTaskNet(nn.Module):
             Stage("fpn", _FPNStage(self.fpn_decoder), list(self.FEATURE_NAMES), ["fpn"]),
         ]
         for task in self.config.tasks:
-            source = "fpn" if task.kind.is_dense else self.FEATURE_NAMES[-1]
+            source = "fpn" if self._dense[task.task_id] else self.FEATURE_NAMES[-1]
             head = _HeadStage(self.heads, task)
             role = OUTPUT_ROLE[task.kind]
             stages.append(Stage(f"head.{task.task_id}", head, [source], [f"{task.task_id}.{role}"]))
         return stages
 
     def task_path(self, task_id: str) -> list[str]:
-        task = self.task(task_id)
-        return ["encoder", "fpn", f"head.{task_id}"] if task.kind.is_dense else ["encoder", f"head.{task_id}"]
+        self.task(task_id)
+        return ["encoder", "fpn", f"head.{task_id}"] if self._dense[task_id] else ["encoder", f"head.{task_id}"]

@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grad-clip", type=float, default=5.0, help="max gradient norm (0 disables)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="warm start from another run's checkpoint: tensors with the same name and shape are copied")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
                    help="stop after this many minutes of training (the lr schedule ends on time)")
@@ -76,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--det-l1", type=float, default=8.0, help="lambda of the detection box L1")
     p.add_argument("--det-negative", type=float, default=1.0, help="BCE weight toward 0 on non-target cells")
     p.add_argument("--kind-weights", nargs="*", metavar="KIND=W", help="loss weight per kind, e.g. Regression=4")
+    p.add_argument("--task-sampling", nargs="*", metavar="KIND=W",
+                   help="draw tasks of a kind W times as often as the recipe's uniform sampling, e.g. detection=2")
     p.add_argument("--cache-dir", default=None, help="decoded-image cache folder (default OUT/cache)")
     p.add_argument("--val-batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -91,9 +95,10 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         stop_at=args.stop_at,
         batch_size=args.batch_size, lr_backbone=args.lr_backbone, lr_heads=args.lr_heads,
         weight_decay=args.weight_decay, warmup=args.warmup, min_lr_ratio=args.min_lr_ratio,
-        grad_clip=args.grad_clip or None, device=args.device, resume=args.resume, seed=args.seed,
+        grad_clip=args.grad_clip or None, device=args.device, resume=args.resume, init_from=args.init_from, seed=args.seed,
         time_limit=args.time_limit, augment=args.augment, seg_ce=args.seg_ce, det_l1=args.det_l1,
         det_negative=args.det_negative, kind_weights=_pairs(args.kind_weights, "--kind-weights"),
+        task_sampling=_pairs(args.task_sampling, "--task-sampling"),
         cache_dir=args.cache_dir, val_batch_size=args.val_batch_size, threads=args.threads,
         progress=not args.quiet)
 

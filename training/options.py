@@ -45,6 +45,8 @@ class TrainOptions(BaseModel):
     grad_clip: Optional[float] = Field(5.0, description="max gradient norm; None disables clipping")
     device: str = "auto"
     resume: bool = False
+    init_from: Optional[Path] = Field(None, description="warm start: copy the tensors of this checkpoint whose "
+                                      "names and shapes match (new heads start fresh)")
     seed: int = 0
     time_limit: Optional[float] = Field(None, gt=0, description="minutes of training (validation included)")
     augment: bool = True
@@ -52,6 +54,8 @@ class TrainOptions(BaseModel):
     det_l1: float = Field(8.0, ge=0, description="lambda of the detection box L1")
     det_negative: float = Field(1.0, ge=0, description="weight of the BCE toward 0 on non-target cells")
     kind_weights: dict[str, float] = Field(default_factory=dict, description="loss weight per kind")
+    task_sampling: dict[str, float] = Field(default_factory=dict, description="relative draw weight of each "
+                                            "task of a kind (1 = the recipe's task-uniform sampling)")
     cache_dir: Optional[Path] = Field(None, description="decoded-data cache; default OUT/cache")
     val_batch_size: int = Field(32, ge=1)
     threads: Optional[int] = Field(None, ge=1, description="torch CPU threads; default: torch's")

@@ -93,6 +93,8 @@ class Trainer:
                 raise TrainingError(f"training task {task_id} ({task.spec.kind.value}, {task.spec.num_classes}) "
                                     f"is not a task of the checkpoint's model; train a new run instead of --resume")
         self.task_ids = list(self.train_data)
+        weights = np.array([options.task_sampling.get(self.train_data[t].spec.kind.value, 1.0) for t in self.task_ids])
+        self.task_probs = weights / weights.sum()
         self.val_data = self._load_val(size, cache, registry)
         self.prep = self.config.preprocessing
         try:
@@ -100,6 +102,8 @@ class Trainer:
         except (KeyError, ValueError, RuntimeError) as exc:
             raise TrainingError(f"cannot build the model (encoder {self.config.encoder_name!r}, "
                                 f"params {self.config.params}): {exc}") from None
+        if resumed is None and options.init_from is not None:
+            self._warm_start(Path(options.init_from))
         backbone = [p for n, p in self.model.named_parameters() if n.startswith(("encoder.", "fpn_decoder."))]
         heads = [p for n, p in self.model.named_parameters() if not n.startswith(("encoder.", "fpn_decoder."))]
         self.optimizer = torch.optim.AdamW(
@@ -137,6 +141,16 @@ class Trainer:
             log.warning("validation tasks %s are not tasks of the model; they are not validated", unknown)
         return {t: d for t, d in data.items() if t in registry and registry[t] == d.spec}
 
+    def _warm_start(self, path: Path) -> None:
+        """Copy every tensor of another checkpoint whose name and shape match; report the rest."""
+        source = load_checkpoint(path)["state_dict"]
+        target = self.model.state_dict()
+        copied = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
+        self.model.load_state_dict(copied, strict=False)
+        fresh = sorted({k.rsplit(".", 2)[0] for k in target if k not in copied})
+        log.info("warm start from %s: %d of %d tensors copied; fresh: %s", path, len(copied), len(target),
+                 ", ".join(fresh) or "none")
+
     def _restore(self, ckpt: dict) -> None:
         self.model.load_state_dict(ckpt["state_dict"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -160,8 +174,8 @@ class Trainer:
         return max(by_steps, by_time)
 
     def train_step(self) -> tuple[str, float]:
-        """One optimizer step on a batch of one uniformly drawn task; returns (task_id, loss)."""
-        task_id = self.task_ids[int(self.sampler.integers(len(self.task_ids)))]
+        """One optimizer step on a batch of one drawn task (uniform unless --task-sampling); returns (task_id, loss)."""
+        task_id = self.task_ids[int(self.sampler.choice(len(self.task_ids), p=self.task_probs))]
         data = self.train_data[task_id]
         count = min(self.opts.batch_size, len(data))
         index = np.sort(self.sampler.choice(len(data), size=count, replace=False))
