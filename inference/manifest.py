@@ -232,6 +232,7 @@ def write_manifest(manifest: Manifest, model_dir: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=model_dir, prefix=".manifest.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the container's user must read it
     target = model_dir / MANIFEST_NAME
     os.replace(tmp, target)
     return target
