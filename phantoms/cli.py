@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder (replaces its dataset)")
     p.add_argument("--no-labels", dest="labels", action="store_false", help="leave out label columns and masks")
+    p.add_argument("--size-scale", type=float, default=1.0,
+                   help="scale the native image sizes (e.g. 0.5 for a small sample set; default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         counts = resolve_counts(TaskRegistry.official(), args.per_task, args.counts, args.tasks, args.kinds)
         start = time.perf_counter()
         root = generate_dataset(args.out, args.seed, counts, labels=args.labels, workers=max(1, args.workers),
-                                overwrite=args.overwrite, progress=not args.quiet)
+                                overwrite=args.overwrite, progress=not args.quiet,
+                                size_scale=args.size_scale)
     except (PhantomError, UnknownTaskError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

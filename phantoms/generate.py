@@ -86,10 +86,10 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core already; no nested thread pools
 
 
-def _job(args: tuple[str, int, str, int, bool]) -> tuple[str, int, dict[str, str]]:
-    root, seed, task_id, index, labels = args
+def _job(args: tuple[str, int, str, int, bool, float]) -> tuple[str, int, dict[str, str]]:
+    root, seed, task_id, index, labels, size_scale = args
     spec = TaskRegistry.official()[task_id]
-    sample = render_sample(spec, seed, index)
+    sample = render_sample(spec, seed, index, size_scale)
     return task_id, index, write_sample(Path(root), sample, labels)
 
 
@@ -101,6 +101,7 @@ def generate_dataset(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    size_scale: float = 1.0,
 ) -> Path:
     """Write ``counts[task_id]`` phantom images per task under ``out_dir`` in the FMC_UIA layout.
 
@@ -109,7 +110,8 @@ def generate_dataset(
     registry = TaskRegistry.official()
     specs: list[TaskSpec] = [registry[t] for t in counts]
     root = prepare_output(Path(out_dir), overwrite)
-    jobs = [(str(root), int(seed), s.task_id, i, labels) for s in specs for i in range(int(counts[s.task_id]))]
+    jobs = [(str(root), int(seed), s.task_id, i, labels, float(size_scale))
+            for s in specs for i in range(int(counts[s.task_id]))]
     rows: dict[str, list[dict[str, str]]] = {s.task_id: [] for s in specs}
     bar = tqdm(total=len(jobs), desc="phantoms", unit="img", disable=not progress)
     try:

@@ -53,13 +53,19 @@ def sample_rng(seed: int, task_id: str, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(task_id.encode()), int(index)])
 
 
-def render_sample(task: TaskSpec | str, seed: int, index: int) -> Sample:
-    """Render image ``index`` of ``task`` for ``seed`` (a task id is looked up in the official registry)."""
+def render_sample(task: TaskSpec | str, seed: int, index: int, size_scale: float = 1.0) -> Sample:
+    """Render image ``index`` of ``task`` for ``seed`` (a task id is looked up in the official registry).
+
+    ``size_scale`` shrinks (or grows) the native size drawn for the image, e.g. 0.5 for a
+    small sample set; 1.0 gives the sizes of ``NATIVE_SIZES``.
+    """
     spec = TaskRegistry.official()[task] if isinstance(task, str) else task
     if spec.task_id not in RENDERERS:
         raise KeyError(f"no phantom renderer for task {spec.task_id!r}; known: {', '.join(sorted(RENDERERS))}")
     rng = sample_rng(seed, spec.task_id, index)
     width, height = NATIVE_SIZES[int(rng.integers(len(NATIVE_SIZES)))]
+    if size_scale != 1.0:
+        width, height = max(64, round(width * size_scale)), max(64, round(height * size_scale))
     ext = FORMATS[int(rng.choice(len(FORMATS), p=[p for _, p in FORMATS]))][0]
     colour = bool(rng.random() < COLOUR_FRACTION)
     field = make_field(rng, width, height, PROBES.get(spec.task_id, "curved"))

@@ -92,3 +92,13 @@ def test_dataset_mixes_grey_colour_and_formats() -> None:
     assert {s.image.ndim for s in samples} == {2, 3}
     assert {s.ext for s in samples} == {".png", ".jpg", ".bmp"}
     assert len({s.image.shape[:2] for s in samples}) >= 4
+
+
+def test_size_scale_shrinks_image_and_labels_together():
+    from phantoms import render_sample
+
+    full = render_sample("fetal_head", 3, 0)
+    small = render_sample("fetal_head", 3, 0, size_scale=0.5)
+    assert small.image.shape[:2] == (round(full.image.shape[0] * 0.5), round(full.image.shape[1] * 0.5))
+    assert small.mask.shape == small.image.shape[:2]
+    assert small.mask.max() == 1
