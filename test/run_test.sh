@@ -72,6 +72,14 @@ if [ "$mode" = container ]; then
         if [ "$kind" = podman ]; then run_opts+=(--device nvidia.com/gpu=all); else run_opts+=(--gpus all); fi
     fi
     echo "container: ${engine[*]} ${run_opts[*]} -v INPUT:/input:ro -v OUTPUT:/output $image" >&2
+    # The image's user is neither root nor the files' owner: inputs must be world-readable.
+    if [ "$(id -u)" = 0 ]; then
+        for case in "${cases[@]}"; do
+            read -r name input _ <<<"$case"
+            private=$(find "$input" \( \( -type f ! -perm -o=r \) -o \( -type d ! -perm -o=rx \) \) -print -quit)
+            [ -z "$private" ] || die "$input has files the container's user cannot read (e.g. $private); make them readable: chmod -R a+rX $input"
+        done
+    fi
 fi
 
 # run_case INPUT OUTPUT LOG: one inference run; prints nothing, returns its exit status.
