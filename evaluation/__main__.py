@@ -11,10 +11,10 @@ import argparse
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
+from inference.atomic import atomic_write_text
 from evaluation.labels import LabelLayoutError
 from evaluation.report import Report, format_table
 from evaluation.scoring import TaskSelectionError, evaluate
@@ -41,15 +41,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def write_json(report: Report, path: Path) -> None:
     """Write the report atomically (temp file in the same folder, then os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(report.model_dump_json(indent=2))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, report.model_dump_json(indent=2))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from inference.atomic import atomic_write_text
 from inference.tasks import TaskKind, TaskRegistry, TaskSpec
 
 MANIFEST_NAME = "manifest.json"
@@ -229,10 +228,5 @@ def write_manifest(manifest: Manifest, model_dir: Path) -> Path:
     """Write the manifest atomically (temporary file, then rename)."""
     model_dir = Path(model_dir)
     text = json.dumps(manifest.model_dump(mode="json"), indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=model_dir, prefix=".manifest.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the container's user must read it
-    target = model_dir / MANIFEST_NAME
-    os.replace(tmp, target)
+    target = atomic_write_text(model_dir / MANIFEST_NAME, text)
     return target

@@ -15,6 +15,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from inference.atomic import atomic_write_bytes as _atomic_write_bytes
 from inference.errors import OutputPathError
 from inference.records import Record
 
@@ -54,25 +55,6 @@ class OutputGuard:
         if not parts:
             raise OutputPathError(f"mask_path {mask_path!r} names no file")
         return self.resolve(str(PurePosixPath(*parts)))
-
-
-def _atomic_write_bytes(target: Path, data: bytes, durable: bool = False) -> None:
-    """Temporary file in the target's folder, then ``os.replace``; ``durable`` also fsyncs."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def write_json_records(target: Path, records: Sequence[Record]) -> Path:

@@ -19,13 +19,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from inference.atomic import atomic_write_bytes
 from inference.tasks import TaskKind, TaskSpec
 from phantoms.render import Sample
 
@@ -64,19 +63,6 @@ def image_relpath(task: TaskSpec, stem: str, ext: str) -> str:
 
 def mask_relpath(task: TaskSpec, stem: str) -> str:
     return f"{KIND_DIRS[task.kind]}/{task.task_id}/masks/{stem}.png"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def encode_image(image: np.ndarray, ext: str) -> bytes:

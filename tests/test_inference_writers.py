@@ -104,3 +104,13 @@ def test_guard_refuses_the_input_folder(tmp_path):
     with pytest.raises(OutputPathError, match="input folder"):
         guard.mask_target("../input/Segmentation/a.png")
     assert guard.mask_target("../output/Segmentation/a.png").parent.name == "Segmentation"
+
+
+def test_atomic_writes_are_readable_by_other_users(tmp_path):
+    """Outputs are read by the platform's user, not ours: no owner-only mkstemp mode."""
+    import stat
+
+    from inference.atomic import atomic_write_bytes
+
+    target = atomic_write_bytes(tmp_path / "out.json", b"[]")
+    assert target.stat().st_mode & stat.S_IROTH
