@@ -3,7 +3,8 @@
 A labelled phantom set (its own seed, different from training's) is predicted by
 ``python -m benchmarks.reference`` and by ``python -m inference`` (fp32 and, when
 the model has them, int8 graphs) with the same model folder, and each prediction
-folder is scored with ``evaluation.evaluate``. The runtime resizes segmentation
+folder is scored with ``evaluation.evaluate``; the outputs are also compared as in
+the timed run (fp32 against the reference, int8 against fp32), here with trained weights. The runtime resizes segmentation
 logits (bilinear) before the argmax; the reference resizes the argmax mask with
 nearest-neighbour interpolation. The requirement: the runtime's mean Dice is at
 least the reference's and its mean Hausdorff distance at most the reference's.
@@ -17,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks.compare import FP32_VS_REFERENCE, REDUCED_VS_FP32, compare_folders
 from benchmarks.dataset import CACHE_ROOT, cached_phantoms
 from inference.manifest import load_manifest
 
@@ -69,6 +71,12 @@ def run_accuracy(model_dir: Path, work_dir: Path, per_task: int = 3, cache_root:
         _run([*command, "--input", str(labels), "--output", str(out)], Path(work_dir) / "logs" / f"accuracy_{name}.log")
         scores[name] = _scores(labels, out)
         log.info("accuracy %s: %s", name, scores[name]["kinds"])
+    root = Path(work_dir) / "accuracy"
+    agreement = {"ours_fp32 vs reference": compare_folders(labels, root / "reference", root / "ours_fp32",
+                                                           FP32_VS_REFERENCE).as_dict()}
+    if "ours_int8" in scores:
+        agreement["ours_int8 vs ours_fp32"] = compare_folders(labels, root / "ours_fp32", root / "ours_int8",
+                                                              REDUCED_VS_FP32).as_dict()
     ref = scores["reference"]["kinds"].get("segmentation", {})
     ours = scores["ours_fp32"]["kinds"].get("segmentation", {})
     verdict = None
@@ -83,6 +91,7 @@ def run_accuracy(model_dir: Path, work_dir: Path, per_task: int = 3, cache_root:
         "labelled_set": str(labels),
         "images": per_task * len(manifest.tasks),
         "scores": scores,
+        "agreement": agreement,
         "segmentation_dice_diff": dice_diff,
         "segmentation_hd_diff": hd_diff,
         "segmentation_at_least_reference": verdict,

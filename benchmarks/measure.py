@@ -35,7 +35,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-POLL_S = 0.05
+POLL_S = 0.1
 FIRST = re.compile(r"first predictions ready at unix time ([0-9.]+)")
 BATCH = re.compile(r"batch done: (\S+) (\S+) (\d+) images at unix time ([0-9.]+)")
 
@@ -57,8 +57,14 @@ class Measurement:
     def kind_rates(self) -> dict[str, float]:
         return {k: self.kind_images[k] / s for k, s in self.kind_seconds.items() if s > 0}
 
+    @property
+    def steady_rate(self) -> float | None:
+        """Images per second after the first model call, all kinds together."""
+        seconds = sum(self.kind_seconds.values())
+        return sum(self.kind_images.values()) / seconds if seconds > 0 else None
+
     def as_dict(self) -> dict:
-        return {**asdict(self), "kind_rates": self.kind_rates}
+        return {**asdict(self), "kind_rates": self.kind_rates, "steady_rate": self.steady_rate}
 
 
 def _children() -> dict[int, list[int]]:

@@ -52,16 +52,24 @@ def _f(value, digits: int = 2, suffix: str = "") -> str:
 def _pipeline_table(result: dict) -> list[str]:
     images = result["images"]
     lines = [
-        "| pipeline | wall s | images/s | vs reference | first output s | peak RSS, largest process | "
-        "peak RSS, all processes | " + " | ".join(f"{k} img/s" for k in KINDS) + " |",
-        "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(KINDS),
+        "| pipeline | wall s | images/s | vs reference | steady img/s (vs ref.) | first output s | "
+        "peak RSS, largest process | peak RSS, all processes | " + " | ".join(f"{k} img/s" for k in KINDS) + " |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(KINDS),
     ]
+    for m in result["pipelines"].values():  # runs saved before the figure existed
+        if "steady_rate" not in m and sum(m.get("kind_seconds", {}).values()) > 0:
+            m["steady_rate"] = sum(m["kind_images"].values()) / sum(m["kind_seconds"].values())
+    ref_steady = result["pipelines"].get("reference", {}).get("steady_rate")
     for name, m in result["pipelines"].items():
         ratio = result["ratios"].get(name)
         shown = "1.00x" if name == "reference" else (f"**{ratio:.2f}x**" if ratio else "refused")
         rates = m.get("kind_rates", {})
+        steady = m.get("steady_rate")
+        steady_shown = _f(steady)
+        if steady and ref_steady and name != "reference":
+            steady_shown += f" ({steady / ref_steady:.2f}x)" if ratio else " (refused)"
         lines.append(
-            f"| {LABELS.get(name, name)} | {m['wall_s']:.1f} | {images / m['wall_s']:.2f} | {shown} | "
+            f"| {LABELS.get(name, name)} | {m['wall_s']:.1f} | {images / m['wall_s']:.2f} | {shown} | {steady_shown} | "
             f"{_f(m['first_output_s'])} | {m['peak_rss_largest_mb']:.0f} MB | {m['peak_rss_tree_mb']:.0f} MB "
             f"({m['processes']} proc.) | " + " | ".join(_f(rates.get(k)) for k in KINDS) + " |"
         )
@@ -118,6 +126,10 @@ def _accuracy_lines(acc: dict) -> list[str]:
         lines.append(f"| {LABELS.get(name, name)} | {_f(get('segmentation', 'dice'), 4)} | {_f(get('segmentation', 'hd'), 2)} | "
                      f"{_f(get('classification', 'auc'), 4)} | {_f(get('classification', 'accuracy'), 4)} | "
                      f"{_f(get('detection', 'iou'), 4)} | {_f(get('Regression', 'mre'), 2)} |")
+    for name, c in acc.get("agreement", {}).items():
+        figures = ", ".join(f"{k} {v:.4g}" for k, v in sorted(c["figures"].items()))
+        state = "within tolerance" if c["agrees"] else f"{len(c['differing_rows'])} rows differ"
+        lines.append(f"\nOutputs, {name} ({c['tolerances']['name']}): {state}; {figures}.")
     verdict = acc["segmentation_at_least_reference"]
     lines += ["", f"Segmentation, ours fp32 minus reference: Dice {_f(acc['segmentation_dice_diff'], 4)}, "
               f"HD {_f(acc['segmentation_hd_diff'], 2)} px -> "
@@ -141,8 +153,9 @@ def render(result: dict) -> str:
         f"Model: {result['model']['encoder']} + FPN, {result['model']['tasks']} heads, {result['model']['source']}.",
         "", "#### Speed", "", *_pipeline_table(result), "",
         "Ratios are throughput (the same images, whole process wall time) over the reference's, computed in this "
-        "run; a ratio is refused when the outputs disagree beyond the tolerances below. Per-kind img/s are "
-        "steady rates (benchmarks/measure.py).", "",
+        "run; a ratio is refused when the outputs disagree beyond the tolerances below. Steady and per-kind img/s "
+        "leave out start-up and the first model call (benchmarks/measure.py): the whole-run ratio depends on the "
+        "set's size through the start-up, the steady one does not.", "",
         "#### Agreement", "", *_comparison_lines(result), "",
         "#### Targets", "", "| target | value | met |", "|---|---|---|",
         *[f"| {t['target']} | {t['value']} | {'yes' if t['met'] else '**no**' if t['met'] is False else 'n/a'} |"
@@ -170,3 +183,24 @@ def update_benchmarks_md(path: Path, section: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.report OUT/result.json [--markdown BENCHMARKS.md]``: render a saved run again."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=main.__doc__)
+    parser.add_argument("result", type=Path, help="result.json of a run")
+    parser.add_argument("--markdown", type=Path, default=None, help="also replace this file's results section")
+    args = parser.parse_args(argv)
+    section = render(json.loads(args.result.read_text(encoding="utf-8")))
+    (args.result.parent / "results.md").write_text(section, encoding="utf-8")
+    if args.markdown is not None:
+        update_benchmarks_md(args.markdown, section)
+    print(section)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

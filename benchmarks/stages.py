@@ -1,7 +1,8 @@
 """Where the time goes: the runtime's stages timed one after the other, per task kind.
 
 The runtime's own functions run serially in this process on a sample of the
-benchmark's rows (``per_kind`` images of each kind, taken evenly over its tasks):
+benchmark's rows (``per_kind`` images of each kind, in whole batches of one task, the
+kind's tasks in turn; each task and batch size is run once untimed first):
 
 - ``decode``: ``imaging.read_image`` (file read, PNG/JPEG/BMP decoding, BGR to RGB);
 - ``resize``: ``imaging.preprocess`` (bilinear resize to the input size, normalization);
@@ -40,8 +41,8 @@ log = logging.getLogger(__name__)
 STAGES = ("decode", "resize", "compute", "postprocess", "encode")
 
 
-def sample_rows(input_dir: Path, per_kind: int) -> dict[str, list[dict[str, str]]]:
-    """Up to ``per_kind`` rows of each kind, round-robin over the kind's tasks (CSV order)."""
+def sample_rows(input_dir: Path, per_kind: int, batch_size: int) -> dict[str, list[dict[str, str]]]:
+    """Up to ``per_kind`` rows of each kind: whole batches of one task, the kind's tasks in turn (CSV order)."""
     by_task: dict[str, dict[str, list[dict[str, str]]]] = defaultdict(lambda: defaultdict(list))
     for row in input_rows(input_dir):
         by_task[row["task_name"]][row["task_id"]].append(row)
@@ -51,8 +52,9 @@ def sample_rows(input_dir: Path, per_kind: int) -> dict[str, list[dict[str, str]
         chosen: list[dict[str, str]] = []
         while len(chosen) < per_kind and any(queues):
             for queue in queues:
-                if queue and len(chosen) < per_kind:
-                    chosen.append(queue.pop(0))
+                take = min(batch_size, per_kind - len(chosen), len(queue))
+                chosen += queue[:take]
+                del queue[:take]
         picked[kind] = chosen
     return picked
 
@@ -94,7 +96,7 @@ def profile_stages(input_dir: Path, model_dir: Path, precision: str = "fp32", pe
     warm = set()
     result: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-stages-") as scratch:
-        for kind, rows in sample_rows(input_dir, per_kind).items():
+        for kind, rows in sample_rows(input_dir, per_kind, batch_size).items():
             stage = dict.fromkeys(STAGES, 0.0)
             graphs: dict[str, float] = defaultdict(float)
             by_task: dict[str, list[dict[str, str]]] = defaultdict(list)
@@ -113,9 +115,9 @@ def profile_stages(input_dir: Path, model_dir: Path, precision: str = "fp32", pe
                         images.append(image)
                         tensors.append(tensor[0])
                     batch = np.stack(tensors)
-                    if not warm.issuperset(task.path):  # session creation and first runs are not timed
-                        timer.run(task, batch[:1], defaultdict(float))
-                        warm.update(task.path)
+                    if (task_id, len(batch)) not in warm:  # session creation and first runs are not timed
+                        timer.run(task, batch, defaultdict(float))
+                        warm.add((task_id, len(batch)))
                     before = sum(graphs.values())
                     output = timer.run(task, batch, graphs)
                     stage["compute"] += sum(graphs.values()) - before
@@ -161,7 +163,7 @@ def torch_compute(input_dir: str, model_dir: str, per_kind: int, batch_size: int
     csv_dir = Path(input_dir) / "csv_files"
     result = {}
     with torch.no_grad():
-        for kind, rows in sample_rows(Path(input_dir), per_kind).items():
+        for kind, rows in sample_rows(Path(input_dir), per_kind, batch_size).items():
             seconds, by_task = 0.0, defaultdict(list)
             for row in rows:
                 by_task[row["task_id"]].append(row)
@@ -169,13 +171,13 @@ def torch_compute(input_dir: str, model_dir: str, per_kind: int, batch_size: int
                 for start in range(0, len(task_rows), batch_size):
                     chunk = task_rows[start:start + batch_size]
                     batch = torch.from_numpy(preprocess([read_image(csv_dir / r["image_path"]) for r in chunk], prep))
-                    model(batch[:1], task_id)  # warm-up of this task's path
+                    model(batch, task_id)  # warm-up: oneDNN prepares its kernels per shape
                     seconds += _timed(model, batch, task_id)[1]
             result[kind] = 1000 * seconds / max(len(rows), 1)
     return result
 
 
-def model_floor(model_dir: Path, precision: str, task_id: str, batch_sizes=(1, 8), threads: int = 2,
+def model_floor(model_dir: Path, precision: str, task_id: str, batch_sizes=(1, 2, 8), threads: int = 2,
                 repeats: int = 3) -> dict[int, float]:
     """Model-only milliseconds per image of one task on random input, best of ``repeats``, per batch size."""
     timer = _GraphTimer(Path(model_dir), precision, threads)
