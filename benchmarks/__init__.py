@@ -1,6 +1,6 @@
 """Speed and accuracy benchmark of the runtime against a PyTorch-eager reference pipeline.
 
-One command: ``python -m benchmarks.run [--scale 0.03] [--out benchmarks/results/NAME]``.
+One command: ``python -m benchmarks.run [--scale 0.1] [--out benchmarks/results/NAME]``.
 
 - ``benchmarks.dataset``: phantom input set in the proportions of the official validation set.
 - ``benchmarks.model``: the EfficientNet-B4 + FPN baseline with all 27 heads, random weights, exported.

@@ -1,4 +1,4 @@
-"""One command for the whole benchmark: ``python -m benchmarks.run [--scale 0.03] [--out DIR]``.
+"""One command for the whole benchmark: ``python -m benchmarks.run [--scale 0.1] [--out DIR]``.
 
 Steps (each pipeline in its own process, on the same inputs, in one invocation):
 
@@ -43,7 +43,7 @@ INFORMATION_ONLY = Tolerances("reported only", None, None, None)
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scale", type=float, default=0.03, help="fraction of the validation set's size (default 0.03)")
+    p.add_argument("--scale", type=float, default=0.1, help="fraction of the validation set's size (default 0.1)")
     p.add_argument("--seed", type=int, default=2026, help="phantom seed of the timed set (default 2026)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/latest"), help="result.json and results.md")
     p.add_argument("--cache", type=Path, default=CACHE_ROOT, help="phantoms, model, outputs, logs (default data/bench)")
