@@ -13,7 +13,7 @@ ARCHITECTURES: dict[str, Builder] = {}
 
 
 class UnknownArchitectureError(ValueError):
-    pass
+    """A ModelConfig names an architecture no builder is registered for."""
 
 
 def register(name: str) -> Callable[[Builder], Builder]:
