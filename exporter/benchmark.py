@@ -24,7 +24,8 @@ import torch
 from exporter.api import export_checkpoint
 from exporter.folder import folder_bytes
 from exporter.graphs import run_torch_stages
-from exporter.images import preprocess, synthetic_images
+from exporter.images import synthetic_images
+from inference.imaging import preprocess
 from inference.manifest import ModelConfig, Preprocessing
 from inference.tasks import TaskRegistry
 from network import build_model

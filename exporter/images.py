@@ -1,8 +1,7 @@
 """Input batches for parity checks and int8 calibration.
 
-Real images are read and preprocessed with ``inference.imaging`` when it exists
-(the runtime's own code, so that calibration sees exactly what inference sees);
-otherwise a private equivalent of the same recipe is used. Synthetic
+Real images are read and preprocessed with ``inference.imaging`` (the runtime's
+own code, so that calibration sees exactly what inference sees). Synthetic
 "image-like" inputs imitate ultrasound frames: a smooth bright fan with
 multiplicative speckle and a few dark blobs, then the same normalization.
 """
@@ -16,6 +15,7 @@ import cv2
 import numpy as np
 
 from exporter.errors import CalibrationError
+from inference.imaging import ImageReadError, preprocess, read_image
 from inference.manifest import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -24,30 +24,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def _read_image(path: Path) -> np.ndarray:
+    """The runtime's reader, so that calibration sees exactly what inference sees."""
     try:
-        from inference.imaging import read_image  # the runtime's reader, when present
-    except ImportError:
-        data = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if data is None:
-            raise CalibrationError(f"{path}: not a readable image") from None
-        return cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
-    return read_image(path)
-
-
-def preprocess(images: list[np.ndarray], prep: Preprocessing) -> np.ndarray:
-    """HxWx3 uint8 RGB images -> N x 3 x H x W float32, the baseline's recipe."""
-    try:
-        from inference.imaging import preprocess as runtime_preprocess
-    except ImportError:
-        height, width = prep.input_size
-        mean = np.asarray(prep.mean, np.float32)
-        std = np.asarray(prep.std, np.float32)
-        batch = []
-        for image in images:
-            resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-            batch.append(((resized.astype(np.float32) / prep.scale) - mean) / std)
-        return np.ascontiguousarray(np.stack(batch).transpose(0, 3, 1, 2), dtype=np.float32)
-    return runtime_preprocess(images, prep)
+        return read_image(path)
+    except ImageReadError as exc:
+        raise CalibrationError(str(exc)) from None
 
 
 def random_batch(batch: int, prep: Preprocessing, seed: int = 0) -> np.ndarray:

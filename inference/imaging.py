@@ -82,7 +82,7 @@ def _read_cv2(path: Path) -> np.ndarray:
             raise ImageReadError("OpenCV could not decode it")
         if raw.ndim == 3 and raw.shape[2] >= 3:  # BGR or BGRA
             raw = np.ascontiguousarray(raw[:, :, 2::-1])
-        return _to_rgb8(raw)
+        return to_rgb8(raw)
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ImageReadError("OpenCV could not decode it")
@@ -106,7 +106,7 @@ def _read_sitk(path: Path) -> np.ndarray:
         array = array[0]
     elif spatial != 2:
         raise ImageReadError(f"{spatial}D image; only 2D or single-slice 3D images are supported")
-    return _to_rgb8(array)
+    return to_rgb8(array)
 
 
 def _to_uint8(array: np.ndarray) -> np.ndarray:
@@ -131,7 +131,7 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-def _to_rgb8(array: np.ndarray) -> np.ndarray:
+def to_rgb8(array: np.ndarray) -> np.ndarray:
     """H x W or H x W x C (RGB order) of any dtype -> H x W x 3 uint8 RGB."""
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
