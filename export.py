@@ -48,6 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--calibration-limit", type=int, default=64, help="at most this many calibration images")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    byom = parser.add_argument_group("bring your own model (README: Bring your own model)")
+    byom.add_argument("--model", metavar="MODULE:FACTORY", help="your network: FACTORY(**model_args) -> nn.Module "
+                      "(MODULE importable, or path/to/net.py)")
+    byom.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                      help="keyword argument of FACTORY (repeatable; VALUE read as JSON when it parses, else a string)")
+    byom.add_argument("--task-map", type=Path, help="with CHECKPOINT = model.onnx: JSON mapping tasks to its outputs")
+    byom.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="normalization mean (default ImageNet)")
+    byom.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), help="normalization std (default ImageNet)")
+    byom.add_argument("--channel-order", choices=["RGB", "BGR"], help="channel order the network expects (default RGB)")
     return parser
 
 
@@ -57,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     from exporter import ExportError, export_checkpoint  # heavy imports after argument parsing
 
     started = time.perf_counter()
+    if args.model or args.task_map or args.checkpoint.suffix == ".onnx":
+        from exporter.byom_cli import run_byom
+
+        return run_byom(args, started)
     try:
         manifest = export_checkpoint(
             args.checkpoint,

@@ -42,9 +42,13 @@ class GraphRunner:
             except ORT_ERRORS as exc:
                 raise ExportError(f"ONNX Runtime cannot load the {graph_set.precision} graph {graph.path}: {_first_line(exc)}") from exc
 
-    def run(self, image: np.ndarray, graphs: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-        """All tensors produced by ``graphs`` (default: every graph of the set) for ``image``."""
-        tensors: dict[str, np.ndarray] = {IMAGE_INPUT: image}
+    def run(self, image: np.ndarray, graphs: Iterable[str] | None = None,
+            extra: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """All tensors produced by ``graphs`` (default: every graph of the set) for ``image``.
+
+        ``extra``: further inputs (``inference.feeds.extra_feeds``, e.g. task_index).
+        """
+        tensors: dict[str, np.ndarray] = {IMAGE_INPUT: image, **(extra or {})}
         for name in graphs if graphs is not None else self.graph_set.graphs:
             graph = self.graph_set.graphs[name]
             missing = [i for i in graph.inputs if i not in tensors]

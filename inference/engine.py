@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from inference.errors import EngineError
+from inference.feeds import extra_feeds
 from inference.manifest import IMAGE_INPUT, Manifest, TaskEntry
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,7 @@ class OnnxEngine:
         tensors: dict[str, np.ndarray] = {IMAGE_INPUT: batch}
         for name in task.path:
             session = self.session(name)
+            tensors.update(extra_feeds(task, (spec.name for spec in session.get_inputs()), len(batch)))
             feed = {}
             for spec in session.get_inputs():
                 value = tensors[spec.name]
@@ -249,10 +251,12 @@ class OnnxEngine:
             if self.device == "cpu" and device_type != "cpu":  # the first session found that CUDA does not work
                 return self._run_on_host(task, batch)
             binding = session.io_binding()
+            extra = extra_feeds(task, (spec.name for spec in session.get_inputs()), len(batch))
             for spec in session.get_inputs():
-                if spec.name not in values:  # the image (only the first graph reads it)
+                if spec.name not in values:  # the image (only the first graph reads it), or task_index
                     wanted = _NUMPY_TYPES.get(spec.type, np.float32)
-                    values[spec.name] = ort.OrtValue.ortvalue_from_numpy(batch.astype(wanted, copy=False), device_type, 0)
+                    host = extra[spec.name] if spec.name in extra else batch.astype(wanted, copy=False)
+                    values[spec.name] = ort.OrtValue.ortvalue_from_numpy(host, device_type, 0)
                 binding.bind_ortvalue_input(spec.name, values[spec.name])
             names = [out.name for out in session.get_outputs()]
             for out in names:

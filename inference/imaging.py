@@ -160,6 +160,8 @@ def preprocess(images: Sequence[np.ndarray], prep: Preprocessing) -> np.ndarray:
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image {i}: expected H x W x 3 RGB, got shape {image.shape}")
         resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+        if prep.color == "BGR":
+            resized = resized[:, :, ::-1]
         x = resized.astype(np.float32) / scale
         x = (x - mean) / std
         batch[i] = x.transpose(2, 0, 1)

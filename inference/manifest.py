@@ -64,7 +64,7 @@ class Preprocessing(_Strict):
     """How an image becomes the network's input tensor (the baseline's training recipe)."""
 
     input_size: tuple[int, int] = Field((256, 256), description="height, width of the network input")
-    color: Literal["RGB"] = "RGB"
+    color: Literal["RGB", "BGR"] = Field("RGB", description="channel order of the network input")
     interpolation: Literal["bilinear"] = Field("bilinear", description="cv2.INTER_LINEAR")
     scale: float = Field(255.0, description="pixel values are divided by this before normalization")
     mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -119,6 +119,9 @@ class TaskEntry(_Strict):
     path: list[str] = Field(description="graph names to run in order")
     outputs: dict[str, str] = Field(description="role -> tensor name, see the module docstring")
     meaning: str = ""
+    task_index: int | None = Field(
+        None, description="task-conditioned graphs: the value fed as their int64 (N,) input task_index"
+    )
 
     @property
     def spec(self) -> TaskSpec:

@@ -65,3 +65,20 @@ def _vit_fpn(config: ModelConfig) -> nn.Module:
     from network.variants_timm import ViTMultiTaskNet
 
     return ViTMultiTaskNet(config)
+
+
+# --- bring your own model (exporter.byom) ------------------------------------------------
+@register("byom")
+def _byom(config: ModelConfig) -> nn.Module:
+    """A team's own nn.Module, imported from the module and factory the manifest names (network.byom)."""
+    from network.byom import build_from_config
+
+    return build_from_config(config)
+
+
+@register("byom_onnx")
+def _byom_onnx(config: ModelConfig) -> nn.Module:
+    """An ONNX file a team brought: there is no PyTorch network to rebuild."""
+    from network.byom import ByomError
+
+    raise ByomError("no PyTorch fallback for this model: it was brought as an ONNX file, there is no PyTorch network")

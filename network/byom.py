@@ -1,0 +1,220 @@
+"""Bring your own model: a team's ``nn.Module`` behind the interface the exporter and the fallback use.
+
+A team gives ``MODULE:FACTORY`` (an importable module, or ``path/to/net.py``) and
+``FACTORY(**model_args) -> nn.Module``. Its forward is one of:
+
+- ``forward(image) -> {task_id: Tensor}``;
+- ``forward(image, task_index) -> {task_id: Tensor}`` (task-conditioned), where
+  ``task_index`` is an int64 (N,) tensor: the task's position in the model's task list.
+
+Raw outputs by kind, and the role tensor this wrapper turns them into (the roles of
+``inference.manifest``, so the runtime's decoding applies unchanged):
+
+- segmentation N x K x h x w logits -> ``logits`` unchanged (any h x w);
+- classification N x K logits -> ``probs`` = softmax over K;
+- detection N x 4 normalized box -> ``grid`` N x 5 x 1 x 1 (one cell, objectness 0),
+  or the baseline's N x (4 + C) x h x w grid unchanged;
+- Regression N x 2M normalized points -> ``points`` unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from inference.manifest import OUTPUT_ROLE, ModelConfig
+from inference.tasks import TaskKind, TaskSpec
+
+ARCHITECTURE = "byom"
+ONNX_ARCHITECTURE = "byom_onnx"
+TASK_INDEX = "task_index"
+
+
+class ByomError(ValueError):
+    """A team's module, factory, task list or outputs cannot be used; the message names the fix."""
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
+
+
+def _import_file(path: Path) -> Any:
+    path = path.resolve()
+    name = f"byom_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ByomError(f"{path}: not a Python file; give --model path/to/net.py:FACTORY")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(path.parent))  # the file's own siblings import as they do beside it
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
+
+
+def import_factory(spec: str) -> Callable[..., Any]:
+    """``pkg.mod:factory`` or ``path/to/net.py:factory`` -> the factory; ByomError naming the fix."""
+    module_part, sep, attr = spec.rpartition(":")
+    if not sep or not module_part or not attr:
+        raise ByomError(f"--model {spec!r}: expected MODULE:FACTORY or path/to/net.py:FACTORY")
+    try:
+        if module_part.endswith(".py") or os.sep in module_part:
+            path = Path(module_part)
+            if not path.is_file():
+                raise ByomError(f"--model {spec!r}: {path} is not a file; give an existing path/to/net.py:FACTORY")
+            module = _import_file(path)
+        else:
+            if os.getcwd() not in sys.path and "" not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(module_part)
+    except ByomError:
+        raise
+    except ImportError as exc:
+        raise ByomError(
+            f"--model {spec!r}: cannot import {module_part} ({_first_line(exc)}); put it on PYTHONPATH, "
+            "run from its folder, or give the file: path/to/net.py:FACTORY"
+        ) from None
+    except Exception as exc:  # the team's module raised while being imported: any type
+        raise ByomError(f"--model {spec!r}: importing {module_part} raised {_first_line(exc)}; fix the module") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        known = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))[:10]
+        raise ByomError(f"--model {spec!r}: {module_part} has no callable {attr!r} (it has: {', '.join(known)})")
+    return factory
+
+
+def build_team_network(spec: str, model_args: dict[str, Any]) -> nn.Module:
+    factory = import_factory(spec)
+    try:
+        net = factory(**model_args)
+    except Exception as exc:  # the team's factory: any type
+        args = ", ".join(f"{k}={v!r}" for k, v in model_args.items())
+        raise ByomError(f"--model {spec!r}: {spec.rpartition(':')[2]}({args}) raised {_first_line(exc)}; "
+                        "fix the factory or its --model-arg values") from None
+    if not isinstance(net, nn.Module):
+        raise ByomError(f"--model {spec!r}: the factory returned {type(net).__name__}, not a torch.nn.Module")
+    return net
+
+
+def is_conditioned(net: nn.Module) -> bool:
+    """True for ``forward(image, task_index)``, False for ``forward(image)``; ByomError for other signatures."""
+    params = [p for p in inspect.signature(net.forward).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in params if p.default is p.empty]
+    if not params or len(required) > 2:
+        names = ", ".join(p.name for p in params)
+        raise ByomError(f"{type(net).__name__}.forward({names}): expected forward(image) or forward(image, task_index)")
+    second = params[1] if len(params) > 1 else None
+    return second is not None and (second.default is second.empty or second.name == TASK_INDEX)
+
+
+def to_role(kind: TaskKind, output: torch.Tensor) -> torch.Tensor:
+    """A checked raw output -> the role tensor the runtime decodes (module docstring)."""
+    if kind is TaskKind.CLASSIFICATION:
+        return torch.softmax(output, dim=1)
+    if kind is TaskKind.DETECTION and output.dim() == 2:
+        return torch.cat([output, torch.zeros_like(output[:, :1])], dim=1)[:, :, None, None]
+    return output
+
+
+def expected_shape(task: TaskSpec) -> str:
+    k = task.num_classes
+    return {
+        TaskKind.SEGMENTATION: f"N x {k} x h x w logits",
+        TaskKind.CLASSIFICATION: f"N x {k} logits",
+        TaskKind.DETECTION: f"N x 4 normalized box (x_min, y_min, x_max, y_max) or N x {4 + k} x h x w grid",
+        TaskKind.REGRESSION: f"N x {2 * k} normalized points (x1, y1, ...)",
+    }[task.kind]
+
+
+def check_output(task: TaskSpec, shape: tuple[int, ...], batch: int) -> None:
+    """ByomError naming the task, the shape found and the one expected, unless ``shape`` fits the kind."""
+    k = task.num_classes
+    ok = {
+        TaskKind.SEGMENTATION: len(shape) == 4 and shape[:2] == (batch, k) and min(shape[2:]) >= 1,
+        TaskKind.CLASSIFICATION: shape == (batch, k),
+        TaskKind.DETECTION: shape == (batch, 4) or (len(shape) == 4 and shape[:2] == (batch, 4 + k)),
+        TaskKind.REGRESSION: shape == (batch, 2 * k),
+    }[task.kind]
+    if not ok:
+        found = " x ".join(map(str, shape)) or "a scalar"
+        raise ByomError(f"task {task.task_id} ({task.kind.value}): output shape {found} for a batch of {batch}, "
+                        f"expected {expected_shape(task)}; fix the model's forward for this task")
+
+
+def check_outputs(outputs: object, tasks: list[TaskSpec], batch: int) -> None:
+    if not isinstance(outputs, dict):
+        raise ByomError(f"forward returned a {type(outputs).__name__}, not a dict; return {{task_id: tensor}}, "
+                        f"e.g. {{{tasks[0].task_id!r}: ...}} for every task of the model")
+    for task in tasks:
+        if task.task_id not in outputs:
+            has = ", ".join(map(str, list(outputs)[:10])) or "nothing"
+            raise ByomError(f"forward's dict has no output for task {task.task_id} (it has: {has}); "
+                            "return an output for every task of the model's task list")
+        value = outputs[task.task_id]
+        if not isinstance(value, torch.Tensor):
+            raise ByomError(f"task {task.task_id}: forward gave a {type(value).__name__}, not a tensor")
+        check_output(task, tuple(value.shape), batch)
+
+
+class ByomNetwork(nn.Module):
+    """Wraps a team's network: ``forward`` returns every served task's role tensor; ``predict`` one task's."""
+
+    def __init__(self, net: nn.Module, tasks: list[TaskSpec], positions: dict[str, int], conditioned: bool,
+                 config: ModelConfig | None = None):
+        super().__init__()
+        self.net = net
+        self.tasks = list(tasks)
+        self.positions = dict(positions)
+        self.conditioned = conditioned
+        self.config = config
+
+    def output_names(self) -> list[str]:
+        return [f"{t.task_id}.{OUTPUT_ROLE[t.kind]}" for t in self.tasks]
+
+    def raw(self, image: torch.Tensor, task_index: torch.Tensor | None = None) -> object:
+        return self.net(image, task_index) if self.conditioned else self.net(image)
+
+    def forward(self, image: torch.Tensor, task_index: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        outputs = self.raw(image, task_index)
+        return tuple(to_role(t.kind, outputs[t.task_id]) for t in self.tasks)
+
+    def index_for(self, task_id: str, batch: int, device: torch.device | None = None) -> torch.Tensor | None:
+        if not self.conditioned:
+            return None
+        return torch.full((batch,), self.positions[task_id], dtype=torch.int64, device=device)
+
+    def predict(self, image: torch.Tensor, task_id: str) -> dict[str, torch.Tensor]:
+        """Outputs of ``task_id`` by role, as its ONNX graph emits them."""
+        task = next(t for t in self.tasks if t.task_id == task_id)
+        outputs = self.raw(image, self.index_for(task_id, image.shape[0], image.device))
+        return {OUTPUT_ROLE[task.kind]: to_role(task.kind, outputs[task_id])}
+
+
+def build_from_config(config: ModelConfig) -> ByomNetwork:
+    """The registry's builder for ``architecture == "byom"``: import the team's module named in the manifest."""
+    params = config.params
+    spec = str(params.get("module", ""))
+    try:
+        net = build_team_network(spec, json.loads(str(params.get("model_args") or "{}")))
+    except ByomError as exc:
+        raise ByomError(f"no PyTorch fallback for this model: its module is not usable here ({exc})") from None
+    positions = json.loads(str(params.get("task_positions") or "{}"))
+    return ByomNetwork(net, list(config.tasks), positions, bool(params.get("conditioned")), config)
