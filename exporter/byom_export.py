@@ -109,6 +109,22 @@ def measure_deviation(model_dir: Path, fp32: GraphSet, variant: GraphSet, tasks:
     return figures
 
 
+def fix_fp16_casts(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Cast nodes the fp16 converter left casting to float32 while their output is declared float16.
+
+    onnxconverter_common retypes a Cast's output (e.g. the float of a shape in timm's
+    attention) but keeps ``to=FLOAT``; ONNX Runtime then refuses the graph. The
+    declared type is the one the converted consumers expect, so ``to`` follows it.
+    """
+    declared = {v.name: v.type.tensor_type.elem_type for v in model.graph.value_info}
+    for node in model.graph.node:
+        if node.op_type == "Cast" and declared.get(node.output[0]) == onnx.TensorProto.FLOAT16:
+            for attribute in node.attribute:
+                if attribute.name == "to" and attribute.i == onnx.TensorProto.FLOAT:
+                    attribute.i = onnx.TensorProto.FLOAT16
+    return model
+
+
 def _int8_whole(whole: Path, target: Path, tasks: list[TaskEntry], batches: list[np.ndarray]) -> None:
     """Static QDQ int8 of the whole graph (Conv/Gemm/MatMul), calibrated over every task's index in turn."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -143,7 +159,7 @@ def export_variant(precision: str, whole: Path, stage_dir: Path, fp32: GraphSet,
     if precision == "fp16":
         for block in (FP16_BLOCK_ALWAYS, FP16_BLOCK_SAFE):
             _to_fp16(whole, converted, block)
-            graphs = split_per_task(onnx.load(str(converted)), outputs, stage_dir, prefix="fp16/")
+            graphs = split_per_task(fix_fp16_casts(onnx.load(str(converted))), outputs, stage_dir, prefix="fp16/")
             graph_set = GraphSet(precision="fp16", graphs=graphs, providers=PROVIDERS["fp16"])
             figures = measure_deviation(stage_dir, fp32, graph_set, tasks, evaluation)
             if np.isfinite(figures["max_rel_error"]):
