@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 
 import torch
@@ -28,4 +29,5 @@ def test_readme_example_exports_and_runs(tmp_path):
                         "--input-size", "64", "--out", str(out)]) == 0
     sample = sample_input(tmp_path, ("fetal_head", "breast_2cls", "thyroid_nodule_det", "FUGC"))
     assert inference_main(["--input", str(sample), "--output", str(tmp_path / "out"), "--weights", str(out)]) == EXIT_OK
-    assert (tmp_path / "out" / "detection_predictions.json").read_text().count("thyroid_nodule_det") == 2
+    boxes = json.loads((tmp_path / "out" / "detection_predictions.json").read_text())
+    assert [b["task_id"] for b in boxes] == ["thyroid_nodule_det"] * 2
