@@ -60,15 +60,22 @@ def run_task(runner: GraphRunner, task: TaskEntry, batch: np.ndarray) -> dict[st
     return runner.run(batch, task.path, extra_feeds(task, graph.inputs, len(batch)))
 
 
+def task_runner(model_dir: Path, graph_set: GraphSet, task: TaskEntry) -> GraphRunner:
+    """Sessions for one task's graphs only: checks hold one task's weights and arena at a time."""
+    graphs = {name: graph_set.graphs[name] for name in task.path}
+    return GraphRunner(model_dir, graph_set.model_copy(update={"graphs": graphs}))
+
+
 @torch.no_grad()
 def measure_parity(wrapper: ByomNetwork, model_dir: Path, graph_set: GraphSet, tasks: list[TaskEntry],
                    tolerance: float) -> Parity:
     prep = wrapper.config.preprocessing
     before = mode_snapshot(wrapper)
-    runner = GraphRunner(model_dir, graph_set)
     worst = {task.task_id: 0.0 for task in tasks}
-    for _label, batch in parity_inputs(prep, BATCH_SIZES):
-        for task in tasks:
+    inputs = parity_inputs(prep, BATCH_SIZES)
+    for task in tasks:
+        runner = task_runner(model_dir, graph_set, task)
+        for _label, batch in inputs:
             reference = wrapper.predict(torch.from_numpy(batch), task.task_id)[OUTPUT_ROLE[task.kind]].numpy()
             actual = run_task(runner, task, batch)[task.output_tensor]
             worst[task.task_id] = max(worst[task.task_id], relative_error(actual, reference))
@@ -99,10 +106,10 @@ def write_fallback_extras(wrapper: ByomNetwork, model_dir: Path, graph_set: Grap
 
 def measure_deviation(model_dir: Path, fp32: GraphSet, variant: GraphSet, tasks: list[TaskEntry],
                       batches: list[np.ndarray]) -> dict[str, float]:
-    reference, actual = GraphRunner(model_dir, fp32), GraphRunner(model_dir, variant)
     figures: dict[str, float] = {}
-    for batch in batches:
-        for task in tasks:
+    for task in tasks:
+        reference, actual = task_runner(model_dir, fp32, task), task_runner(model_dir, variant, task)
+        for batch in batches:
             compare_outputs([task], run_task(reference, task, batch), run_task(actual, task, batch), figures)
     figures["images"] = float(sum(len(b) for b in batches))
     figures["measured_on_cuda"] = 0.0

@@ -36,13 +36,12 @@ from onnx import TensorProto, helper
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from exporter.api import MEANING, PROVIDERS, _check_precisions, versions
-from exporter.byom_export import export_variant, run_task
+from exporter.byom_export import export_variant, run_task, task_runner
 from exporter.byom_graphs import split_per_task
 from exporter.errors import ExportError, ParityError
 from exporter.folder import staged_folder
 from exporter.images import image_like_batch, random_batch
 from exporter.parity import BATCH_SIZES, TOLERANCE_FP32, relative_error
-from exporter.runner import GraphRunner
 from inference.feeds import TASK_INDEX_INPUT
 from inference.manifest import (IMAGE_INPUT, OUTPUT_ROLE, GraphSet, Manifest, ModelConfig, Parity, Preprocessing,
                                 TaskEntry, write_manifest)
@@ -240,14 +239,15 @@ def export_onnx_file(path: Path, map_path: Path, out_dir: Path, prep: Preprocess
 
 def _parity(original: _Original, model_dir: Path, graph_set: GraphSet, tasks: list[TaskEntry], prep: Preprocessing,
             tolerance: float) -> Parity:
-    runner = GraphRunner(model_dir, graph_set)
     worst = {t.task_id: 0.0 for t in tasks}
-    for batch_size in BATCH_SIZES:
-        for batch in (random_batch(batch_size, prep, seed=batch_size), image_like_batch(batch_size, prep, seed=100 + batch_size)):
-            for task in tasks:
-                reference = to_roles(task.kind, original.run(batch, task.task_index or 0)[task.task_id])
-                actual = run_task(runner, task, batch)[task.output_tensor]
-                worst[task.task_id] = max(worst[task.task_id], relative_error(actual, reference))
+    inputs = [batch for size in BATCH_SIZES
+              for batch in (random_batch(size, prep, seed=size), image_like_batch(size, prep, seed=100 + size))]
+    for task in tasks:
+        runner = task_runner(model_dir, graph_set, task)
+        for batch in inputs:
+            reference = to_roles(task.kind, original.run(batch, task.task_index or 0)[task.task_id])
+            actual = run_task(runner, task, batch)[task.output_tensor]
+            worst[task.task_id] = max(worst[task.task_id], relative_error(actual, reference))
     failing = {t: e for t, e in worst.items() if not e <= tolerance}
     if failing:
         raise ParityError(f"the per-task graphs differ from the ONNX file above {tolerance:.0e} for: "
