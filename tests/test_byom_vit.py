@@ -22,7 +22,7 @@ def test_timm_vit_with_task_token_goes_through_the_same_path(tmp_path):
     torch.save(net.state_dict(), tmp_path / "vit.pt")
     out = tmp_path / "model"
     assert export_main([str(tmp_path / "vit.pt"), "--model", f"{Path(byom_nets.__file__)}:make_vit_net",
-                        "--model-arg", "embed_dim=32", "--input-size", "64", "--out", str(out)]) == 0
+                        "--model-arg", "embed_dim=32", "--input-size", "64", "--precision", "fp16", "--out", str(out)]) == 0
     manifest = load_manifest(out)
     assert max(manifest.parity.max_rel_error.values()) <= 1e-4
     positions = {t["task_id"]: i for i, t in enumerate(net.tasks)}
@@ -34,3 +34,7 @@ def test_timm_vit_with_task_token_goes_through_the_same_path(tmp_path):
     by_torch = tmp_path / "out_torch"
     assert inference_main(["--input", str(sample), "--output", str(by_torch), "--weights", str(out), "--engine", "torch"]) == EXIT_OK
     check_predictions(net, sample, by_torch, positions=positions)
+    # fp16 (timm's attention casts a shape to float: the converter's Cast nodes are repaired)
+    assert manifest.graph_set("fp16").deviation_from_fp32["classification.max_abs_prob_diff"] <= 1e-2
+    assert inference_main(["--input", str(sample), "--output", str(tmp_path / "fp16"), "--weights", str(out),
+                           "--precision", "fp16", "--strict"]) == EXIT_OK
