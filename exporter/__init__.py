@@ -9,6 +9,11 @@ Folder layout::
     fp16/..., int8/...       optional graph sets (--precision), same names
     torch_extra.npz          only if some weights are used by no graph (e.g. smp EfficientNet's unused head)
 
+A team's own network (``export.py CKPT --model MODULE:FACTORY``, ``exporter.byom``) or ONNX
+file (``export.py model.onnx --task-map map.json``, ``exporter.byom_onnx``) is written as
+``graphs/<task_id>.onnx`` (the whole graph pruned to each task's output) sharing
+``graphs/weights.bin`` (ONNX external data: every weight once), see ``exporter.byom_graphs``.
+
 The PyTorch fallback rebuilds the network from the fp32 graphs' initializers
 (``network.weights.load_model_from_folder``). Python API:
 ``export_model(model, out_dir, precisions, calibration_images, source)`` and

@@ -24,7 +24,8 @@ from exporter.errors import CheckpointError, ExportError, KeyMismatchError
 from exporter.loading import compare_keys
 from inference.manifest import ModelConfig, Preprocessing
 from inference.tasks import TaskKind, TaskRegistry, TaskSpec, UnknownTaskError
-from network.byom import ARCHITECTURE, ByomError, ByomNetwork, build_team_network, check_outputs, is_conditioned
+from network.byom import (ARCHITECTURE, ByomError, ByomNetwork, absolute_spec, build_team_network, check_outputs,
+                          is_conditioned)
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,7 @@ def load_byom(checkpoint: Path, spec: str, model_args: dict[str, Any], tasks: Se
         raise ByomExportError(str(exc)) from None
     listed, served = model_tasks(net, tasks)
     positions = {t.task_id: i for i, t in enumerate(listed)}
-    if ":" in spec and spec.rpartition(":")[0].endswith(".py"):
-        spec = f"{Path(spec.rpartition(':')[0]).resolve()}:{spec.rpartition(':')[2]}"
+    spec = absolute_spec(spec)
     config = ModelConfig(
         architecture=ARCHITECTURE,
         encoder_name=type(net).__name__,

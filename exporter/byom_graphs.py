@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import onnx
 import torch
@@ -140,7 +140,3 @@ def split_per_task(model: onnx.ModelProto, outputs_by_task: dict[str, list[str]]
         log.info("%s: %d of %d nodes", relpath, len(task_model.graph.node), len(model.graph.node))
     return graphs
 
-
-def initializer_bytes(model: onnx.ModelProto, names: Iterable[str] | None = None) -> int:
-    wanted = set(names) if names is not None else None
-    return sum(numpy_helper.to_array(i).nbytes for i in model.graph.initializer if wanted is None or i.name in wanted)

@@ -69,13 +69,24 @@ def _import_file(path: Path) -> Any:
     return module
 
 
+def is_file_spec(module_part: str) -> bool:
+    """``path/to/net.py`` (a file) rather than ``pkg.mod`` (a module Python finds)."""
+    return module_part.endswith(".py") or os.sep in module_part
+
+
+def absolute_spec(spec: str) -> str:
+    """A file spec with its path made absolute (stored in the manifest); module specs unchanged."""
+    module_part, _, attr = spec.rpartition(":")
+    return f"{Path(module_part).resolve()}:{attr}" if module_part and is_file_spec(module_part) else spec
+
+
 def import_factory(spec: str) -> Callable[..., Any]:
     """``pkg.mod:factory`` or ``path/to/net.py:factory`` -> the factory; ByomError naming the fix."""
     module_part, sep, attr = spec.rpartition(":")
     if not sep or not module_part or not attr:
         raise ByomError(f"--model {spec!r}: expected MODULE:FACTORY or path/to/net.py:FACTORY")
     try:
-        if module_part.endswith(".py") or os.sep in module_part:
+        if is_file_spec(module_part):
             path = Path(module_part)
             if not path.is_file():
                 raise ByomError(f"--model {spec!r}: {path} is not a file; give an existing path/to/net.py:FACTORY")
