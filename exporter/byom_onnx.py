@@ -149,7 +149,8 @@ class _Original:
         try:
             self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime's errors have no common base class worth naming
-            raise ExportError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            raise ExportError(f"{path}: ONNX Runtime cannot load it ({reason})") from None
         self.task_map, self.specs, self.image = task_map, specs, image
 
     def run(self, batch: np.ndarray, position: int) -> dict[str, np.ndarray]:
@@ -169,11 +170,13 @@ def _image_input(model: onnx.ModelProto, task_map: TaskMap, path: Path) -> str:
     initializers = {i.name for i in model.graph.initializer}
     inputs = [i.name for i in model.graph.input if i.name not in initializers]
     if task_map.task_index_input and task_map.task_index_input not in inputs:
-        raise ExportError(f"{path.name} has no input {task_map.task_index_input!r} (inputs: {', '.join(inputs)}); fix task_index_input")
+        raise ExportError(f"{path.name} has no input {task_map.task_index_input!r} (inputs: {', '.join(inputs)}); "
+                          "fix task_index_input in the task map")
     images = [n for n in inputs if n != task_map.task_index_input]
     if task_map.input:
         if task_map.input not in images:
-            raise ExportError(f"{path.name} has no input {task_map.input!r} (inputs: {', '.join(inputs)}); fix \"input\" in the task map")
+            raise ExportError(f"{path.name} has no input {task_map.input!r} (inputs: {', '.join(inputs)}); "
+                              "fix \"input\" in the task map")
         images = [task_map.input]
     if len(images) != 1:
         raise ExportError(f"{path.name} has inputs {', '.join(inputs)}: name the image one with \"input\" "
@@ -218,7 +221,8 @@ def export_onnx_file(path: Path, map_path: Path, out_dir: Path, prep: Preprocess
                        outputs={OUTPUT_ROLE[s.kind]: f"{s.task_id}.{OUTPUT_ROLE[s.kind]}"}, meaning=MEANING[s.kind],
                        task_index=positions[s.task_id] if conditioned else None) for s in specs]
     config = ModelConfig(architecture=ONNX_ARCHITECTURE, encoder_name=path.name, tasks=specs, preprocessing=prep,
-                         params={"conditioned": conditioned, "task_positions": json.dumps({s.task_id: positions[s.task_id] for s in specs})})
+                         params={"conditioned": conditioned,
+                                 "task_positions": json.dumps({s.task_id: positions[s.task_id] for s in specs})})
     with staged_folder(Path(out_dir)) as stage_dir, tempfile.TemporaryDirectory() as tmp:
         whole = Path(tmp) / "whole.onnx"
         onnx.save(model, str(whole))

@@ -106,7 +106,8 @@ BAD = [
     ("{nets}:make_no_tasks_net", None, "has no `tasks` attribute and no --tasks was given"),
     ("{nets}:make_tensor_net", None, "forward returned a Tensor, not a dict"),
     ("{nets}:make_missing_task_net", None, "forward's dict has no output for task IUGC"),
-    ("{nets}:make_wrong_shape_net", None, "task breast_3cls (classification): output shape 2 x 2 for a batch of 2, expected N x 3 logits"),
+    ("{nets}:make_wrong_shape_net", None,
+     "task breast_3cls (classification): output shape 2 x 2 for a batch of 2, expected N x 3 logits"),
     ("{nets}:make_dict_net", {"other.weight": torch.zeros(3)}, "does not fit the network of --model"),
 ]
 
