@@ -21,6 +21,8 @@ import json
 import logging
 import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -96,6 +98,19 @@ def whole_graph_cls_time(whole: Path, repeats: int) -> float:
     return statistics.median(times) * 1000
 
 
+def rss_after_every_task(model_dir: Path) -> float:
+    """Resident memory (MB) a fresh process gains by running every task once (batch 8, CPU fp32)."""
+    code = ("import sys, numpy as np; from pathlib import Path; from inference.engine import OnnxEngine; "
+            "from inference.manifest import load_manifest; import onnxruntime; "
+            "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20; "
+            "d = Path(sys.argv[1]); m = load_manifest(d); before = rss(); "
+            "e = OnnxEngine(d, m, device='cpu', precision='fp32'); "
+            "b = np.zeros((8, 3, *m.model.preprocessing.input_size), np.float32); [e.run(t, b) for t in m.tasks]; "
+            "print(rss() - before)")
+    done = subprocess.run([sys.executable, "-c", code, str(model_dir)], cwd=REPO, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "data" / "bench" / "byom")
@@ -131,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         "export_s": {"baseline": baseline_export, "conditioned": byom_export},
         "run_ms_batch8": {"baseline": run_times(args.out / "baseline", args.repeats),
                           "conditioned": run_times(args.out / "conditioned", args.repeats)},
+        "rss_gain_mb_every_task": {"baseline": rss_after_every_task(args.out / "baseline"),
+                                   "conditioned": rss_after_every_task(args.out / "conditioned")},
         "whole_graph_breast_2cls_ms": whole_graph_cls_time(whole, args.repeats),
         "parameter_bytes": {"baseline": sum(v.numel() * v.element_size() for v in baseline.state_dict().values()),
                             "conditioned": sum(v.numel() * v.element_size() for v in net.state_dict().values())},
