@@ -3,7 +3,7 @@
 The whole model is exported once (every task's output, ``image`` and, for
 task-conditioned models, ``task_index`` as inputs). Each task's graph keeps only
 the nodes its output depends on (backward reachability from that output), so a
-classification image never runs a segmentation decoder. Initializers of 1 KiB or
+classification image never runs a segmentation decoder. Initializers of 128 bytes or
 more are written once to ``<folder>/weights.bin`` and every task graph refers to
 them as ONNX external data (location, offset, length); ONNX Runtime resolves the
 location relative to the graph file, so the graphs and the weights file share a
@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "weights.bin"
 GRAPH_FOLDER = "graphs"
-EXTERNAL_THRESHOLD = 1024
-ALIGN = 4096  # page-aligned offsets let ONNX Runtime map the weights instead of copying them
+EXTERNAL_THRESHOLD = 128  # smaller ones (shapes, scalars) stay inside each graph
+ALIGN_LARGE, LARGE = 4096, 65536  # page-aligned offsets let ONNX Runtime map large weights instead of copying them
+ALIGN_SMALL = 64
 
 
 def export_whole(wrapper: nn.Module, args: tuple[torch.Tensor, ...], input_names: list[str],
@@ -90,7 +91,7 @@ def prune(model: onnx.ModelProto, outputs: Sequence[str]) -> onnx.ModelProto:
 
 
 def write_weights(model: onnx.ModelProto, path: Path) -> dict[str, tuple[int, int]]:
-    """Write every initializer of >= 1 KiB once to ``path``; name -> (offset, length)."""
+    """Write every initializer of >= 128 bytes once to ``path``; name -> (offset, length)."""
     places: dict[str, tuple[int, int]] = {}
     offset = 0
     with open(path, "wb") as handle:
@@ -98,7 +99,7 @@ def write_weights(model: onnx.ModelProto, path: Path) -> dict[str, tuple[int, in
             raw = numpy_helper.from_array(numpy_helper.to_array(init)).raw_data
             if len(raw) < EXTERNAL_THRESHOLD or init.name in places:
                 continue
-            padding = -offset % ALIGN
+            padding = -offset % (ALIGN_LARGE if len(raw) >= LARGE else ALIGN_SMALL)
             handle.write(b"\0" * padding)
             offset += padding
             handle.write(raw)
