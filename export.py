@@ -4,9 +4,13 @@
     python export.py best_model.pth --out model_weights/
     python export.py run/checkpoint.pt --out model_weights/ --precision fp16 --precision int8 --calibration-dir imgs/
 
+    python export.py team.pt --model path/to/net.py:build --model-arg width=32 --out my_model/   # your own network
+    python export.py team.onnx --task-map map.json --out my_model/                            # your own ONNX file
+
 Accepts the official baseline's plain state_dict (encoder inferred from its
 tensor shapes unless --encoder is given) and this project's training
-checkpoints (which carry their configuration).
+checkpoints (which carry their configuration); with --model or an .onnx file, any
+team's network (README: Bring your own model).
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ def parse_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"input size {text!r}: expected N or HxW, e.g. 256 or 256x256") from None
     if len(parts) == 1:
         parts = parts * 2
-    if len(parts) != 2 or min(parts) < 32 or any(p % 32 for p in parts):
-        raise argparse.ArgumentTypeError(f"input size {text!r}: expected N or HxW, multiples of 32 (e.g. 256x256)")
+    if len(parts) != 2 or min(parts) < 16:
+        raise argparse.ArgumentTypeError(f"input size {text!r}: expected N or HxW, at least 16 (e.g. 256x256)")
     return parts[0], parts[1]
 
 
@@ -69,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.model or args.task_map or args.checkpoint.suffix == ".onnx":
         from exporter.byom_cli import run_byom
 
-        return run_byom(args, started)
+        return run_byom(args, started)  # any input size the team's network takes (e.g. 518 for patch 14)
+    if args.input_size and (min(args.input_size) < 32 or any(p % 32 for p in args.input_size)):
+        size = "x".join(map(str, args.input_size))
+        build_parser().error(f"--input-size {size}: the baseline's FPN needs multiples of 32 (e.g. 256x256)")
     try:
         manifest = export_checkpoint(
             args.checkpoint,
