@@ -76,6 +76,12 @@ def resolve_model_dir(weights: Path | None) -> tuple[Path, str]:
     """The model folder to use and where it came from (see EPILOG)."""
     if weights is not None:
         return weights, "--weights"
+    # An uploaded model this process cannot read must stop the run, not fall back silently.
+    readable = os.access(OPT_ML_MODEL, os.R_OK | os.X_OK) and (
+        not (OPT_ML_MODEL / "manifest.json").exists() or os.access(OPT_ML_MODEL / "manifest.json", os.R_OK))
+    if OPT_ML_MODEL.is_dir() and not readable:
+        raise FatalError(f"model folder {OPT_ML_MODEL} is not readable for uid {os.getuid()}; "
+                         "make it readable for all (chmod -R a+rX on the folder) before mounting it")
     if (OPT_ML_MODEL / "manifest.json").is_file():
         return OPT_ML_MODEL, f"{OPT_ML_MODEL} (uploaded model)"
     env = os.environ.get(MODEL_DIR_ENV, "").strip()
