@@ -77,12 +77,13 @@ RUN --mount=type=secret,id=pip_ca \
     && pip install -r /tmp/req/requirements-cuda.txt \
     && python -c "import numpy, cv2, SimpleITK, pydantic, tqdm, onnxruntime"
 # Optional PyTorch fallback engine (WITH_TORCH=1; each ARG is declared where it is used, so
-# changing it rebuilds only from there). PyPI's torch 2.14.1 on x86_64 is a CUDA 13.0 build
-# (+ ~4 GB of nvidia-*-cu13 wheels; its GPU path needs driver >= 580, else it runs on the
-# CPU); it must never share a process with ONNX Runtime's CUDA 12 provider. TORCH_INDEX_URL
-# may name another wheel index (e.g. PyTorch's CPU one) when the build can reach it.
+# changing it rebuilds only from there), from PyTorch's CPU wheel index by default: PyPI's
+# torch 2.14.1 on x86_64 is a CUDA 13 build whose nvidia-cudnn-cu13 installs into the same
+# nvidia/cudnn/lib folder as the CUDA 12 cuDNN above and replaces it (the library check at
+# the end of the build then fails, naming the replaced files). With the CPU build the
+# fallback runs on the CPU and the CUDA 12 stack stays intact.
 ARG WITH_TORCH=0
-ARG TORCH_INDEX_URL=""
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 COPY requirements-torch.txt /tmp/req/
 RUN --mount=type=secret,id=pip_ca \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \

@@ -5,18 +5,22 @@
 Loading a library does not touch the GPU, so this runs on any machine: it calls
 ``onnxruntime.preload_dlls()`` (NVIDIA's CUDA 12 / cuDNN 9 pip wheels), then ``dlopen``s
 ONNX Runtime's CUDA provider library and the cuDNN sub-libraries that cuDNN itself opens
-only on first use, and asks ``ldd`` about every shared library of those wheels. The
+only on first use, and asks ``ldd`` about every shared library of those wheels. Each shared
+library must also still be the one its wheel installed (size as in the wheel's RECORD):
+another package writing into the same folder (PyPI's CUDA 13 torch brings a cuDNN that
+installs into nvidia/cudnn/lib too) would replace CUDA 12 builds silently. The
 driver's own ``libcuda.so.1`` is not checked: the host's driver provides it at run time
 (through the NVIDIA container toolkit).
 
-Exit status 0: one line listing what resolved. Exit 1: one line per unresolved library,
-naming it and the library that needs it.
+Exit status 0: one line listing what resolved. Exit 1: one ``FAIL`` line per problem,
+naming the library (missing, replaced, or not found by the library that needs it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.metadata
 import io
 import logging
 import os
@@ -61,6 +65,25 @@ def _preload() -> list[str]:
             for match in map(PRELOAD_FAILED.search, printed.getvalue().splitlines()) if match]
 
 
+def _replaced(site: Path) -> list[str]:
+    """Shared libraries of onnxruntime-gpu and the *-cu12 wheels that differ from their RECORD."""
+    problems = []
+    for dist in importlib.metadata.distributions(path=[str(site)]):
+        name = dist.metadata["Name"] or ""
+        if not (name.startswith("nvidia-") and name.endswith("-cu12")) and name != "onnxruntime-gpu":
+            continue
+        for record in dist.files or []:
+            if ".so" not in record.name or record.size is None:
+                continue
+            path = site / record
+            if not path.is_file():
+                problems.append(f"{name}: {record} is missing")
+            elif path.stat().st_size != record.size:
+                problems.append(f"{name}: {record} was replaced ({path.stat().st_size} bytes, the wheel's "
+                                f"{record.size}): another package installed over it")
+    return problems
+
+
 def _dlopen(path: Path, mode: int = ctypes.RTLD_LOCAL) -> str | None:
     try:
         ctypes.CDLL(str(path), mode=mode)
@@ -96,7 +119,7 @@ def check() -> list[str]:
     if not lib_dirs:
         raise CheckFailed(f"no NVIDIA wheels under {site / 'nvidia'}: install requirements-cuda.txt")
 
-    problems = _preload()
+    problems = _replaced(site) + _preload()
     cudnn_dir = site / "nvidia" / "cudnn" / "lib"
     for name in CUDNN_SUBLIBS:
         path = cudnn_dir / name
@@ -120,7 +143,7 @@ def main() -> int:
         resolved = check()
     except CheckFailed as exc:
         for line in str(exc).splitlines():
-            log.error("UNRESOLVED %s", line)
+            log.error("FAIL %s", line)
         log.error("the CUDA provider cannot load: reinstall requirements-cuda.txt (pip install -r requirements-cuda.txt)")
         return 1
     except ImportError as exc:

@@ -176,5 +176,14 @@ def test_cuda_check_fails_naming_a_removed_library(engine, library):
     result = _check_cuda(engine, f"rm {SITE}/nvidia/{library}")
     name = Path(library).name
     assert result.returncode == 1, result.stdout
-    unresolved = [line for line in result.stdout.splitlines() if "UNRESOLVED" in line]
-    assert any(name in line for line in unresolved), result.stdout
+    failures = [line for line in result.stdout.splitlines() if "FAIL" in line]
+    assert any(name in line for line in failures), result.stdout
+
+
+def test_cuda_check_fails_when_a_library_is_replaced(engine):
+    """Another package writing over a CUDA 12 wheel's file (as PyPI's CUDA 13 torch does with
+    cuDNN) leaves loadable libraries of the wrong build: the wheel's RECORD tells."""
+    result = _check_cuda(engine, f"printf x >> {SITE}/nvidia/cudnn/lib/libcudnn_graph.so.9")
+    assert result.returncode == 1, result.stdout
+    assert any("libcudnn_graph.so.9 was replaced" in line for line in result.stdout.splitlines()
+               if "FAIL" in line), result.stdout
