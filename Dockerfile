@@ -22,7 +22,7 @@ COPY . /src/
 RUN test -f /src/inference/__init__.py \
         || { echo "ERROR: the inference/ package is missing from the build context" >&2; exit 1; }; \
     mkdir -p /opt/app \
-    && for d in inference network model_weights; do \
+    && for d in contract inference network model_weights; do \
         if [ -d "/src/$d" ]; then cp -a "/src/$d" /opt/app/; \
         else echo "WARNING: $d/ is missing from the build context; the image has none" >&2; \
              mkdir "/opt/app/$d"; fi; \
@@ -96,12 +96,13 @@ RUN if ! getent group "${APP_GID}" >/dev/null; then groupadd --gid "${APP_GID}" 
     fi
 
 WORKDIR /opt/app
+COPY --from=app /opt/app/contract/ contract/
 COPY --from=app /opt/app/network/ network/
 COPY --from=app /opt/app/model_weights/ model_weights/
 COPY --from=app /opt/app/inference/ inference/
 # Bytecode compiled at build time: a per-case cold start never compiles (and could not
 # write next to the sources as a non-root user anyway).
-RUN python -m compileall -q --invalidation-mode unchecked-hash network inference
+RUN python -m compileall -q --invalidation-mode unchecked-hash contract network inference
 
 USER ${APP_UID}:${APP_GID}
 ENTRYPOINT ["/opt/venv/bin/python", "-m", "inference"]

@@ -16,7 +16,7 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 
-from inference.tasks import TaskKind
+from contract.tasks import TaskKind
 from evaluation.labels import LabelRow
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from segmentation_models_pytorch.base import ClassificationHead as SmpClassifica
 from segmentation_models_pytorch.base import SegmentationHead
 from torch import nn
 
-from inference.tasks import TaskKind, TaskSpec
+from contract.tasks import TaskKind, TaskSpec
 
 
 class ClassificationHead(nn.Module):
@@ -165,7 +165,7 @@ def reads_dense(kind: TaskKind, variant: str) -> bool:
 
 
 def to_roles(kind: TaskKind, raw: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Turn a head's raw output into the manifest's output role (see inference.manifest)."""
+    """Turn a head's raw output into the manifest's output role (see contract.manifest)."""
     if kind is TaskKind.SEGMENTATION:
         return {"logits": raw}
     if kind is TaskKind.CLASSIFICATION:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from inference.tasks import TaskKind
+from contract.tasks import TaskKind
 
 
 @dataclass(frozen=True)
