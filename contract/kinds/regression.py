@@ -66,6 +66,6 @@ SPEC = KindSpec(
     decode=_decode,
     fallback=_fallback,
     label_columns=("point_1_xy",),
-    metrics=("mre", "mre_percent"),
+    metrics=("mre", "mre_pct_diag"),
     dense=False,
 )
