@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from inference.atomic import atomic_write_text
+from contract.atomic import atomic_write_text
 from evaluation.labels import LabelLayoutError
 from evaluation.report import Report, format_table
 from evaluation.scoring import TaskSelectionError, evaluate

@@ -16,16 +16,13 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 
-from inference.tasks import TaskKind
+from contract.kinds import PREDICTION_FILES
+from contract.tasks import TaskKind
 from evaluation.labels import LabelRow
 
 log = logging.getLogger(__name__)
 
-JSON_FILES = {
-    TaskKind.CLASSIFICATION: "classification_predictions.json",
-    TaskKind.DETECTION: "detection_predictions.json",
-    TaskKind.REGRESSION: "regression_predictions.json",
-}
+JSON_FILES = PREDICTION_FILES  # the runtime's files (contract.kinds)
 
 
 class BadPrediction(ValueError):

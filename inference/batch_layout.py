@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from contract.csv_layout import CSV_FOLDER
+from contract.imaging import image_size
+from contract.kinds import Prediction, Size
+from contract.manifest import ModelFolder
+from contract.tasks import TaskKind
 from inference.backend import FallbackEngine
-from inference.batch_csv import CSV_FOLDER, Job, RowFailure, check_row, read_rows
+from inference.batch_csv import Job, RowFailure, check_row, read_rows
 from inference.errors import FatalError
-from inference.imaging import image_size
 from inference.layouts import RunOptions, RunSummary
-from inference.manifest import Manifest
 from inference.pipeline import Pipeline
 from inference.results import Results
 from inference.writers import OutputGuard
@@ -24,7 +27,27 @@ def detect(input_dir: Path) -> bool:
     return (Path(input_dir) / CSV_FOLDER).is_dir()
 
 
-def run(options: RunOptions, manifest: Manifest) -> RunSummary:
+class RowSink:
+    """The pipeline's results, row by row, into ``Results`` (failures with their fallback prediction)."""
+
+    def __init__(self, results: Results, default_size: Size):
+        self.results, self.default_size = results, default_size
+
+    def predicted(self, job: Job, prediction: Prediction) -> None:
+        self.results.add(job.row, prediction)
+
+    def mask_written(self, job: Job) -> None:
+        self.results.mask_written(job.row)
+
+    def failed(self, job: Job, reason: str, size: Size | None) -> None:
+        failure = RowFailure(job.row, reason, job.task.kind, job.task.num_classes, job.mask_target)
+        if size is None and job.task.kind is not TaskKind.CLASSIFICATION:
+            size = image_size(job.row.image_file)
+        self.results.fail(failure, size, self.default_size)
+
+
+def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
+    manifest = folder.manifest
     rows, problems = read_rows(options.input_dir)
     for problem in problems:
         log.error("%s", problem)
@@ -40,9 +63,9 @@ def run(options: RunOptions, manifest: Manifest) -> RunSummary:
             results.fail(checked, image_size(row.image_file), default_size)
         else:
             jobs.append(checked)
-    engine = FallbackEngine(options.model_dir, manifest, options.engine, options.device, options.precision,
-                            options.threads)
-    pipeline = Pipeline(engine, manifest.model.preprocessing, results, options.batch_size, options.workers)
+    engine = FallbackEngine(folder, options.engine, options.device, options.precision, options.threads)
+    pipeline = Pipeline(engine, manifest.model.preprocessing, RowSink(results, default_size), options.batch_size,
+                        options.workers)
     if jobs:
         pipeline.run(jobs)
     results.write_json(options.output_dir)

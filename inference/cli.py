@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from contract.defaults import DEVICES, ENGINES, PRECISIONS
 from inference.errors import EXIT_FATAL, EXIT_OK, EXIT_ROWS_FAILED, FatalError
 
 log = logging.getLogger("inference")
@@ -56,11 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", type=Path, default=Path("/input"), help="input folder (default: /input)")
     parser.add_argument("--output", type=Path, default=Path("/output"), help="output folder (default: /output)")
     parser.add_argument("--weights", type=Path, default=None, help="model folder (manifest.json + ONNX graphs)")
-    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+    parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="auto: CUDA when it really works, else CPU (default)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "int8"), default="auto",
+    parser.add_argument("--precision", choices=("auto", *PRECISIONS), default="auto",
                         help="graph set; auto: fp16 on CUDA when the model has it, else fp32")
-    parser.add_argument("--engine", choices=("auto", "onnxruntime", "torch"), default="auto",
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
                         help="auto: ONNX Runtime, PyTorch on the same weights if it fails (default)")
     parser.add_argument("--batch-size", type=_positive, default=8, help="images per model call (default: 8)")
     parser.add_argument("--threads", type=_positive, default=None,
@@ -105,26 +106,26 @@ def _check_folders(input_dir: Path, output_dir: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference.engine import default_threads
+    from contract.manifest import ManifestError, ModelFolder
     from inference.layouts import RunOptions, detect_layout
-    from inference.manifest import ManifestError, load_manifest
+    from inference.runner import default_threads
 
     started = time.perf_counter()
     _check_folders(args.input, args.output)
     model_dir, origin = resolve_model_dir(args.weights)
     log.info("model folder: %s (from %s)", model_dir, origin)
     try:
-        manifest = load_manifest(model_dir)
+        folder = ModelFolder.open(model_dir)
     except ManifestError as exc:
         raise FatalError(str(exc)) from exc
     layout = detect_layout(args.input)
     threads = args.threads or default_threads()
     options = RunOptions(
-        input_dir=args.input, output_dir=args.output, model_dir=model_dir, engine=args.engine,
+        input_dir=args.input, output_dir=args.output, engine=args.engine,
         device=args.device, precision=args.precision, threads=threads, batch_size=args.batch_size,
         workers=args.workers or max(2, min(4, threads)), strict=args.strict,
     )
-    summary = layout.run(options, manifest)
+    summary = layout.run(options, folder)
     for line in summary.lines():
         log.info("%s", line)
     log.info("total wall time %.2f s", time.perf_counter() - started)

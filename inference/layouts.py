@@ -1,7 +1,7 @@
 """Input layouts the CLI can serve, and what every layout's ``run`` receives and returns.
 
 A layout is a module with ``NAME: str``, ``detect(input_dir: Path) -> bool`` and
-``run(options: RunOptions, manifest: Manifest) -> RunSummary``. ``LAYOUTS`` is tried
+``run(options: RunOptions, folder: ModelFolder) -> RunSummary``. ``LAYOUTS`` is tried
 in order; the first whose ``detect`` is true serves the input. Modules are imported
 only when tried, so a layout costs nothing when its input is absent.
 """
@@ -27,7 +27,6 @@ LAYOUTS: list[tuple[str, str]] = [
 class RunOptions:
     input_dir: Path
     output_dir: Path
-    model_dir: Path
     engine: str = "auto"  # auto | onnxruntime | torch
     device: str = "auto"  # auto | cuda | cpu
     precision: str = "auto"  # auto | fp32 | fp16 | int8
