@@ -27,6 +27,7 @@ import csv
 import json
 import logging
 import os
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -46,6 +47,12 @@ PRED_FILES = {
     "classification": ("classification_predictions.json", "predicted_class"),
     "detection": ("detection_predictions.json", "bbox_pixels"),
     "Regression": ("regression_predictions.json", "predicted_points_pixels"),
+}
+LABEL_COLUMNS = {
+    "segmentation": ("mask_path",),
+    "classification": ("mask",),
+    "detection": BOX_COLUMNS,
+    "Regression": ("point_1_xy",),
 }
 METRICS = {
     "segmentation": ("dice", "hd"),
@@ -68,9 +75,13 @@ class OfficialRow(dict):
 
 def read_rows(labels_dir: Path) -> list[OfficialRow]:
     csv_dir = Path(labels_dir) / "csv_files"
-    files = sorted(csv_dir.glob("*.csv")) if csv_dir.is_dir() else []
+    if not Path(labels_dir).is_dir():
+        raise LabelLayoutError(f"label folder {labels_dir} does not exist")
+    if not csv_dir.is_dir():
+        raise LabelLayoutError(f"{labels_dir} has no csv_files/ folder; expected INPUT_DIR/csv_files/*.csv")
+    files = sorted(csv_dir.glob("*.csv"))
     if not files:
-        raise LabelLayoutError(f"no CSV files in {csv_dir}; expected INPUT_DIR/csv_files/*.csv")
+        raise LabelLayoutError(f"{csv_dir} holds no .csv files")
     rows = []
     for path in files:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -180,10 +191,16 @@ def _classification(rows, num_classes, ctx, issues):
         "auc": value,
         "f1": float(f1_score(yt, ypa, average="macro", zero_division=0)),
         "f1_weighted": float(f1_score(yt, ypa, average="weighted", zero_division=0)),
-        "mcc": float(matthews_corrcoef(yt, ypa)),
+        "mcc": _mcc(yt, ypa),
         "accuracy": float(np.mean(yt == ypa)),
     }
     return len(y), metrics, {}, notes
+
+
+def _mcc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    with warnings.catch_warnings():  # one label only: scikit-learn warns and returns 0.0, as intended
+        warnings.simplefilter("ignore", UserWarning)
+        return float(matthews_corrcoef(y_true, y_pred))
 
 
 def _detection(rows, num_classes, ctx, issues):
@@ -248,6 +265,12 @@ def evaluate_official(labels_dir: Path | str, predictions_dir: Path | str,
             raise TaskSelectionError(f"task(s) {unknown} have no rows in {labels_dir}; present: {ids}")
         ids = [t for t in ids if t in wanted]
     kinds = {config[t][0] for t in ids}
+    labelled = [r for t in ids for r in groups[t] if all(c in r for c in LABEL_COLUMNS[config[t][0]])]
+    if not labelled:
+        raise LabelLayoutError(
+            f"no row of {labels_dir} has a label ({', '.join(sorted({c for t in ids for c in LABEL_COLUMNS[config[t][0]]}))}); "
+            "the evaluator needs a labelled folder (a test-phase CSV without labels cannot be scored)"
+        )
     ctx = {"csv_dir": labels_dir / "csv_files", "pred_dir": pred_dir,
            "records": {k: load_records(pred_dir, k) for k in PRED_FILES if k in kinds}}
     issues: list[RowIssue] = []
@@ -259,6 +282,11 @@ def evaluate_official(labels_dir: Path | str, predictions_dir: Path | str,
         missing = sum(1 for i in issues[before:] if i.scope == "prediction")
         scores.append(TaskScore(task_id=task_id, kind=kind, num_classes=size, rows=scored, missing=missing,
                                 metrics=metrics, per_class=per_class, notes=task_notes))
+    if not any(s.rows for s in scores) and all(i.scope == "label" for i in issues):
+        raise LabelLayoutError(
+            f"no row of {labels_dir} could be scored ({len(issues)} label problems, first: "
+            f"{issues[0].line() if issues else 'none'}); is this a labelled folder?"
+        )
     notes += [f"{PRED_FILES[k][0]} is missing: the official evaluator reports no {k} scores"
               for k, recs in ctx["records"].items() if recs is None]
     notes += [f"{s.task_id}: {n}" for s in scores for n in s.notes]
