@@ -20,7 +20,8 @@ body{font-family:system-ui,sans-serif;margin:16px;background:#fafafa;color:#222}
 h1{font-size:20px}h2{font-size:17px;margin:24px 0 4px}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}
 .task{border-top:2px solid #888;margin-top:18px}.meta{font-size:13px;color:#555}
-.grid{display:flex;flex-wrap:wrap;gap:8px}.card{background:#fff;border:1px solid #ddd;padding:4px;font-size:12px}
+.grid{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start}.card{background:#fff;border:1px solid #ddd;padding:4px;font-size:12px;margin:0}
+svg{display:block;margin:4px 0}
 .card img{display:block;max-width:100%}.bad{color:#c00}.legend span{display:inline-block;margin-right:10px}
 .sw{display:inline-block;width:12px;height:12px;border:1px solid #333;vertical-align:middle;margin-right:3px}
 .note{font-size:13px;color:#555}
