@@ -93,8 +93,15 @@ def cuda_unavailable_reason() -> str | None:
     if visible is not None and visible.strip() in ("", "-1"):
         return f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU"
     if sys.platform.startswith("linux") and not (Path("/dev/nvidiactl").exists() or glob.glob("/dev/nvidia[0-9]*")):
-        return "no NVIDIA GPU device is visible (/dev/nvidia* missing; run the container with --gpus all)"
+        if in_container():
+            return "no NVIDIA GPU device is visible (/dev/nvidia* missing; run the container with --gpus all)"
+        return "no NVIDIA GPU device is visible"
     return None
+
+
+def in_container() -> bool:
+    """True inside a Docker (/.dockerenv) or podman (/run/.containerenv) container."""
+    return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
 
 
 def resolve_precision(requested: str, device: str, manifest: Manifest) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from inference.backend import Engine
 from inference.batch_csv import Job, RowFailure
@@ -85,7 +86,9 @@ class Pipeline:
     def run(self, jobs: Sequence[Job]) -> None:
         started = time.perf_counter()
         batches = make_batches(jobs, self.batch_size)
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="io") as pool, _progress(len(jobs)) as bar:
+        # log lines during the loop go through tqdm.write, so they never land inside the progress bar line
+        with logging_redirect_tqdm(), ThreadPoolExecutor(self.workers, thread_name_prefix="io") as pool, \
+                _progress(len(jobs)) as bar:
             upcoming: Iterator[Batch] = iter(batches)
             loading: deque[tuple[Batch, list[Future]]] = deque()
             writing: deque[tuple[Job, Future]] = deque()
@@ -113,10 +116,10 @@ class Pipeline:
 
     @staticmethod
     def _log_batch(batch: Batch, first: bool) -> None:
-        """Timestamps the benchmark reads (benchmarks.measure): first results, then each model call."""
+        """Timestamps the benchmark reads (benchmarks.measure, which runs with -v): first results, then each model call."""
         now = time.time()
         if first:
-            log.info("first predictions ready at unix time %.6f", now)
+            log.debug("first predictions ready at unix time %.6f", now)
         log.debug("batch done: %s %s %d images at unix time %.6f", batch.task.task_id, batch.task.kind.value,
                   len(batch.jobs), now)
 
