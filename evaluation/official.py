@@ -23,31 +23,24 @@ Folder-level rules (facts read from the organisers' public evaluator, re-impleme
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
-import os
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Iterable, Optional
 
-import cv2
 import numpy as np
 from sklearn.metrics import f1_score, matthews_corrcoef
 
 from evaluation import official_metrics as OM
+from evaluation.official_io import PRED_FILES, OfficialRow, load_records, read_rows, segmentation_pair
 from evaluation.labels import BOX_COLUMNS, LabelLayoutError
 from evaluation.report import KindScore, Report, RowIssue, TaskScore
 
 log = logging.getLogger(__name__)
 
 KINDS = ("segmentation", "classification", "detection", "Regression")
-PRED_FILES = {
-    "classification": ("classification_predictions.json", "predicted_class"),
-    "detection": ("detection_predictions.json", "bbox_pixels"),
-    "Regression": ("regression_predictions.json", "predicted_points_pixels"),
-}
 LABEL_COLUMNS = {
     "segmentation": ("mask_path",),
     "classification": ("mask",),
@@ -60,75 +53,6 @@ METRICS = {
     "detection": ("iou",),
     "Regression": ("mre",),
 }
-
-
-class OfficialRow(dict):
-    """One CSV row (column -> text; empty cells are absent) plus where it came from."""
-
-    csv_file: str = ""
-    row: int = 0
-
-    def issue(self, reason: str, scope: str = "prediction") -> RowIssue:
-        return RowIssue(csv_file=self.csv_file, row=self.row, image_path=self.get("image_path", ""),
-                        task_id=self.get("task_id", ""), scope=scope, reason=reason)
-
-
-def read_rows(labels_dir: Path) -> list[OfficialRow]:
-    csv_dir = Path(labels_dir) / "csv_files"
-    if not Path(labels_dir).is_dir():
-        raise LabelLayoutError(f"label folder {labels_dir} does not exist")
-    if not csv_dir.is_dir():
-        raise LabelLayoutError(f"{labels_dir} has no csv_files/ folder; expected INPUT_DIR/csv_files/*.csv")
-    files = sorted(csv_dir.glob("*.csv"))
-    if not files:
-        raise LabelLayoutError(f"{csv_dir} holds no .csv files")
-    rows = []
-    for path in files:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            for index, rec in enumerate(csv.DictReader(handle), start=1):
-                row = OfficialRow({k: v for k, v in rec.items() if k and v is not None and v.strip() != ""})
-                row.csv_file, row.row = path.name, index
-                rows.append(row)
-    return rows
-
-
-def load_records(pred_dir: Path, kind: str) -> Optional[dict[tuple[str, str], Any]]:
-    """(task_id, image_path) -> the kind's prediction value (last record wins); None if no file."""
-    name, field = PRED_FILES[kind]
-    path = Path(pred_dir) / name
-    if not path.is_file():
-        return None
-    out: dict[tuple[str, str], Any] = {}
-    for rec in json.loads(path.read_text(encoding="utf-8")):
-        if kind == "classification":
-            out[(rec["task_id"], rec["image_path"])] = (rec[field], rec.get("predicted_probs"))
-        else:
-            out[(rec["task_id"], rec["image_path"])] = rec[field]
-    return out
-
-
-def read_grey(path: Path) -> Optional[np.ndarray]:
-    return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
-
-
-def predicted_mask_path(pred_dir: Path, mask_path: str) -> Path:
-    return Path(pred_dir) / mask_path.replace("../", "")
-
-
-def segmentation_pair(row: OfficialRow, csv_dir: Path, pred_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(prediction resized to the truth, truth) as the official scorer reads them.
-
-    Raises LookupError when the truth is unreadable, ValueError when the prediction is (row skipped).
-    """
-    truth = read_grey(Path(os.path.normpath(csv_dir / row["mask_path"])))
-    if truth is None:
-        raise LookupError(f"ground-truth mask {row['mask_path']} is missing or unreadable")
-    pred = read_grey(predicted_mask_path(pred_dir, row["mask_path"]))
-    if pred is None:
-        raise ValueError(f"mask file {row['mask_path'].replace('../', '')} is missing or unreadable")
-    if pred.shape != truth.shape:
-        pred = cv2.resize(pred, (truth.shape[1], truth.shape[0]), interpolation=cv2.INTER_NEAREST)
-    return pred, truth
 
 
 def _segmentation(rows, num_classes, ctx, issues):
@@ -205,8 +129,12 @@ def _mcc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 def _detection(rows, num_classes, ctx, issues):
     labelled = [r for r in rows if all(c in r for c in BOX_COLUMNS)]
-    ious = [OM.box_iou(box, [float(row[c]) for c in BOX_COLUMNS])
-            for row, box in _matched(labelled, "detection", ctx, issues)]
+    ious = []
+    for row, box in _matched(labelled, "detection", ctx, issues):
+        try:
+            ious.append(OM.box_iou(box, [float(row[c]) for c in BOX_COLUMNS]))
+        except (TypeError, ValueError) as exc:
+            issues.append(row.issue(f"bbox_pixels {box!r} unusable ({exc}); the official script would stop here"))
     return len(ious), {"iou": float(np.mean(ious)) if ious else 0.0}, {}, []
 
 
@@ -219,7 +147,7 @@ def _regression(rows, num_classes, ctx, issues):
             truth.extend(json.loads(text) if text else [0, 0])
         try:
             errors.append(OM.radial_error(points, truth))
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             issues.append(row.issue(f"{exc} (the official script would stop here)"))
     return len(errors), {"mre": float(np.mean(errors)) if errors else 0.0}, {}, []
 
@@ -272,7 +200,7 @@ def evaluate_official(labels_dir: Path | str, predictions_dir: Path | str,
             "the evaluator needs a labelled folder (a test-phase CSV without labels cannot be scored)"
         )
     ctx = {"csv_dir": labels_dir / "csv_files", "pred_dir": pred_dir,
-           "records": {k: load_records(pred_dir, k) for k in PRED_FILES if k in kinds}}
+           "records": {k: load_records(pred_dir, k, notes) for k in PRED_FILES if k in kinds}}
     issues: list[RowIssue] = []
     scores = []
     for task_id in ids:
@@ -288,7 +216,7 @@ def evaluate_official(labels_dir: Path | str, predictions_dir: Path | str,
             f"{issues[0].line() if issues else 'none'}); is this a labelled folder?"
         )
     notes += [f"{PRED_FILES[k][0]} is missing: the official evaluator reports no {k} scores"
-              for k, recs in ctx["records"].items() if recs is None]
+              for k, recs in ctx["records"].items() if recs is None and not (pred_dir / PRED_FILES[k][0]).is_file()]
     notes += [f"{s.task_id}: {n}" for s in scores for n in s.notes]
     return Report(labels_dir=str(labels_dir), predictions_dir=str(pred_dir), tasks=scores,
                   kinds=kind_means(scores), issues=issues, rows=sum(s.rows for s in scores),

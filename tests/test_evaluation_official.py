@@ -183,3 +183,14 @@ def test_cli_default_is_official_and_strict_is_an_option(seg, capsys, tmp_path):
     assert main(["--labels", str(labels), "--predictions", str(pred), "--metrics", "strict"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("metrics: strict") and "scored as worst case" in out
+
+
+def test_inputs_that_stop_the_official_script_are_noted_not_fatal(tmp_path):
+    labels, pred = _classification_folder(tmp_path, {"c": (2, [0, 1])}, [_rec("c", 0, 0, [0.8, 0.2]), {"task_id": "c"}])
+    report = evaluate_official(labels, pred)
+    assert report.task("c").rows == 1 and report.task("c").missing == 1
+    assert any("1 record(s) without task_id, image_path or predicted_class" in n for n in report.notes)
+    (pred / "classification_predictions.json").write_text("[{")
+    report = evaluate_official(labels, pred)
+    assert report.task("c").rows == 0 and any("is not valid JSON" in n for n in report.notes)
+    assert not any("is missing" in n for n in report.notes)
