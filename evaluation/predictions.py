@@ -1,4 +1,4 @@
-"""Reading and validating a prediction folder (SPEC.md, "Output layout").
+"""Reading and validating a prediction folder (docs/CHALLENGE.md, "Output").
 
 Records are matched to label rows on the exact (image_path, task_id) pair. Every
 accessor either returns a usable prediction or raises ``BadPrediction`` with the

@@ -14,6 +14,7 @@ from inference.backend import FallbackEngine
 from inference.batch_csv import Job, RowFailure, check_row, read_rows
 from inference.errors import FatalError
 from inference.layouts import RunOptions, RunSummary
+from inference.output_audit import audit_outputs
 from inference.pipeline import Pipeline
 from inference.results import Results
 from inference.writers import OutputGuard
@@ -68,9 +69,13 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
                         options.workers)
     if jobs:
         pipeline.run(jobs)
-    results.write_json(options.output_dir)
+    written = results.write_json(options.output_dir)
+    written += [j.mask_target for j in jobs if j.mask_target is not None]
+    if not options.strict:
+        written += [f.mask_target for f in results.failed if f.mask_target is not None]
+    outputs = audit_outputs(options.output_dir, written)
     return RunSummary(
         layout=NAME, rows=len(rows), predicted=results.predicted,
         failed=len(results.failed) + len(problems), fallbacks=results.fallbacks,
-        engine=engine.description, seconds=pipeline.seconds,
+        engine=engine.description, seconds=pipeline.seconds, outputs=outputs,
     )

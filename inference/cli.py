@@ -129,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
     for line in summary.lines():
         log.info("%s", line)
     log.info("total wall time %.2f s", time.perf_counter() - started)
+    if summary.outputs:
+        log.info("%s", summary.outputs)
     return EXIT_ROWS_FAILED if summary.failed else EXIT_OK
 
 

@@ -45,6 +45,7 @@ class RunSummary:
     fallbacks: int = 0
     engine: str = "(none)"
     seconds: float = 0.0
+    outputs: str = ""  # the closing line: where the outputs went (batch layout)
 
     def lines(self) -> list[str]:
         rate = sum(self.predicted.values()) / self.seconds if self.seconds > 0 else 0.0

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Generic, Iterator, Protocol, Sequence, TypeVar
 
 import numpy as np
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from contract.imaging import ImageReadError, preprocess, read_image
 from contract.kinds import Prediction, Size, decode, segmentation_mask
@@ -107,7 +108,9 @@ class Pipeline(Generic[Item]):
     def run(self, items: Sequence[Item]) -> None:
         started = time.perf_counter()
         batches = make_batches(items, self.batch_size)
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="io") as pool, _progress(len(items)) as bar:
+        # log lines during the loop go through tqdm.write, so they never land inside the progress bar line
+        with logging_redirect_tqdm(), ThreadPoolExecutor(self.workers, thread_name_prefix="io") as pool, \
+                _progress(len(items)) as bar:
             upcoming: Iterator[Batch[Item]] = iter(batches)
             loading: deque[tuple[Batch[Item], list[Future]]] = deque()
             writing: deque[tuple[Item, Future]] = deque()
@@ -135,10 +138,10 @@ class Pipeline(Generic[Item]):
 
     @staticmethod
     def _log_batch(batch: Batch, first: bool) -> None:
-        """Timestamps the benchmark reads (benchmarks.measure): first results, then each model call."""
+        """Timestamps the benchmark reads (benchmarks.measure, which runs with -v): first results, then each batch."""
         now = time.time()
         if first:
-            log.info("first predictions ready at unix time %.6f", now)
+            log.debug("first predictions ready at unix time %.6f", now)
         log.debug("batch done: %s %s %d images at unix time %.6f", batch.task.task_id, batch.task.kind.value,
                   len(batch.items), now)
 
