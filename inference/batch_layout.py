@@ -11,7 +11,7 @@ from contract.kinds import Prediction, Size
 from contract.manifest import ModelFolder
 from contract.tasks import TaskKind
 from inference.backend import FallbackEngine
-from inference.batch_csv import Job, RowFailure, check_row, read_rows
+from inference.batch_csv import Job, Row, RowFailure, check_row, read_rows
 from inference.errors import FatalError
 from inference.layouts import RunOptions, RunSummary
 from inference.pipeline import Pipeline
@@ -53,6 +53,7 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
         log.error("%s", problem)
     if not rows:
         raise FatalError(f"no data rows in {options.input_dir / CSV_FOLDER}/*.csv; nothing to predict")
+    all_rows, rows = rows, _shard_rows(rows, options)
     guard = OutputGuard(options.output_dir, options.input_dir)
     jobs: list[Job] = []
     results = Results(strict=options.strict)
@@ -68,9 +69,30 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
                         options.workers)
     if jobs:
         pipeline.run(jobs)
-    results.write_json(options.output_dir)
+    _write_outputs(options, folder, all_rows, rows, results, len(problems))
     return RunSummary(
         layout=NAME, rows=len(rows), predicted=results.predicted,
         failed=len(results.failed) + len(problems), fallbacks=results.fallbacks,
         engine=engine.description, seconds=pipeline.seconds,
     )
+
+
+def _shard_rows(rows: list[Row], options: RunOptions) -> list[Row]:
+    """All rows, or only those of ``--shard I/N`` (``inference.shard``)."""
+    if options.shard is None:
+        return rows
+    from inference.shard import select_rows
+
+    return select_rows(rows, options.shard)
+
+
+def _write_outputs(options: RunOptions, folder: ModelFolder, all_rows: list[Row], rows: list[Row],
+                   results: Results, problems: int) -> None:
+    """The three JSON files; or, for a shard, its part file (``python -m inference merge`` joins them)."""
+    if options.shard is None:
+        results.write_json(options.output_dir)
+        return
+    from inference.shard import write_part
+
+    write_part(options.output_dir, options.shard, all_rows, rows, results.records, folder,
+               len(results.failed), problems)
