@@ -19,9 +19,10 @@ $(VENV)/.runtime-stamp: requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	@touch $@
 
-$(VENV)/.dev-stamp: requirements.txt requirements-dev.txt
+$(VENV)/.dev-stamp: requirements.txt requirements-dev.txt requirements-ray.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-ray.txt
 	@touch $@ $(VENV)/.runtime-stamp
 
 venv: $(VENV)/.runtime-stamp

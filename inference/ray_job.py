@@ -126,8 +126,10 @@ def predict_rows(options, folder: ModelFolder, actors: int, gpus_per_actor: floa
         items = [{"index": i, "image_file": str(job.image_file), "task_id": job.task.task_id,
                   "mask_target": str(job.mask_target or "")} for i, job in jobs.items()]
         threads = options.threads or max(1, int(cpus_per_actor))
+        ray.data.DataContext.get_current().enable_progress_bars = False  # ours counts rows (mininterval 2 s)
         dataset = ray.data.from_items(items).map_batches(
-            RowPredictor, batch_size=options.batch_size, batch_format="numpy", concurrency=actors,
+            RowPredictor, batch_size=options.batch_size, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=cpus_per_actor, num_gpus=gpus_per_actor,
             fn_constructor_kwargs={"model_dir": str(folder.path), "engine": options.engine,
                                    "device": options.device, "precision": options.precision,
