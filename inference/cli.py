@@ -31,6 +31,10 @@ the model): one ERROR line each, naming the CSV line, the image and the reason. 
 still gets a fallback prediction (an empty mask, uniform probabilities with class 0, the
 centred box [0.25, 0.25, 0.75, 0.75], keypoints at the image centre) unless --strict.
 
+shards: --shard I/N predicts a deterministic 1/N of the rows and writes OUTPUT/shards/part-I-of-N.json;
+python -m inference merge PARTS... --output OUT joins the parts into the files one run writes
+(python -m inference merge --help).
+
 exit codes:
   0  every row was predicted
   1  fatal error (no model, no CSV / nothing to do, missing input, unwritable output);
