@@ -105,9 +105,9 @@ def _check(out: Path, rows: int, run: Measurement, what: str) -> None:
 def run_memory(work: Path, model_dir: Path, counts: list[int]) -> list[dict]:
     results = []
     for rows in counts:
-        inp, out = make_input(work / f"input-{rows}", rows, model_dir), work / f"memory-{rows}"
+        inp, out = make_input(work / f"input-{rows}", rows, model_dir), work / f"memory-{model_dir.name}-{rows}"
         run = measure(_cli("--input", inp, "--output", out, "--weights", model_dir, "--device", "cpu"),
-                      work / "logs" / f"memory-{rows}.log")
+                      work / "logs" / f"memory-{model_dir.name}-{rows}.log")
         _check(out, rows, run, f"memory run of {rows} rows")
         results.append({"rows": rows, "wall_s": run.wall_s, "rows_per_s": rows / run.wall_s,
                         "peak_rss_mb": run.peak_rss_largest_mb})

@@ -153,3 +153,11 @@ def test_merge_refuses_parts_that_do_not_fit(runs, tmp_path, caplog):
         assert merge(*given, "--output", out) == EXIT_FATAL, message
         assert message in caplog.text
         assert not out.exists()  # nothing written when the parts do not fit
+
+
+def test_shard_is_refused_for_a_grand_challenge_case(tmp_path, caplog):
+    case = tmp_path / "case"
+    case.mkdir()
+    (case / "inputs.json").write_text("[]")
+    assert predict(case, tmp_path / "out", "--shard", "0/2") == EXIT_FATAL
+    assert "applies to the batch layout" in caplog.text
