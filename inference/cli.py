@@ -12,9 +12,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from contract.defaults import DEVICES, ENGINES, PRECISIONS
 from inference.errors import EXIT_FATAL, EXIT_OK, EXIT_ROWS_FAILED, FatalError
+
+if TYPE_CHECKING:
+    from inference.shard import Shard
 
 log = logging.getLogger("inference")
 
@@ -135,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_ROWS_FAILED if summary.failed else EXIT_OK
 
 
-def _shard(text: str | None, layout_name: str):
+def _shard(text: str | None, layout_name: str) -> "Shard | None":
+    """``--shard`` (or ``$FMC_SHARD``) checked against the layout (``inference.shard``)."""
     if not text:
         return None
     from inference.shard import shard_option
