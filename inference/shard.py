@@ -5,7 +5,7 @@ file's name, its ``image_path`` and its ``task_id`` (as written), modulo N. The 
 therefore the same on every machine and whatever order the CSV files are listed in; two
 identical rows always land in the same shard. ``I`` counts from 0 (``0/4`` .. ``3/4``).
 
-``--shard auto/N`` takes ``I`` from ``$JOB_COMPLETION_INDEX`` (set by a Kubernetes Indexed
+``--shard auto/N`` (or ``/N``) takes ``I`` from ``$JOB_COMPLETION_INDEX`` (set by a Kubernetes Indexed
 Job in each pod); ``$FMC_SHARD`` is the default of ``--shard`` (for a container whose
 command line is fixed).
 
@@ -65,7 +65,7 @@ class Shard:
 
 
 def parse_shard(text: str, environ: dict[str, str] | None = None) -> Shard:
-    """``I/N`` or ``auto/N`` (I from ``$JOB_COMPLETION_INDEX``) -> Shard; ShardError otherwise."""
+    """``I/N``, or ``auto/N`` / ``/N`` (I from ``$JOB_COMPLETION_INDEX``) -> Shard; ShardError otherwise."""
     env = os.environ if environ is None else environ
     forms = "expected I/N with 0 <= I < N (e.g. 0/4), or auto/N to take I from $" + INDEX_ENV
     head, sep, tail = text.strip().partition("/")
@@ -77,7 +77,7 @@ def parse_shard(text: str, environ: dict[str, str] | None = None) -> Shard:
         raise ShardError(f"--shard {text!r}: N must be a whole number; {forms}") from None
     if count < 1:
         raise ShardError(f"--shard {text!r}: N must be at least 1; {forms}")
-    if head.strip().lower() == "auto":
+    if head.strip().lower() in ("auto", ""):
         raw = env.get(INDEX_ENV, "").strip()
         if not raw:
             raise ShardError(f"--shard {text!r}: ${INDEX_ENV} is not set (it is in a Kubernetes Indexed Job); "

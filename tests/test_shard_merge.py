@@ -102,7 +102,7 @@ def test_every_row_in_exactly_one_shard_whatever_the_csv_order(runs):
 
 @pytest.mark.parametrize("text, environ, expected", [
     ("0/4", {}, Shard(0, 4)), (" 3/4 ", {}, Shard(3, 4)), ("auto/4", {INDEX_ENV: "2"}, Shard(2, 4)),
-    ("0/1", {}, Shard(0, 1)),
+    ("0/1", {}, Shard(0, 1)), ("/3", {INDEX_ENV: "0"}, Shard(0, 3)),
 ])
 def test_parse_shard(text, environ, expected):
     assert parse_shard(text, environ) == expected
