@@ -27,7 +27,7 @@ README section "Many images, many machines" for Ray Data, Spark and Beam.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 
@@ -87,7 +87,7 @@ class Model:
                 for i, prediction in zip(chunk, predictions):
                     path = None if image_paths is None else image_paths[i]
                     results[i] = _result(prediction, task_id, path)
-        return [result for result in results if result is not None]
+        return cast(list[dict[str, Any]], results)  # every position was filled above
 
     def predict_files(self, paths: Sequence[str | Path], task_ids: Sequence[str],
                       image_paths: Sequence[str] | None = None) -> list[dict[str, Any]]:
