@@ -25,12 +25,13 @@ $(VENV)/.runtime-stamp: requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	@touch $@
 
-$(VENV)/.dev-stamp: requirements.txt requirements-dev.txt
+$(VENV)/.dev-stamp: requirements.txt requirements-dev.txt requirements-ray.txt
 	@echo "dev venv $(VENV): installing requirements-dev.txt, $(if $(TORCH_INDEX),torch from $(TORCH_INDEX),about 6.7 GB with" \
 		"PyPI's torch (a CUDA build); TORCH_INDEX=https://download.pytorch.org/whl/cpu gets the CPU-only torch)" >&2
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(if $(TORCH_INDEX),$(PY) -m pip install -q --index-url $(TORCH_INDEX) $$(grep -E '^(torch|torchvision)==' requirements-dev.txt))
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-ray.txt
 	@touch $@ $(VENV)/.runtime-stamp
 
 venv: $(VENV)/.runtime-stamp

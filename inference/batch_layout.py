@@ -11,7 +11,7 @@ from contract.kinds import Prediction, Size
 from contract.manifest import ModelFolder
 from contract.tasks import TaskKind
 from inference.backend import FallbackEngine
-from inference.batch_csv import Job, RowFailure, check_row, read_rows
+from inference.batch_csv import Job, Row, RowFailure, check_row, read_rows
 from inference.errors import FatalError
 from inference.layouts import RunOptions, RunSummary
 from inference.output_audit import audit_outputs
@@ -54,6 +54,7 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
         log.error("%s", problem)
     if not rows:
         raise FatalError(f"no data rows in {options.input_dir / CSV_FOLDER}/*.csv; nothing to predict")
+    all_rows, rows = rows, _shard_rows(rows, options)
     guard = OutputGuard(options.output_dir, options.input_dir)
     jobs: list[Job] = []
     results = Results(strict=options.strict)
@@ -69,13 +70,34 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
                         options.workers)
     if jobs:
         pipeline.run(jobs)
-    written = results.write_json(options.output_dir)
+    written = _write_outputs(options, folder, all_rows, rows, results, len(problems))
     written += [j.mask_target for j in jobs if j.mask_target is not None]
     if not options.strict:
         written += [f.mask_target for f in results.failed if f.mask_target is not None]
-    outputs = audit_outputs(options.output_dir, written)
+    # a shard shares its folder with the other shards' masks and parts: only the whole run is audited
+    outputs = audit_outputs(options.output_dir, written, warn_stale=options.shard is None)
     return RunSummary(
         layout=NAME, rows=len(rows), predicted=results.predicted,
         failed=len(results.failed) + len(problems), fallbacks=results.fallbacks,
         engine=engine.description, seconds=pipeline.seconds, outputs=outputs,
     )
+
+
+def _shard_rows(rows: list[Row], options: RunOptions) -> list[Row]:
+    """All rows, or only those of ``--shard I/N`` (``inference.shard``)."""
+    if options.shard is None:
+        return rows
+    from inference.shard import select_rows
+
+    return select_rows(rows, options.shard)
+
+
+def _write_outputs(options: RunOptions, folder: ModelFolder, all_rows: list[Row], rows: list[Row],
+                   results: Results, problems: int) -> list[Path]:
+    """The three JSON files; or, for a shard, its part file (``python -m inference merge`` joins them)."""
+    if options.shard is None:
+        return results.write_json(options.output_dir)
+    from inference.shard import write_part
+
+    return [write_part(options.output_dir, options.shard, all_rows, rows, results.records, folder,
+               len(results.failed), problems)]

@@ -12,9 +12,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from contract.defaults import DEVICES, ENGINES, PRECISIONS
 from inference.errors import EXIT_FATAL, EXIT_OK, EXIT_ROWS_FAILED, FatalError
+
+if TYPE_CHECKING:
+    from inference.shard import Shard
 
 log = logging.getLogger("inference")
 
@@ -30,6 +34,10 @@ failed rows (unreadable or missing image, unknown task, bad mask path, CSV disag
 the model): one ERROR line each, naming the CSV line, the image and the reason. The row
 still gets a fallback prediction (an empty mask, uniform probabilities with class 0, the
 centred box [0.25, 0.25, 0.75, 0.75], keypoints at the image centre) unless --strict.
+
+shards: --shard I/N predicts a deterministic 1/N of the rows and writes OUTPUT/shards/part-I-of-N.json;
+python -m inference merge PARTS... --output OUT joins the parts into the files one run writes
+(python -m inference merge --help).
 
 exit codes:
   0  every row was predicted
@@ -69,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=_positive, default=None,
                         help="threads decoding images and writing masks (default: 2 to 4)")
     parser.add_argument("--strict", action="store_true", help="no fallback prediction for failed rows")
+    parser.add_argument("--shard", default=os.environ.get("FMC_SHARD") or None, metavar="I/N",
+                        help="predict only shard I of N (0 <= I < N; auto/N: I from $JOB_COMPLETION_INDEX) and "
+                             "write OUTPUT/shards/part-I-of-N.json; join with: python -m inference merge "
+                             "(default: $FMC_SHARD)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -119,11 +131,12 @@ def run(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         raise FatalError(str(exc)) from exc
     layout = detect_layout(args.input)
+    shard = _shard(args.shard, layout.NAME)
     threads = args.threads or default_threads()
     options = RunOptions(
         input_dir=args.input, output_dir=args.output, engine=args.engine,
         device=args.device, precision=args.precision, threads=threads, batch_size=args.batch_size,
-        workers=args.workers or max(2, min(4, threads)), strict=args.strict,
+        workers=args.workers or max(2, min(4, threads)), strict=args.strict, shard=shard,
     )
     summary = layout.run(options, folder)
     for line in summary.lines():
@@ -134,7 +147,21 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_ROWS_FAILED if summary.failed else EXIT_OK
 
 
+def _shard(text: str | None, layout_name: str) -> "Shard | None":
+    """``--shard`` (or ``$FMC_SHARD``) checked against the layout (``inference.shard``)."""
+    if not text:
+        return None
+    from inference.shard import shard_option
+
+    return shard_option(text, layout_name)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["merge"]:  # python -m inference merge PARTS... --output OUT (inference.merge)
+        from inference.merge import main as merge_main
+
+        return merge_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

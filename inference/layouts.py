@@ -13,8 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from inference.errors import FatalError
+
+if TYPE_CHECKING:
+    from inference.shard import Shard
 
 #: (name, module) in detection order; a per-case (Grand-Challenge) layout goes before the batch one.
 LAYOUTS: list[tuple[str, str]] = [
@@ -34,6 +38,7 @@ class RunOptions:
     batch_size: int = 8
     workers: int = 2
     strict: bool = False
+    shard: "Shard | None" = None  # --shard I/N (batch layout): only these rows, written as a part
 
 
 @dataclass

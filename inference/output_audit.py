@@ -17,14 +17,14 @@ log = logging.getLogger(__name__)
 SHOWN = 5
 
 
-def audit_outputs(output_dir: Path, written: Iterable[Path]) -> str:
-    """Log the WARNING for stale files (if any); return the closing INFO line (folder, file count)."""
+def audit_outputs(output_dir: Path, written: Iterable[Path], warn_stale: bool = True) -> str:
+    """Log the WARNING for stale files (if any, and ``warn_stale``); return the closing INFO line (folder, file count)."""
     output_dir = Path(output_dir)
     ours = {Path(p).resolve() for p in written}
     present = sorted(p for p in output_dir.rglob("*") if p.is_file())
     mine = [p for p in present if p.resolve() in ours]
     stale = [p for p in present if p.resolve() not in ours]
-    if stale:
+    if stale and warn_stale:
         shown = ", ".join(str(p.relative_to(output_dir)) for p in stale[:SHOWN])
         more = f" and {len(stale) - SHOWN} more" if len(stale) > SHOWN else ""
         log.warning("output folder %s holds %d file(s) this run did not write (left from another run?): %s%s; "
