@@ -1,17 +1,19 @@
 # FMC_UIA 2026 inference image: `python -m inference` reads /input, writes /output.
 #
-# Base image: CUDA 12.8.1 runtime + cuDNN 9.8 on Ubuntu 24.04. onnxruntime-gpu 1.26.0 is
-# built for CUDA 12.8 (its build_and_package_info.py) and cuDNN 9, and loads libcudart.so.12,
-# libcublas(Lt).so.12, libcufft.so.11, libcurand.so.10 and libcudnn.so.9 from the system.
-# Host driver for GPU runs: >= 525.60.13 (Linux), through CUDA 12 minor-version
-# compatibility; CUDA 12.8 Update 1 itself ships with 570.124.06. The image sets
-# NVIDIA_DISABLE_REQUIRE=1 so that the NVIDIA container toolkit does not refuse drivers
-# 525..569 (the base image's NVIDIA_REQUIRE_CUDA says cuda>=12.8). Without a usable GPU
-# (no --gpus, older driver) the runtime runs on ONNX Runtime's CPU provider.
+# One image for GPU and CPU, built the same way everywhere: a slim Debian 12 base, Debian's
+# Python 3.11, and the CUDA 12.8 / cuDNN 9.10 libraries from NVIDIA's pip wheels
+# (requirements-cuda.txt: onnxruntime-gpu[cuda,cudnn]==1.26.0, versions pinned), loaded by
+# onnxruntime.preload_dlls(). No CUDA base image: CI builds this very Dockerfile (from
+# localhost/base:bookworm, the same Debian 12 made with debootstrap) and checks at build time
+# that every library of the CUDA provider resolves (scripts/check_cuda_libs.py).
+# Host for GPU runs: NVIDIA driver >= 525.60.13 (CUDA 12 minor-version compatibility; 570+
+# is CUDA 12.8's own) and the NVIDIA container toolkit (--gpus all). Without a usable GPU
+# the same image runs on ONNX Runtime's CPU provider.
 #
-# Any Debian/Ubuntu image works as BASE_IMAGE (Python is installed from apt only when it is
-# missing); CI builds from localhost/base:bookworm (Debian 12 + python3, see CONTAINERS.md).
-ARG BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+# Users: started as root (the organisers' `docker run --gpus all --rm -v IN:/input/:ro
+# -v OUT:/output IMAGE`), scripts/entrypoint.sh steps down to the owner of /output before
+# Python starts; started with --user UID:GID (Grand-Challenge), it runs as that user.
+ARG BASE_IMAGE=debian:bookworm-slim
 
 # ---- stage 1: the application files, world-readable ------------------------------------
 # The whole (whitelisted, see .dockerignore) context goes to this throw-away stage, so a
@@ -22,7 +24,7 @@ COPY . /src/
 RUN test -f /src/inference/__init__.py \
         || { echo "ERROR: the inference/ package is missing from the build context" >&2; exit 1; }; \
     mkdir -p /opt/app \
-    && for d in inference network model_weights; do \
+    && for d in contract inference network model_weights; do \
         if [ -d "/src/$d" ]; then cp -a "/src/$d" /opt/app/; \
         else echo "WARNING: $d/ is missing from the build context; the image has none" >&2; \
              mkdir "/opt/app/$d"; fi; \
@@ -30,7 +32,10 @@ RUN test -f /src/inference/__init__.py \
     && if [ ! -f /opt/app/model_weights/manifest.json ]; then \
         echo "WARNING: no model_weights/manifest.json: the image has no default model" >&2; \
     fi \
-    && chmod -R a+rX,go-w /opt/app
+    && mkdir /opt/app/scripts \
+    && cp /src/scripts/entrypoint.sh /src/scripts/check_cuda_libs.py /opt/app/scripts/ \
+    && chmod -R a+rX,go-w /opt/app \
+    && chmod 0755 /opt/app/scripts/entrypoint.sh
 
 # ---- stage 2: the image -------------------------------------------------------------------
 FROM ${BASE_IMAGE}
@@ -48,9 +53,10 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONPATH=/opt/app \
     HOME=/tmp \
     FMC_MODEL_DIR=/opt/app/model_weights \
-    NVIDIA_DISABLE_REQUIRE=1
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
 
-# Python from apt only when the base lacks it (the CUDA image has none; the CI base has it).
+# Python from apt only when the base lacks it (debian:bookworm-slim has none; the CI base has
+# it, from the same Debian 12 packages). setpriv (util-linux) is in every Debian base.
 RUN if ! python3 -m venv /opt/venv >/dev/null 2>&1; then \
         rm -rf /opt/venv \
         && apt-get update \
@@ -63,30 +69,34 @@ RUN if ! python3 -m venv /opt/venv >/dev/null 2>&1; then \
 # Behind a TLS-intercepting proxy, pass its CA bundle as the build secret `pip_ca`
 # (scripts/build_image.sh does when the host's pip is configured with one); nothing of it
 # stays in the image.
-COPY requirements.txt /tmp/req/
+# requirements-cuda.txt adds NVIDIA's CUDA/cuDNN wheels (~1.8 GB to download, ~2.4 GB
+# installed) to requirements.txt.
+COPY requirements.txt requirements-cuda.txt /tmp/req/
 RUN --mount=type=secret,id=pip_ca \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
-    && pip install -r /tmp/req/requirements.txt \
+    && pip install -r /tmp/req/requirements-cuda.txt \
     && python -c "import numpy, cv2, SimpleITK, pydantic, tqdm, onnxruntime"
 # Optional PyTorch fallback engine (WITH_TORCH=1; each ARG is declared where it is used, so
-# changing it rebuilds only from there). PyPI's torch 2.14.1 on x86_64 is a CUDA 13.0 build
-# (+ ~4 GB of nvidia-*-cu13 wheels; its GPU path needs driver >= 580, else it runs on the
-# CPU); it must never share a process with ONNX Runtime's CUDA 12 provider. TORCH_INDEX_URL
-# may name another wheel index (e.g. PyTorch's CPU one) when the build can reach it.
+# changing it rebuilds only from there), from PyTorch's CPU wheel index by default: PyPI's
+# torch 2.14.1 on x86_64 is a CUDA 13 build whose nvidia-cudnn-cu13 installs into the same
+# nvidia/cudnn/lib folder as the CUDA 12 cuDNN above and replaces it (the library check at
+# the end of the build then fails, naming the replaced files). With the CPU build the
+# fallback runs on the CPU and the CUDA 12 stack stays intact.
 ARG WITH_TORCH=0
-ARG TORCH_INDEX_URL=""
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 COPY requirements-torch.txt /tmp/req/
 RUN --mount=type=secret,id=pip_ca \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
     && if [ "${WITH_TORCH}" = "1" ]; then \
         pip install ${TORCH_INDEX_URL:+--extra-index-url "${TORCH_INDEX_URL}"} \
             -r /tmp/req/requirements.txt -r /tmp/req/requirements-torch.txt \
-        && python -c "import torch, segmentation_models_pytorch, timm"; \
+        && python -c "import torch, segmentation_models_pytorch, timm, onnx"; \
     fi \
     && rm -rf /tmp/req
 
-# Fixed non-root user; the image runs the same under any other uid (--user 4242:4242):
-# everything under /opt is world-readable and nothing is written outside /output and /tmp.
+# The image's own unprivileged user runs it when there is no output folder to take the owner
+# from (see scripts/entrypoint.sh); any other uid works too (--user 4242:4242): everything
+# under /opt is world-readable and nothing is written outside /output and /tmp.
 ARG APP_UID=1000
 ARG APP_GID=1000
 RUN if ! getent group "${APP_GID}" >/dev/null; then groupadd --gid "${APP_GID}" app; fi \
@@ -96,12 +106,13 @@ RUN if ! getent group "${APP_GID}" >/dev/null; then groupadd --gid "${APP_GID}" 
     fi
 
 WORKDIR /opt/app
-COPY --from=app /opt/app/network/ network/
-COPY --from=app /opt/app/model_weights/ model_weights/
-COPY --from=app /opt/app/inference/ inference/
+COPY --from=app /opt/app/ /opt/app/
 # Bytecode compiled at build time: a per-case cold start never compiles (and could not
-# write next to the sources as a non-root user anyway).
-RUN python -m compileall -q --invalidation-mode unchecked-hash network inference
+# write next to the sources as a non-root user anyway). Then the CUDA provider's libraries
+# are checked: a build whose CUDA stack is incomplete fails here, GPU or not.
+RUN python -m compileall -q --invalidation-mode unchecked-hash /opt/app \
+    && python /opt/app/scripts/check_cuda_libs.py
 
-USER ${APP_UID}:${APP_GID}
-ENTRYPOINT ["/opt/venv/bin/python", "-m", "inference"]
+# No USER: the entrypoint starts as root only to step down to the owner of /output (or runs
+# as the --user given). HEALTHCHECK is meaningless for a run-to-completion batch job.
+ENTRYPOINT ["/opt/app/scripts/entrypoint.sh"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks.compare import FP32_VS_REFERENCE, REDUCED_VS_FP32, compare_folders
 from benchmarks.dataset import CACHE_ROOT, cached_phantoms
-from inference.manifest import load_manifest
+from contract.manifest import load_manifest
 
 log = logging.getLogger(__name__)
 

@@ -71,11 +71,12 @@ def _median_run(engine, task, batch: np.ndarray, repeats: int) -> float:
 
 
 def run_times(model_dir: Path, repeats: int) -> dict[str, float]:
+    from contract.manifest import ModelFolder
     from inference.engine import OnnxEngine
-    from inference.manifest import load_manifest
 
-    manifest = load_manifest(model_dir)
-    engine = OnnxEngine(model_dir, manifest, device="cpu", precision="fp32")
+    folder = ModelFolder.open(model_dir)
+    manifest = folder.manifest
+    engine = OnnxEngine(folder, device="cpu", precision="fp32")
     batch = np.random.default_rng(0).standard_normal((8, 3, 256, 256)).astype(np.float32)
     return {task: _median_run(engine, manifest.task(task), batch, repeats) for task in TASKS}
 
@@ -101,10 +102,10 @@ def whole_graph_cls_time(whole: Path, repeats: int) -> float:
 def rss_after_every_task(model_dir: Path) -> float:
     """Resident memory (MB) a fresh process gains by running every task once (batch 8, CPU fp32)."""
     code = ("import sys, numpy as np; from pathlib import Path; from inference.engine import OnnxEngine; "
-            "from inference.manifest import load_manifest; import onnxruntime; "
+            "from contract.manifest import ModelFolder; import onnxruntime; "
             "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20; "
-            "d = Path(sys.argv[1]); m = load_manifest(d); before = rss(); "
-            "e = OnnxEngine(d, m, device='cpu', precision='fp32'); "
+            "f = ModelFolder.open(Path(sys.argv[1])); m = f.manifest; before = rss(); "
+            "e = OnnxEngine(f, device='cpu', precision='fp32'); "
             "b = np.zeros((8, 3, *m.model.preprocessing.input_size), np.float32); [e.run(t, b) for t in m.tasks]; "
             "print(rss() - before)")
     done = subprocess.run([sys.executable, "-c", code, str(model_dir)], cwd=REPO, capture_output=True, text=True, check=True)

@@ -91,7 +91,7 @@ ORT_PROBE = """
 import json, sys, time
 import onnxruntime as ort
 from pathlib import Path
-from inference.manifest import load_manifest
+from contract.manifest import load_manifest
 model_dir, task_id, level = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 manifest = load_manifest(model_dir)
 graphs = manifest.graph_set("fp32").graphs

@@ -18,7 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
-from inference.tasks import TaskKind, TaskRegistry
+from contract.tasks import TaskKind, TaskRegistry
 
 log = logging.getLogger(__name__)
 

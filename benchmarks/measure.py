@@ -14,7 +14,7 @@ standard library only), so that:
   interpreter start, imports, model loading and writing the outputs included.
 
 **Time to first output**: both pipelines log ``first predictions ready at unix time
-T`` when the predictions of their first model call are ready (decoded, masks
+T`` (the runtime at debug level: ``benchmarks.run`` starts both with ``-v``) when the predictions of their first model call are ready (decoded, masks
 written); the figure is T minus the wall clock time at which the process was
 started. Per task kind, both log ``batch done: TASK KIND N images at unix time T``
 (at debug level) after each model call; the **steady rate of a kind** is its images

@@ -22,13 +22,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from contract.defaults import DEFAULT_ENCODER
 from benchmarks.dataset import CACHE_ROOT, cached_phantoms
-from inference.manifest import MANIFEST_NAME, ModelConfig, load_manifest
-from inference.tasks import TaskRegistry
+from contract.manifest import MANIFEST_NAME, ModelConfig, load_manifest
+from contract.tasks import TaskRegistry
 
 log = logging.getLogger(__name__)
 
-ENCODER = "efficientnet-b4"
+ENCODER = DEFAULT_ENCODER
 CALIBRATION_SEED = 99
 STATE_DICT_NAME = "best_model.pth"
 SOURCE_NOTE = ("benchmark: {encoder}, 27 heads, random weights (torch seed {seed}), BatchNorm statistics from "

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from inference.manifest import Preprocessing, load_manifest
+from contract.manifest import Preprocessing, load_manifest
 
 log = logging.getLogger("reference")
 JSON_FILES = {

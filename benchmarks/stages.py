@@ -30,10 +30,10 @@ from typing import Callable
 import numpy as np
 
 from benchmarks.compare import input_rows
-from inference.imaging import preprocess, read_image
-from inference.manifest import IMAGE_INPUT, OUTPUT_ROLE, load_manifest
-from inference.postprocess import decode
-from inference.tasks import TaskKind
+from contract.imaging import preprocess, read_image
+from contract.manifest import IMAGE_INPUT, OUTPUT_ROLE, load_manifest
+from contract.kinds import decode
+from contract.tasks import TaskKind
 from inference.writers import write_mask
 
 log = logging.getLogger(__name__)
@@ -69,15 +69,17 @@ class _GraphTimer:
     """Runs a task's graph path on the CPU provider, timing each graph (name -> seconds)."""
 
     def __init__(self, model_dir: Path, precision: str, threads: int):
+        from contract.manifest import ModelFolder
         from inference.engine import OnnxEngine
 
-        self.manifest = load_manifest(model_dir)
-        self.engine = OnnxEngine(model_dir, self.manifest, device="cpu", precision=precision, threads=threads)
+        folder = ModelFolder.open(model_dir)
+        self.manifest = folder.manifest
+        self.engine = OnnxEngine(folder, device="cpu", precision=precision, threads=threads)
 
     def run(self, task, batch: np.ndarray, seconds: dict[str, float]) -> np.ndarray:
         tensors: dict[str, np.ndarray] = {IMAGE_INPUT: batch}
         for name in task.path:
-            session = self.engine.session(name)
+            session = self.engine.runner.session(name)
             feed = {spec.name: tensors[spec.name] for spec in session.get_inputs()}
             names = [out.name for out in session.get_outputs()]
             started = time.perf_counter()

@@ -3,7 +3,8 @@
 Public API::
 
     from evaluation import evaluate, Report
-    report = evaluate("test/input", "test/output", tasks=None)
+    report = evaluate_official("test/input", "test/output")   # the challenge's evaluate.py rules
+    report = evaluate("test/input", "test/output", tasks=None)  # strict variants
     report.task("fetal_head").metrics["dice"]; report.kind("detection").metrics["iou"]
 
 Pure metric functions: ``dice``, ``hausdorff``, ``iou``, ``mre``, ``radial_errors``,
@@ -22,6 +23,7 @@ from evaluation.metrics import (
     multiclass_auc,
     radial_errors,
 )
+from evaluation.official import evaluate_official
 from evaluation.report import KindScore, Report, RowIssue, TaskScore, format_table
 from evaluation.scoring import TaskSelectionError, evaluate
 
@@ -37,6 +39,7 @@ __all__ = [
     "classification_metrics",
     "dice",
     "evaluate",
+    "evaluate_official",
     "format_table",
     "hausdorff",
     "image_diagonal",

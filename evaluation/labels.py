@@ -1,8 +1,7 @@
-"""Reading a labelled input folder in the challenge layout (INPUT_DIR/csv_files/*.csv)."""
+"""Reading a labelled input folder in the challenge layout (INPUT_DIR/csv_files/*.csv, read by ``contract.csv_layout``)."""
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -12,12 +11,14 @@ from typing import Optional
 
 from pydantic import BaseModel
 
-from inference.tasks import TaskKind, TaskRegistry
+from contract.csv_layout import CsvLayoutError, csv_folder, list_csv_files, read_csv_file
+from contract.kinds import KIND_SPECS
+from contract.tasks import TaskKind, TaskRegistry
 from evaluation.report import RowIssue
 
 log = logging.getLogger(__name__)
 
-BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")
+BOX_COLUMNS = KIND_SPECS[TaskKind.DETECTION].label_columns
 
 
 class LabelLayoutError(ValueError):
@@ -124,12 +125,7 @@ def _parse_row(rec: dict[str, str], csv_dir: Path, csv_name: str, row: int, regi
     return LabelRow(**fields)
 
 
-_LABEL_COLUMNS = {
-    TaskKind.SEGMENTATION: ("mask_path",),
-    TaskKind.CLASSIFICATION: ("mask",),
-    TaskKind.DETECTION: BOX_COLUMNS,
-    TaskKind.REGRESSION: ("point_1_xy",),
-}
+_LABEL_COLUMNS = {kind: spec.label_columns for kind, spec in KIND_SPECS.items()}
 
 
 def _check_columns(csv_file: Path, columns: list[str], records: list[dict[str, str]], registry: TaskRegistry) -> None:
@@ -158,22 +154,19 @@ def read_labels(labels_dir: Path, registry: Optional[TaskRegistry] = None) -> tu
     """
     registry = registry or TaskRegistry.official()
     labels_dir = Path(labels_dir)
-    csv_dir = labels_dir / "csv_files"
     if not labels_dir.is_dir():
         raise LabelLayoutError(f"label folder {labels_dir} does not exist")
-    if not csv_dir.is_dir():
-        raise LabelLayoutError(f"{labels_dir} has no csv_files/ folder; expected INPUT_DIR/csv_files/*.csv")
-    csv_files = sorted(csv_dir.glob("*.csv"))
-    if not csv_files:
-        raise LabelLayoutError(f"{csv_dir} holds no .csv files")
+    try:
+        csv_files = list_csv_files(labels_dir)
+    except CsvLayoutError as exc:
+        raise LabelLayoutError(str(exc)) from exc
+    csv_dir = csv_folder(labels_dir)
     rows: list[LabelRow] = []
     issues: list[RowIssue] = []
     for csv_file in csv_files:
-        with csv_file.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            columns = list(reader.fieldnames or [])
-            records = list(reader)
-        _check_columns(csv_file, columns, records, registry)
+        table = read_csv_file(csv_file)
+        records = [record.cells for record in table.records]
+        _check_columns(csv_file, table.columns, records, registry)
         for index, rec in enumerate(records, start=1):
             try:
                 rows.append(_parse_row(rec, csv_dir, csv_file.name, index, registry))

@@ -1,4 +1,4 @@
-"""Pure metric functions of the FMC_UIA 2026 challenge (SPEC.md, "Metrics").
+"""Pure metric functions of the FMC_UIA 2026 challenge (docs/CHALLENGE.md, "Scoring"; these are the "strict" variants).
 
 Every function takes plain numpy arrays / sequences and returns floats; none of them
 reads files. Conventions fixed here (and relied on by the scorer):

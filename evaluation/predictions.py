@@ -1,4 +1,4 @@
-"""Reading and validating a prediction folder (SPEC.md, "Output layout").
+"""Reading and validating a prediction folder (docs/CHALLENGE.md, "Output").
 
 Records are matched to label rows on the exact (image_path, task_id) pair. Every
 accessor either returns a usable prediction or raises ``BadPrediction`` with the
@@ -16,16 +16,13 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 
-from inference.tasks import TaskKind
+from contract.kinds import PREDICTION_FILES
+from contract.tasks import TaskKind
 from evaluation.labels import LabelRow
 
 log = logging.getLogger(__name__)
 
-JSON_FILES = {
-    TaskKind.CLASSIFICATION: "classification_predictions.json",
-    TaskKind.DETECTION: "detection_predictions.json",
-    TaskKind.REGRESSION: "regression_predictions.json",
-}
+JSON_FILES = PREDICTION_FILES  # the runtime's files (contract.kinds)
 
 
 class BadPrediction(ValueError):

@@ -60,7 +60,14 @@ class KindScore(BaseModel):
     metrics: dict[str, Optional[float]]
 
 
+METRICS_MODES = {
+    "official": "the challenge's evaluate.py rules: missing predictions skipped, AUC 0 when undefined, MRE in px",
+    "strict": "missing predictions scored as worst case, AUC over the classes present, MRE also in % of diagonal",
+}
+
+
 class Report(BaseModel):
+    metrics_mode: str = Field("strict", description="official or strict (see METRICS_MODES)")
     labels_dir: str
     predictions_dir: str
     tasks: list[TaskScore]
@@ -120,7 +127,8 @@ def _fmt(value: Optional[float]) -> str:
 
 def format_table(report: Report, max_issues: int = 20) -> str:
     """Plain-text table: one line per task, one per kind, then the issues (first ``max_issues``)."""
-    lines = [f"{'task':<26} {'kind':<15} {'rows':>5} {'missing':>7}  metrics"]
+    lines = [f"metrics: {report.metrics_mode} ({METRICS_MODES.get(report.metrics_mode, '')})"]
+    lines.append(f"{'task':<26} {'kind':<15} {'rows':>5} {'missing':>7}  metrics")
     for t in report.tasks:
         metrics = "  ".join(f"{k}={_fmt(v)}" for k, v in t.metrics.items())
         lines.append(f"{t.task_id:<26} {t.kind:<15} {t.rows:>5} {t.missing:>7}  {metrics}")
@@ -132,7 +140,8 @@ def format_table(report: Report, max_issues: int = 20) -> str:
     lines.append("")
     lines.append(
         f"{report.rows} rows scored, {report.missing_predictions} missing/malformed predictions "
-        f"(scored as worst case), {report.label_problems} label rows skipped, "
+        f"({'skipped' if report.metrics_mode == 'official' else 'scored as worst case'}), "
+        f"{report.label_problems} label rows skipped, "
         f"{report.unmatched_records} prediction records matching no row"
     )
     for note in report.notes:

@@ -24,7 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from inference.tasks import TaskKind, TaskRegistry
+from contract.tasks import TaskKind, TaskRegistry
 from evaluation import metrics as M
 from evaluation.labels import LabelLayoutError, LabelRow, read_labels
 from evaluation.predictions import BadPrediction, PredictionFolder

@@ -2,7 +2,7 @@
 
 Folder layout::
 
-    manifest.json            inference.manifest.Manifest (pydantic), written last
+    manifest.json            contract.manifest.Manifest (pydantic), written last
     encoder.onnx             image -> c2, c3, c4, c5        (seed variants: their own stage names)
     fpn.onnx                 c2..c5 -> fpn                  (dense tasks only)
     heads/<task_id>.onnx     fpn or c5 -> <task_id>.<role>

@@ -19,7 +19,7 @@ from exporter.folder import folder_bytes, staged_folder
 from exporter.graphs import export_fp32
 from exporter.images import random_batch
 from exporter.parity import TOLERANCE_FP32, measure_parity
-from inference.manifest import (
+from contract.manifest import (
     OUTPUT_ROLE,
     GraphSet,
     Manifest,
@@ -28,24 +28,17 @@ from inference.manifest import (
     TorchFallback,
     write_manifest,
 )
-from inference.tasks import TaskKind
+from contract.defaults import PRECISIONS
+from contract.kinds import spec_of
 
 log = logging.getLogger(__name__)
 
 EXPORTER_VERSION = "1.0"
 EXTRA_FILE = "torch_extra.npz"
-PRECISIONS = ("fp32", "fp16", "int8")
 PROVIDERS = {
     "fp32": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "fp16": ["CUDAExecutionProvider"],
     "int8": ["CPUExecutionProvider"],
-}
-MEANING = {
-    TaskKind.SEGMENTATION: "logits: N x K x H x W class logits at the input size; argmax gives the class (0 = background)",
-    TaskKind.CLASSIFICATION: "probs: N x K softmax probabilities",
-    TaskKind.DETECTION: "grid: N x (4+C) x h x w; channels 0-3 x_min, y_min, x_max, y_max in [0, 1] (sigmoid), "
-    "then objectness logits; the box is read at the cell of highest objectness",
-    TaskKind.REGRESSION: "points: N x 2M normalized x1, y1, x2, y2, ... in input-size fractions (not clamped)",
 }
 
 
@@ -84,7 +77,7 @@ def task_entries(model: nn.Module, config: ModelConfig) -> list[TaskEntry]:
                 num_classes=task.num_classes,
                 path=path,
                 outputs=outputs,
-                meaning=MEANING[task.kind],
+                meaning=spec_of(task.kind).meaning,
             )
         )
     return entries
@@ -196,7 +189,7 @@ def export_checkpoint(
     from exporter.folder import check_target
     from exporter.images import calibration_files
     from exporter.loading import load_network
-    from inference.manifest import sha256_of
+    from contract.manifest import sha256_of
 
     check_target(Path(out_dir).absolute())
     calibration = calibration_files(Path(calibration_dir), calibration_limit) if calibration_dir else None

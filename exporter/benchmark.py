@@ -21,13 +21,14 @@ import cv2
 import numpy as np
 import torch
 
+from contract.defaults import DEFAULT_ENCODER, DEFAULT_INPUT_SIZE
 from exporter.api import export_checkpoint
 from exporter.folder import folder_bytes
 from exporter.graphs import run_torch_stages
 from exporter.images import synthetic_images
-from inference.imaging import preprocess
-from inference.manifest import ModelConfig, Preprocessing
-from inference.tasks import TaskRegistry
+from contract.imaging import preprocess
+from contract.manifest import ModelConfig, Preprocessing
+from contract.tasks import TaskRegistry
 from network import build_model
 
 
@@ -89,8 +90,8 @@ def folded_encoder(model: torch.nn.Module, path: Path, size: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--encoder", default="efficientnet-b4")
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--encoder", default=DEFAULT_ENCODER)
+    parser.add_argument("--size", type=int, default=DEFAULT_INPUT_SIZE[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/export_benchmark"))
     parser.add_argument("--precision", action="append", default=[])
     args = parser.parse_args()

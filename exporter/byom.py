@@ -22,8 +22,8 @@ from torch import nn
 from exporter.checkpoint import _is_state_dict, read_checkpoint
 from exporter.errors import CheckpointError, ExportError, KeyMismatchError
 from exporter.loading import compare_keys
-from inference.manifest import ModelConfig, Preprocessing
-from inference.tasks import TaskKind, TaskRegistry, TaskSpec, UnknownTaskError
+from contract.manifest import ModelConfig, Preprocessing
+from contract.tasks import TaskKind, TaskRegistry, TaskSpec, UnknownTaskError
 from network.byom import (ARCHITECTURE, ByomError, ByomNetwork, absolute_spec, build_team_network, check_outputs,
                           is_conditioned)
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from exporter.errors import ExportError
-from inference.manifest import IMAGENET_MEAN, IMAGENET_STD, Manifest, Preprocessing
+from contract.manifest import IMAGENET_MEAN, IMAGENET_STD, Manifest, Preprocessing
 
 
 def preprocessing(args: argparse.Namespace) -> Preprocessing:
@@ -24,7 +24,7 @@ def export_brought(args: argparse.Namespace) -> Manifest:
     """Dispatch to the PyTorch or the ONNX path after checking the combination of options."""
     from exporter.folder import check_target
     from exporter.images import calibration_files
-    from inference.manifest import sha256_of
+    from contract.manifest import sha256_of
 
     checkpoint = Path(args.checkpoint)
     is_onnx = checkpoint.suffix == ".onnx"

@@ -26,7 +26,9 @@ import numpy as np
 import onnx
 import torch
 
-from exporter.api import MEANING, PROVIDERS, _check_precisions, verify_fallback, versions
+from contract.kinds import spec_of
+from contract.manifest import IMAGE_INPUT, OUTPUT_ROLE, GraphSet, Manifest, Parity, TaskEntry, TorchFallback, write_manifest
+from exporter.api import PROVIDERS, _check_precisions, verify_fallback, versions
 from exporter.byom_graphs import GRAPH_FOLDER, export_whole, split_per_task
 from exporter.deviation import compare_outputs
 from exporter.errors import ExportError, ParityError
@@ -34,9 +36,9 @@ from exporter.folder import folder_bytes, staged_folder
 from exporter.graphs import check_mode_unchanged, mode_snapshot
 from exporter.images import calibration_batches, image_like_batch, random_batch
 from exporter.parity import BATCH_SIZES, INPUT_KINDS, TOLERANCE_FP32, parity_inputs, relative_error
-from exporter.runner import GraphRunner
+from inference.errors import EngineError
 from inference.feeds import TASK_INDEX_INPUT, extra_feeds
-from inference.manifest import IMAGE_INPUT, OUTPUT_ROLE, GraphSet, Manifest, Parity, TaskEntry, TorchFallback, write_manifest
+from inference.runner import GraphRunner
 from network.byom import ByomNetwork
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ def task_entries(wrapper: ByomNetwork) -> list[TaskEntry]:
     return [
         TaskEntry(
             task_id=t.task_id, kind=t.kind, num_classes=t.num_classes, path=[t.task_id],
-            outputs={OUTPUT_ROLE[t.kind]: f"{t.task_id}.{OUTPUT_ROLE[t.kind]}"}, meaning=MEANING[t.kind],
+            outputs={OUTPUT_ROLE[t.kind]: f"{t.task_id}.{OUTPUT_ROLE[t.kind]}"}, meaning=spec_of(t.kind).meaning,
             task_index=wrapper.positions[t.task_id] if wrapper.conditioned else None,
         )
         for t in wrapper.tasks
@@ -56,8 +58,12 @@ def task_entries(wrapper: ByomNetwork) -> list[TaskEntry]:
 
 
 def run_task(runner: GraphRunner, task: TaskEntry, batch: np.ndarray) -> dict[str, np.ndarray]:
-    graph = runner.graph_set.graphs[task.path[-1]]
-    return runner.run(batch, task.path, extra_feeds(task, graph.inputs, len(batch)))
+    """The task's outputs on ``batch`` with the runtime's runner (task_index fed as the runtime feeds it)."""
+    inputs = [i for name in task.path for i in runner.graph_set.graphs[name].inputs]
+    try:
+        return runner.run(batch, task.path, wanted=task.outputs.values(), extra=extra_feeds(task, inputs, len(batch)))
+    except EngineError as exc:
+        raise ExportError(f"task {task.task_id}: {exc}") from exc
 
 
 def task_runner(model_dir: Path, graph_set: GraphSet, task: TaskEntry) -> GraphRunner:

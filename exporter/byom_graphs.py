@@ -25,7 +25,7 @@ from torch import nn
 
 from exporter.errors import ExportError
 from exporter.graphs import BATCH_AXIS, OPSET, _drop_initializer_inputs, graph_file
-from inference.manifest import GraphFile
+from contract.manifest import GraphFile
 
 log = logging.getLogger(__name__)
 

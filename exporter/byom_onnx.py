@@ -35,7 +35,11 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from exporter.api import MEANING, PROVIDERS, _check_precisions, versions
+from contract.kinds import spec_of
+from contract.manifest import (IMAGE_INPUT, OUTPUT_ROLE, GraphSet, Manifest, ModelConfig, Parity, Preprocessing,
+                               TaskEntry, write_manifest)
+from contract.tasks import TaskKind, TaskSpec
+from exporter.api import PROVIDERS, _check_precisions, versions
 from exporter.byom_export import export_variant, run_task, task_runner
 from exporter.byom_graphs import split_per_task
 from exporter.errors import ExportError, ParityError
@@ -43,9 +47,6 @@ from exporter.folder import staged_folder
 from exporter.images import image_like_batch, random_batch
 from exporter.parity import BATCH_SIZES, TOLERANCE_FP32, relative_error
 from inference.feeds import TASK_INDEX_INPUT
-from inference.manifest import (IMAGE_INPUT, OUTPUT_ROLE, GraphSet, Manifest, ModelConfig, Parity, Preprocessing,
-                                TaskEntry, write_manifest)
-from inference.tasks import TaskKind, TaskSpec
 from network.byom import ONNX_ARCHITECTURE, ByomError, check_output
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ def export_onnx_file(path: Path, map_path: Path, out_dir: Path, prep: Preprocess
     conditioned = bool(task_map.task_index_input)
     add_roles(model, task_map, specs, image, ranks)
     tasks = [TaskEntry(task_id=s.task_id, kind=s.kind, num_classes=s.num_classes, path=[s.task_id],
-                       outputs={OUTPUT_ROLE[s.kind]: f"{s.task_id}.{OUTPUT_ROLE[s.kind]}"}, meaning=MEANING[s.kind],
+                       outputs={OUTPUT_ROLE[s.kind]: f"{s.task_id}.{OUTPUT_ROLE[s.kind]}"}, meaning=spec_of(s.kind).meaning,
                        task_index=positions[s.task_id] if conditioned else None) for s in specs]
     config = ModelConfig(architecture=ONNX_ARCHITECTURE, encoder_name=path.name, tasks=specs, preprocessing=prep,
                          params={"conditioned": conditioned,

@@ -25,8 +25,8 @@ import torch
 from pydantic import ValidationError
 
 from exporter.errors import CheckpointError
-from inference.manifest import ModelConfig, Preprocessing
-from inference.tasks import TaskKind, TaskRegistry, TaskSpec, UnknownTaskError
+from contract.manifest import ModelConfig, Preprocessing
+from contract.tasks import TaskKind, TaskRegistry, TaskSpec, UnknownTaskError
 
 log = logging.getLogger(__name__)
 

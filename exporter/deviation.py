@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from exporter.parity import relative_error
-from inference.manifest import TaskEntry
-from inference.tasks import TaskKind
+from contract.manifest import TaskEntry
+from contract.tasks import TaskKind
 
 
 def decode_boxes(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

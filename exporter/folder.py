@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from exporter.errors import OutputFolderError
-from inference.manifest import MANIFEST_NAME
+from contract.manifest import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
 

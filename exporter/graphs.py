@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from exporter.errors import ExportError
-from inference.manifest import GraphFile, sha256_of
+from contract.manifest import GraphFile, sha256_of
 
 log = logging.getLogger(__name__)
 

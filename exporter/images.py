@@ -1,6 +1,6 @@
 """Input batches for parity checks and int8 calibration.
 
-Real images are read and preprocessed with ``inference.imaging`` (the runtime's
+Real images are read and preprocessed with ``contract.imaging`` (the runtime's
 own code, so that calibration sees exactly what inference sees). Synthetic
 "image-like" inputs imitate ultrasound frames: a smooth bright fan with
 multiplicative speckle and a few dark blobs, then the same normalization.
@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from exporter.errors import CalibrationError
-from inference.imaging import ImageReadError, preprocess, read_image
-from inference.manifest import Preprocessing
+from contract.imaging import ImageReadError, preprocess, read_image
+from contract.manifest import Preprocessing
 
 log = logging.getLogger(__name__)
 

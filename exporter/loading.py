@@ -10,7 +10,7 @@ from torch import nn
 
 from exporter.checkpoint import Checkpoint
 from exporter.errors import ExportError, KeyMismatchError
-from inference.manifest import ModelConfig
+from contract.manifest import ModelConfig
 from network.registry import UnknownArchitectureError, build_model
 
 log = logging.getLogger(__name__)

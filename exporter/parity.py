@@ -18,8 +18,8 @@ from torch import nn
 from exporter.errors import ExportError, ParityError
 from exporter.graphs import check_mode_unchanged, mode_snapshot, run_torch_stages
 from exporter.images import image_like_batch, random_batch
-from exporter.runner import GraphRunner
-from inference.manifest import OUTPUT_ROLE, GraphSet, Parity, Preprocessing
+from exporter.runner import CheckRunner
+from contract.manifest import OUTPUT_ROLE, GraphSet, Parity, Preprocessing
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def measure_parity(
     before = mode_snapshot(model)
     stages = model.stages()
     outputs = task_outputs(model, stages)
-    runner = GraphRunner(model_dir, graph_set)
+    runner = CheckRunner(model_dir, graph_set)
     worst: dict[str, float] = {task.task_id: 0.0 for task in model.config.tasks}
     for label, batch in parity_inputs(prep, batch_sizes):
         reference = run_torch_stages(stages, torch.from_numpy(batch))

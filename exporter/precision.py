@@ -30,15 +30,15 @@ from typing import Sequence
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader
 
 from exporter.deviation import compare_outputs
 from exporter.errors import ExportError
 from exporter.graphs import graph_file
 from exporter.images import calibration_batches, image_like_batch
-from exporter.runner import GraphRunner
-from inference.manifest import GraphSet, ModelConfig, TaskEntry
+from exporter.runner import CheckRunner
+from inference.providers import cuda_unavailable_reason
+from contract.manifest import GraphSet, ModelConfig, TaskEntry
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _write_int8(stage_dir: Path, fp32: GraphSet, batches: list[np.ndarray]) -> d
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    runner = GraphRunner(stage_dir, fp32)
+    runner = CheckRunner(stage_dir, fp32)
     tensors = [runner.run(batch) for batch in batches]
     graphs = {}
     for name, graph in fp32.graphs.items():
@@ -150,23 +150,15 @@ def measure_deviation(
     stage_dir: Path, fp32: GraphSet, variant: GraphSet, tasks: list[TaskEntry], batches: list[np.ndarray]
 ) -> dict[str, float]:
     """Compare ``variant`` with fp32 (both on ONNX Runtime) on ``batches``."""
-    providers = ["CPUExecutionProvider"]
-    if variant.precision == "fp16" and _gpu_present():
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    reference_runner = GraphRunner(stage_dir, fp32)
-    variant_runner = GraphRunner(stage_dir, variant, providers)
-    on_cuda = all("CUDAExecutionProvider" in s.get_providers() for s in variant_runner.sessions.values())
+    device = "cuda" if variant.precision == "fp16" and cuda_unavailable_reason() is None else "cpu"
+    reference_runner = CheckRunner(stage_dir, fp32)
+    variant_runner = CheckRunner(stage_dir, variant, device)
     figures: dict[str, float] = {}
     for batch in batches:
         compare_outputs(tasks, reference_runner.run(batch), variant_runner.run(batch), figures)
     figures["images"] = float(sum(len(b) for b in batches))
-    figures["measured_on_cuda"] = float(on_cuda)
+    figures["measured_on_cuda"] = float(variant_runner.on_cuda)
     return figures
-
-
-def _gpu_present() -> bool:
-    """A CUDA device node exists (ORT lists its CUDA provider whenever the library is installed)."""
-    return "CUDAExecutionProvider" in ort.get_available_providers() and Path("/dev/nvidia0").exists()
 
 
 def export_variant(

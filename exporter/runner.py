@@ -1,63 +1,40 @@
-"""Run a graph set with ONNX Runtime, passing named tensors from graph to graph."""
+"""The exporter's checks run the graphs with the runtime's own runner (``inference.runner``).
+
+Parity and precision deviations are therefore measured on the code the image runs:
+the same session options, the same provider choice, the same graph chaining. Its
+``EngineError`` becomes ``ExportError`` here, so ``export.py`` reports it as one line.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
-import onnxruntime as ort
-from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 
+from contract.manifest import GraphSet
 from exporter.errors import ExportError
-from inference.manifest import IMAGE_INPUT, GraphSet
-
-#: What ONNX Runtime raises when it cannot load or run a graph.
-ORT_ERRORS = (
-    _ort_state.Fail,
-    _ort_state.InvalidArgument,
-    _ort_state.InvalidGraph,
-    _ort_state.NotImplemented,
-    _ort_state.RuntimeException,
-    _ort_state.NoSuchFile,
-    RuntimeError,
-)
+from inference.errors import EngineError
+from inference.runner import GraphRunner
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+class CheckRunner:
+    """Every graph of a set, run in the set's order on a batch; failures as ExportError."""
 
+    def __init__(self, model_dir: Path, graph_set: GraphSet, device: str = "cpu"):
+        try:
+            self.runner = GraphRunner(Path(model_dir), graph_set, device)
+        except EngineError as exc:
+            raise ExportError(str(exc)) from exc
 
-class GraphRunner:
-    """Holds one session per graph of a set; ``run`` evaluates the chosen graphs in order."""
+    def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """All tensors produced by the set's graphs for ``image``."""
+        try:
+            return self.runner.run(image)
+        except EngineError as exc:
+            raise ExportError(str(exc)) from exc
 
-    def __init__(self, model_dir: Path, graph_set: GraphSet, providers: Iterable[str] = ("CPUExecutionProvider",)):
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.graph_set = graph_set
-        self.sessions = {}
-        for name, graph in graph_set.graphs.items():
-            try:
-                self.sessions[name] = ort.InferenceSession(str(Path(model_dir) / graph.path), options, providers=list(providers))
-            except ORT_ERRORS as exc:
-                raise ExportError(f"ONNX Runtime cannot load the {graph_set.precision} graph {graph.path}: {_first_line(exc)}") from exc
-
-    def run(self, image: np.ndarray, graphs: Iterable[str] | None = None,
-            extra: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-        """All tensors produced by ``graphs`` (default: every graph of the set) for ``image``.
-
-        ``extra``: further inputs (``inference.feeds.extra_feeds``, e.g. task_index).
-        """
-        tensors: dict[str, np.ndarray] = {IMAGE_INPUT: image, **(extra or {})}
-        for name in graphs if graphs is not None else self.graph_set.graphs:
-            graph = self.graph_set.graphs[name]
-            missing = [i for i in graph.inputs if i not in tensors]
-            if missing:
-                raise ExportError(f"graph {name} needs {missing}, which no earlier graph produces")
-            feeds = {i: tensors[i] for i in graph.inputs}
-            try:
-                results = self.sessions[name].run(graph.outputs, feeds)
-            except ORT_ERRORS as exc:
-                raise ExportError(f"ONNX Runtime failed on the {self.graph_set.precision} graph {graph.path}: {_first_line(exc)}") from exc
-            tensors.update(zip(graph.outputs, results))
-        return tensors
+    @property
+    def on_cuda(self) -> bool:
+        """True when every session made so far runs on the CUDA provider."""
+        sessions = self.runner.sessions.values()
+        return bool(sessions) and all("CUDAExecutionProvider" in s.get_providers() for s in sessions)

@@ -8,17 +8,16 @@ else CPU). ``onnxruntime`` / ``torch``: that engine only. No fallback is silent.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from inference.errors import EngineError, FatalError
-from inference.manifest import Manifest, TaskEntry
+from contract.defaults import ENGINES
+from contract.manifest import ModelFolder, TaskEntry
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "onnxruntime", "torch")
 
 
 class Engine(Protocol):
@@ -30,11 +29,11 @@ class Engine(Protocol):
 class FallbackEngine:
     """Lazily builds the chosen engine on first use; switches to PyTorch once if ONNX Runtime fails."""
 
-    def __init__(self, model_dir: Path, manifest: Manifest, engine: str = "auto", device: str = "auto",
+    def __init__(self, folder: ModelFolder, engine: str = "auto", device: str = "auto",
                  precision: str = "auto", threads: int | None = None):
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
-        self.model_dir, self.manifest = Path(model_dir), manifest
+        self.folder = folder
         self.engine, self.device, self.precision, self.threads = engine, device, precision, threads
         self._active: Engine | None = None
         self._onnx_failure: str | None = None
@@ -46,7 +45,7 @@ class FallbackEngine:
     def _open_torch(self) -> Engine:
         from inference.torch_engine import TorchEngine
 
-        return TorchEngine(self.model_dir, device=self.device, threads=self.threads)
+        return TorchEngine(self.folder, device=self.device, threads=self.threads)
 
     def _switch_to_torch(self, reason: str) -> Engine:
         if self.engine == "onnxruntime":
@@ -66,11 +65,11 @@ class FallbackEngine:
             except EngineError as exc:
                 raise FatalError(str(exc)) from exc
             return self._active
+        from contract.manifest import ManifestError
         from inference.engine import OnnxEngine
-        from inference.manifest import ManifestError
 
         try:
-            self._active = OnnxEngine(self.model_dir, self.manifest, self.device, self.precision, self.threads)
+            self._active = OnnxEngine(self.folder, self.device, self.precision, self.threads)
         except ManifestError as exc:  # e.g. --precision int8 on a model exported without it
             raise FatalError(str(exc)) from exc
         except EngineError as exc:

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.csv_layout import CSV_FOLDER, CsvLayoutError, list_csv_files, read_csv_file, resolve
 from inference.errors import FatalError, OutputPathError
-from inference.manifest import Manifest, TaskEntry
-from inference.tasks import TaskKind, UnknownTaskError
+from contract.manifest import Manifest, TaskEntry
+from contract.tasks import TaskKind, UnknownTaskError
 from inference.writers import OutputGuard
 
 log = logging.getLogger(__name__)
 
-CSV_FOLDER = "csv_files"
 REQUIRED_COLUMNS = ("image_path", "task_id")
 
 
@@ -51,6 +50,10 @@ class Job:
     task: TaskEntry
     mask_target: Path | None = None
 
+    @property
+    def image_file(self) -> Path:
+        return self.row.image_file
+
 
 @dataclass(frozen=True)
 class RowFailure:
@@ -63,42 +66,33 @@ class RowFailure:
     mask_target: Path | None = None
 
 
-def _blank(value: str | None) -> str | None:
-    return value if value is not None and value.strip() != "" else None
-
-
 def read_rows(input_dir: Path) -> tuple[list[Row], list[str]]:
     """All data rows of ``input_dir/csv_files/*.csv``; also the problems of whole CSV files."""
-    csv_dir = Path(input_dir) / CSV_FOLDER
-    if not csv_dir.is_dir():
-        raise FatalError(f"{input_dir} has no {CSV_FOLDER}/ folder; expected INPUT/{CSV_FOLDER}/*.csv")
-    files = sorted(p for p in csv_dir.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
-    if not files:
-        raise FatalError(f"{csv_dir} holds no .csv file; put the challenge's index CSVs there")
+    try:
+        files = list_csv_files(input_dir)
+    except CsvLayoutError as exc:
+        raise FatalError(str(exc)) from exc
     rows: list[Row] = []
     problems: list[str] = []
-    for csv_file in files:
+    for path in files:
         try:
-            with csv_file.open(newline="", encoding="utf-8-sig") as handle:
-                reader = csv.DictReader(handle)
-                columns = [c.strip() for c in reader.fieldnames or []]
-                missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-                if missing:
-                    problems.append(f"{csv_file.name}: no column(s) {missing} (columns: {columns}); file skipped")
-                    continue
-                for record in reader:
-                    rec = {(k or "").strip(): v for k, v in record.items()}
-                    image_path = rec.get("image_path") or ""
-                    rows.append(Row(
-                        index=len(rows), csv_name=csv_file.name, line=reader.line_num,
-                        image_path=image_path, task_id=(rec.get("task_id") or "").strip(),
-                        task_name=_blank(rec.get("task_name")), num_classes=_blank(rec.get("num_classes")),
-                        mask_path=_blank(rec.get("mask_path")),
-                        image_file=Path(os.path.normpath(csv_dir / image_path.strip())),
-                    ))
+            table = read_csv_file(path)
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            problems.append(f"{csv_file.name}: cannot be read as CSV ({exc}); file skipped")
-        log.debug("%s read", csv_file.name)
+            problems.append(f"{path.name}: cannot be read as CSV ({exc}); file skipped")
+            continue
+        missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+        if missing:
+            problems.append(f"{path.name}: no column(s) {missing} (columns: {table.columns}); file skipped")
+            continue
+        for record in table.records:
+            image_path = record.cells.get("image_path") or ""
+            rows.append(Row(
+                index=len(rows), csv_name=record.csv_name, line=record.line,
+                image_path=image_path, task_id=(record.cells.get("task_id") or "").strip(),
+                task_name=record.get("task_name"), num_classes=record.get("num_classes"),
+                mask_path=record.get("mask_path"), image_file=resolve(input_dir, image_path),
+            ))
+        log.debug("%s read", path.name)
     return rows, problems
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from contract.csv_layout import CSV_FOLDER
+from contract.imaging import image_size
+from contract.kinds import Prediction, Size
+from contract.manifest import ModelFolder
+from contract.tasks import TaskKind
 from inference.backend import FallbackEngine
-from inference.batch_csv import CSV_FOLDER, Job, RowFailure, check_row, read_rows
+from inference.batch_csv import Job, Row, RowFailure, check_row, read_rows
 from inference.errors import FatalError
-from inference.imaging import image_size
 from inference.layouts import RunOptions, RunSummary
-from inference.manifest import Manifest
+from inference.output_audit import audit_outputs
 from inference.pipeline import Pipeline
 from inference.results import Results
 from inference.writers import OutputGuard
@@ -24,12 +28,33 @@ def detect(input_dir: Path) -> bool:
     return (Path(input_dir) / CSV_FOLDER).is_dir()
 
 
-def run(options: RunOptions, manifest: Manifest) -> RunSummary:
+class RowSink:
+    """The pipeline's results, row by row, into ``Results`` (failures with their fallback prediction)."""
+
+    def __init__(self, results: Results, default_size: Size):
+        self.results, self.default_size = results, default_size
+
+    def predicted(self, job: Job, prediction: Prediction) -> None:
+        self.results.add(job.row, prediction)
+
+    def mask_written(self, job: Job) -> None:
+        self.results.mask_written(job.row)
+
+    def failed(self, job: Job, reason: str, size: Size | None) -> None:
+        failure = RowFailure(job.row, reason, job.task.kind, job.task.num_classes, job.mask_target)
+        if size is None and job.task.kind is not TaskKind.CLASSIFICATION:
+            size = image_size(job.row.image_file)
+        self.results.fail(failure, size, self.default_size)
+
+
+def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
+    manifest = folder.manifest
     rows, problems = read_rows(options.input_dir)
     for problem in problems:
         log.error("%s", problem)
     if not rows:
         raise FatalError(f"no data rows in {options.input_dir / CSV_FOLDER}/*.csv; nothing to predict")
+    all_rows, rows = rows, _shard_rows(rows, options)
     guard = OutputGuard(options.output_dir, options.input_dir)
     jobs: list[Job] = []
     results = Results(strict=options.strict)
@@ -40,14 +65,39 @@ def run(options: RunOptions, manifest: Manifest) -> RunSummary:
             results.fail(checked, image_size(row.image_file), default_size)
         else:
             jobs.append(checked)
-    engine = FallbackEngine(options.model_dir, manifest, options.engine, options.device, options.precision,
-                            options.threads)
-    pipeline = Pipeline(engine, manifest.model.preprocessing, results, options.batch_size, options.workers)
+    engine = FallbackEngine(folder, options.engine, options.device, options.precision, options.threads)
+    pipeline = Pipeline(engine, manifest.model.preprocessing, RowSink(results, default_size), options.batch_size,
+                        options.workers)
     if jobs:
         pipeline.run(jobs)
-    results.write_json(options.output_dir)
+    written = _write_outputs(options, folder, all_rows, rows, results, len(problems))
+    written += [j.mask_target for j in jobs if j.mask_target is not None]
+    if not options.strict:
+        written += [f.mask_target for f in results.failed if f.mask_target is not None]
+    # a shard shares its folder with the other shards' masks and parts: only the whole run is audited
+    outputs = audit_outputs(options.output_dir, written, warn_stale=options.shard is None)
     return RunSummary(
         layout=NAME, rows=len(rows), predicted=results.predicted,
         failed=len(results.failed) + len(problems), fallbacks=results.fallbacks,
-        engine=engine.description, seconds=pipeline.seconds,
+        engine=engine.description, seconds=pipeline.seconds, outputs=outputs,
     )
+
+
+def _shard_rows(rows: list[Row], options: RunOptions) -> list[Row]:
+    """All rows, or only those of ``--shard I/N`` (``inference.shard``)."""
+    if options.shard is None:
+        return rows
+    from inference.shard import select_rows
+
+    return select_rows(rows, options.shard)
+
+
+def _write_outputs(options: RunOptions, folder: ModelFolder, all_rows: list[Row], rows: list[Row],
+                   results: Results, problems: int) -> list[Path]:
+    """The three JSON files; or, for a shard, its part file (``python -m inference merge`` joins them)."""
+    if options.shard is None:
+        return results.write_json(options.output_dir)
+    from inference.shard import write_part
+
+    return [write_part(options.output_dir, options.shard, all_rows, rows, results.records, folder,
+               len(results.failed), problems)]

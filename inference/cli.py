@@ -12,8 +12,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from contract.defaults import DEVICES, ENGINES, PRECISIONS
 from inference.errors import EXIT_FATAL, EXIT_OK, EXIT_ROWS_FAILED, FatalError
+
+if TYPE_CHECKING:
+    from inference.shard import Shard
 
 log = logging.getLogger("inference")
 
@@ -29,6 +34,10 @@ failed rows (unreadable or missing image, unknown task, bad mask path, CSV disag
 the model): one ERROR line each, naming the CSV line, the image and the reason. The row
 still gets a fallback prediction (an empty mask, uniform probabilities with class 0, the
 centred box [0.25, 0.25, 0.75, 0.75], keypoints at the image centre) unless --strict.
+
+shards: --shard I/N predicts a deterministic 1/N of the rows and writes OUTPUT/shards/part-I-of-N.json;
+python -m inference merge PARTS... --output OUT joins the parts into the files one run writes
+(python -m inference merge --help).
 
 exit codes:
   0  every row was predicted
@@ -56,11 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", type=Path, default=Path("/input"), help="input folder (default: /input)")
     parser.add_argument("--output", type=Path, default=Path("/output"), help="output folder (default: /output)")
     parser.add_argument("--weights", type=Path, default=None, help="model folder (manifest.json + ONNX graphs)")
-    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+    parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="auto: CUDA when it really works, else CPU (default)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "int8"), default="auto",
+    parser.add_argument("--precision", choices=("auto", *PRECISIONS), default="auto",
                         help="graph set; auto: fp16 on CUDA when the model has it, else fp32")
-    parser.add_argument("--engine", choices=("auto", "onnxruntime", "torch"), default="auto",
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
                         help="auto: ONNX Runtime, PyTorch on the same weights if it fails (default)")
     parser.add_argument("--batch-size", type=_positive, default=8, help="images per model call (default: 8)")
     parser.add_argument("--threads", type=_positive, default=None,
@@ -68,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=_positive, default=None,
                         help="threads decoding images and writing masks (default: 2 to 4)")
     parser.add_argument("--strict", action="store_true", help="no fallback prediction for failed rows")
+    parser.add_argument("--shard", default=os.environ.get("FMC_SHARD") or None, metavar="I/N",
+                        help="predict only shard I of N (0 <= I < N; auto/N: I from $JOB_COMPLETION_INDEX) and "
+                             "write OUTPUT/shards/part-I-of-N.json; join with: python -m inference merge "
+                             "(default: $FMC_SHARD)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -76,6 +89,12 @@ def resolve_model_dir(weights: Path | None) -> tuple[Path, str]:
     """The model folder to use and where it came from (see EPILOG)."""
     if weights is not None:
         return weights, "--weights"
+    # An uploaded model this process cannot read must stop the run, not fall back silently.
+    readable = os.access(OPT_ML_MODEL, os.R_OK | os.X_OK) and (
+        not (OPT_ML_MODEL / "manifest.json").exists() or os.access(OPT_ML_MODEL / "manifest.json", os.R_OK))
+    if OPT_ML_MODEL.is_dir() and not readable:
+        raise FatalError(f"model folder {OPT_ML_MODEL} is not readable for uid {os.getuid()}; "
+                         "make it readable for all (chmod -R a+rX on the folder) before mounting it")
     if (OPT_ML_MODEL / "manifest.json").is_file():
         return OPT_ML_MODEL, f"{OPT_ML_MODEL} (uploaded model)"
     env = os.environ.get(MODEL_DIR_ENV, "").strip()
@@ -99,33 +118,50 @@ def _check_folders(input_dir: Path, output_dir: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference.engine import default_threads
+    from contract.manifest import ManifestError, ModelFolder
     from inference.layouts import RunOptions, detect_layout
-    from inference.manifest import ManifestError, load_manifest
+    from inference.runner import default_threads
 
     started = time.perf_counter()
     _check_folders(args.input, args.output)
     model_dir, origin = resolve_model_dir(args.weights)
     log.info("model folder: %s (from %s)", model_dir, origin)
     try:
-        manifest = load_manifest(model_dir)
+        folder = ModelFolder.open(model_dir)
     except ManifestError as exc:
         raise FatalError(str(exc)) from exc
     layout = detect_layout(args.input)
+    shard = _shard(args.shard, layout.NAME)
     threads = args.threads or default_threads()
     options = RunOptions(
-        input_dir=args.input, output_dir=args.output, model_dir=model_dir, engine=args.engine,
+        input_dir=args.input, output_dir=args.output, engine=args.engine,
         device=args.device, precision=args.precision, threads=threads, batch_size=args.batch_size,
-        workers=args.workers or max(2, min(4, threads)), strict=args.strict,
+        workers=args.workers or max(2, min(4, threads)), strict=args.strict, shard=shard,
     )
-    summary = layout.run(options, manifest)
+    summary = layout.run(options, folder)
     for line in summary.lines():
         log.info("%s", line)
     log.info("total wall time %.2f s", time.perf_counter() - started)
+    if summary.outputs:
+        log.info("%s", summary.outputs)
     return EXIT_ROWS_FAILED if summary.failed else EXIT_OK
 
 
+def _shard(text: str | None, layout_name: str) -> "Shard | None":
+    """``--shard`` (or ``$FMC_SHARD``) checked against the layout (``inference.shard``)."""
+    if not text:
+        return None
+    from inference.shard import shard_option
+
+    return shard_option(text, layout_name)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["merge"]:  # python -m inference merge PARTS... --output OUT (inference.merge)
+        from inference.merge import main as merge_main
+
+        return merge_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

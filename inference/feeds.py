@@ -12,7 +12,7 @@ from typing import Iterable
 import numpy as np
 
 from inference.errors import EngineError
-from inference.manifest import TaskEntry
+from contract.manifest import TaskEntry
 
 TASK_INDEX_INPUT = "task_index"
 

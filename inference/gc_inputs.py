@@ -25,7 +25,7 @@ Image conversion rule (so that the network sees what it sees in the batch layout
   dimension (an empty image) are errors. Vector pixels (RGB/RGBA) keep their first
   three components (alpha dropped); scalar pixels are grey, replicated to 3 channels.
   ``uint8`` is kept as is; every other integer or float type goes through the batch
-  layout's own rule, the same function (``inference.imaging.to_rgb8``): 16-bit values
+  layout's own rule, the same function (``contract.imaging.to_rgb8``): 16-bit values
   <= 255 kept, otherwise the high byte; other types: values within 0..255 rounded,
   otherwise min-max scaled to 0..255 (a constant image becomes 0; NaN/inf -> 0).
 - ``.png``/``.jpg``/``.jpeg``: read exactly as a batch-layout image (``imaging.read_image``),
@@ -45,8 +45,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from inference.errors import FatalError
-from inference.imaging import ImageReadError, to_rgb8, read_image
-from inference.tasks import UnknownTaskError
+from contract.imaging import ImageReadError, to_rgb8, read_image
+from contract.tasks import UnknownTaskError
 
 INPUTS_JSON = "inputs.json"
 IMAGE_SLUG = "ultrasound-image"

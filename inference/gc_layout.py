@@ -38,20 +38,15 @@ from pathlib import Path
 from inference.errors import FatalError
 from inference.gc_inputs import INPUTS_JSON, Case, CaseImage, read_case
 from inference.layouts import RunOptions, RunSummary
-from inference.manifest import Manifest
-from inference.postprocess import Prediction
-from inference.tasks import TaskKind
+from contract.manifest import ModelFolder
+from contract.kinds import KIND_SPECS, Prediction
+from contract.tasks import TaskKind
 
 log = logging.getLogger(__name__)
 
 NAME = "grand-challenge"
 MASK_FILE_NAME = "output.mha"
-OUTPUT_SLUGS: dict[TaskKind, str] = {
-    TaskKind.SEGMENTATION: "segmentation-mask",
-    TaskKind.CLASSIFICATION: "classification-prediction",
-    TaskKind.DETECTION: "detection-prediction",
-    TaskKind.REGRESSION: "keypoint-prediction",
-}
+OUTPUT_SLUGS: dict[TaskKind, str] = {kind: spec.gc_socket for kind, spec in KIND_SPECS.items()}
 STAGING_PREFIX = ".gc-staging-"
 
 
@@ -114,19 +109,19 @@ def _publish(staging: Path, output_dir: Path) -> list[Path]:
     return moved
 
 
-def run(options: RunOptions, manifest: Manifest) -> RunSummary:
-    from inference.predictor import Predictor
+def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
     from inference.backend import FallbackEngine
+    from inference.predictor import Predictor
 
+    manifest = folder.manifest
     started = time.perf_counter()
     case = read_case(options.input_dir, check_task=manifest.task)
     task = manifest.task(case.task_id)
     log.info("case: task %s (%s), image %s, %d x %d", case.task_id, task.kind.value, case.image.path,
              case.image.rgb.shape[1], case.image.rgb.shape[0])
-    engine = FallbackEngine(options.model_dir, manifest, options.engine, options.device, options.precision,
-                            options.threads)
+    engine = FallbackEngine(folder, options.engine, options.device, options.precision, options.threads)
     try:
-        [prediction] = Predictor(manifest, engine).predict(case.task_id, [case.image.rgb])
+        [prediction] = Predictor(folder, engine).predict(case.task_id, [case.image.rgb])
     except ValueError as exc:  # the model's output cannot be decoded (non-finite values and the like)
         raise FatalError(f"task {case.task_id}: the model's output for {case.image.path} is unusable: {exc}") from exc
 

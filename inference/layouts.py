@@ -1,7 +1,7 @@
 """Input layouts the CLI can serve, and what every layout's ``run`` receives and returns.
 
 A layout is a module with ``NAME: str``, ``detect(input_dir: Path) -> bool`` and
-``run(options: RunOptions, manifest: Manifest) -> RunSummary``. ``LAYOUTS`` is tried
+``run(options: RunOptions, folder: ModelFolder) -> RunSummary``. ``LAYOUTS`` is tried
 in order; the first whose ``detect`` is true serves the input. Modules are imported
 only when tried, so a layout costs nothing when its input is absent.
 """
@@ -13,8 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from inference.errors import FatalError
+
+if TYPE_CHECKING:
+    from inference.shard import Shard
 
 #: (name, module) in detection order; a per-case (Grand-Challenge) layout goes before the batch one.
 LAYOUTS: list[tuple[str, str]] = [
@@ -27,7 +31,6 @@ LAYOUTS: list[tuple[str, str]] = [
 class RunOptions:
     input_dir: Path
     output_dir: Path
-    model_dir: Path
     engine: str = "auto"  # auto | onnxruntime | torch
     device: str = "auto"  # auto | cuda | cpu
     precision: str = "auto"  # auto | fp32 | fp16 | int8
@@ -35,6 +38,7 @@ class RunOptions:
     batch_size: int = 8
     workers: int = 2
     strict: bool = False
+    shard: "Shard | None" = None  # --shard I/N (batch layout): only these rows, written as a part
 
 
 @dataclass
@@ -46,6 +50,7 @@ class RunSummary:
     fallbacks: int = 0
     engine: str = "(none)"
     seconds: float = 0.0
+    outputs: str = ""  # the closing line: where the outputs went (batch layout)
 
     def lines(self) -> list[str]:
         rate = sum(self.predicted.values()) / self.seconds if self.seconds > 0 else 0.0

@@ -1,11 +1,14 @@
-"""Batched prediction of many rows: decoding and mask encoding overlap with the model.
+"""Batched prediction of many images: decoding and mask encoding overlap with the model.
 
-Rows are grouped by task (over all CSVs) and cut into batches. A small thread pool
-reads and preprocesses the images of the next batches while the engine runs the
-current one, and resizes, argmaxes and writes the masks of finished batches
-(OpenCV and file I/O release the GIL). At most ``prefetch`` batches are decoded
-ahead and at most ``max_pending`` masks wait to be written, so memory stays bounded
-whatever the number of rows: a full-size image lives only inside its worker.
+Items are grouped by task and cut into batches. A small thread pool reads and
+preprocesses the images of the next batches while the engine runs the current one
+(``predictor.infer_batch``), and resizes, argmaxes and writes the masks of finished
+batches (OpenCV and file I/O release the GIL). At most ``prefetch`` batches are
+decoded ahead and at most ``max_pending`` masks wait to be written, so memory stays
+bounded whatever the number of items: a full-size image lives only inside its worker.
+
+The pipeline knows nothing of CSVs: an item is anything with an ``image_file``, a
+``task`` and a ``mask_target``; what becomes of each result is the ``Sink``'s business.
 """
 
 from __future__ import annotations
@@ -17,43 +20,69 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Generic, Iterator, Protocol, Sequence, TypeVar
 
 import numpy as np
+from tqdm.contrib.logging import logging_redirect_tqdm
 
+from contract.imaging import ImageReadError, preprocess, read_image
+from contract.kinds import Prediction, Size, decode, segmentation_mask
+from contract.manifest import Preprocessing, TaskEntry
+from contract.tasks import TaskKind
 from inference.backend import Engine
-from inference.batch_csv import Job, RowFailure
 from inference.errors import EngineError
-from inference.imaging import ImageReadError, image_size, preprocess, read_image
-from inference.manifest import OUTPUT_ROLE, Preprocessing
-from inference.postprocess import Size, decode, segmentation_mask
-from inference.results import Results
-from inference.tasks import TaskKind
+from inference.predictor import infer_batch
 from inference.writers import write_mask
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Batch:
-    jobs: list[Job]
+class WorkItem(Protocol):
+    """One image to predict: its file, its task and, for segmentation, where its mask goes."""
 
     @property
-    def task(self):
-        return self.jobs[0].task
+    def image_file(self) -> Path: ...
+
+    @property
+    def task(self) -> TaskEntry: ...
+
+    @property
+    def mask_target(self) -> Path | None: ...
 
 
-def make_batches(jobs: Sequence[Job], batch_size: int) -> list[Batch]:
+Item = TypeVar("Item", bound=WorkItem)
+
+
+class Sink(Protocol[Item]):
+    """Where results go: a JSON-kind prediction, a written mask, or a failure with its reason."""
+
+    def predicted(self, item: Item, prediction: Prediction) -> None: ...
+
+    def mask_written(self, item: Item) -> None: ...
+
+    def failed(self, item: Item, reason: str, size: Size | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Batch(Generic[Item]):
+    items: list[Item]
+
+    @property
+    def task(self) -> TaskEntry:
+        return self.items[0].task
+
+
+def make_batches(items: Sequence[Item], batch_size: int) -> list[Batch[Item]]:
     """Group by task id (first appearance order), then cut each group into batches."""
-    groups: dict[str, list[Job]] = {}
-    for job in jobs:
-        groups.setdefault(job.task.task_id, []).append(job)
+    groups: dict[str, list[Item]] = {}
+    for item in items:
+        groups.setdefault(item.task.task_id, []).append(item)
     return [Batch(group[i:i + batch_size]) for group in groups.values() for i in range(0, len(group), batch_size)]
 
 
-def _load(job: Job, prep: Preprocessing) -> tuple[np.ndarray, Size]:
+def _load(item: WorkItem, prep: Preprocessing) -> tuple[np.ndarray, Size]:
     """Worker: read and preprocess one image (the full-size array is dropped here)."""
-    image = read_image(job.row.image_file)
+    image = read_image(item.image_file)
     return preprocess([image], prep)[0], (image.shape[0], image.shape[1])
 
 
@@ -68,32 +97,28 @@ def _progress(total: int):
     return tqdm(total=total, desc="predicting", unit="img", file=sys.stderr, disable=None, dynamic_ncols=True)
 
 
-class Pipeline:
-    def __init__(self, engine: Engine, prep: Preprocessing, results: Results, batch_size: int = 8,
+class Pipeline(Generic[Item]):
+    def __init__(self, engine: Engine, prep: Preprocessing, sink: Sink[Item], batch_size: int = 8,
                  workers: int = 2, prefetch: int = 2, max_pending: int = 64):
-        self.engine, self.prep, self.results = engine, prep, results
+        self.engine, self.prep, self.sink = engine, prep, sink
         self.batch_size, self.workers = max(1, batch_size), max(1, workers)
         self.prefetch, self.max_pending = max(1, prefetch), max(1, max_pending)
         self.seconds = 0.0
 
-    def _fail(self, job: Job, reason: str, size: Size | None = None) -> None:
-        failure = RowFailure(job.row, reason, job.task.kind, job.task.num_classes, job.mask_target)
-        if size is None and job.task.kind in (TaskKind.SEGMENTATION, TaskKind.DETECTION, TaskKind.REGRESSION):
-            size = image_size(job.row.image_file)
-        self.results.fail(failure, size, tuple(self.prep.input_size))
-
-    def run(self, jobs: Sequence[Job]) -> None:
+    def run(self, items: Sequence[Item]) -> None:
         started = time.perf_counter()
-        batches = make_batches(jobs, self.batch_size)
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="io") as pool, _progress(len(jobs)) as bar:
-            upcoming: Iterator[Batch] = iter(batches)
-            loading: deque[tuple[Batch, list[Future]]] = deque()
-            writing: deque[tuple[Job, Future]] = deque()
+        batches = make_batches(items, self.batch_size)
+        # log lines during the loop go through tqdm.write, so they never land inside the progress bar line
+        with logging_redirect_tqdm(), ThreadPoolExecutor(self.workers, thread_name_prefix="io") as pool, \
+                _progress(len(items)) as bar:
+            upcoming: Iterator[Batch[Item]] = iter(batches)
+            loading: deque[tuple[Batch[Item], list[Future]]] = deque()
+            writing: deque[tuple[Item, Future]] = deque()
 
             def load_next() -> None:
                 batch = next(upcoming, None)
                 if batch is not None:
-                    loading.append((batch, [pool.submit(_load, job, self.prep) for job in batch.jobs]))
+                    loading.append((batch, [pool.submit(_load, item, self.prep) for item in batch.items]))
 
             for _ in range(self.prefetch):
                 load_next()
@@ -104,7 +129,7 @@ class Pipeline:
                 self._run_batch(batch, futures, pool, writing)
                 self._log_batch(batch, first)
                 first = False
-                bar.update(len(batch.jobs))
+                bar.update(len(batch.items))
                 while len(writing) > self.max_pending:
                     self._collect(*writing.popleft())
             while writing:
@@ -113,47 +138,44 @@ class Pipeline:
 
     @staticmethod
     def _log_batch(batch: Batch, first: bool) -> None:
-        """Timestamps the benchmark reads (benchmarks.measure): first results, then each model call."""
+        """Timestamps the benchmark reads (benchmarks.measure, which runs with -v): first results, then each batch."""
         now = time.time()
         if first:
-            log.info("first predictions ready at unix time %.6f", now)
+            log.debug("first predictions ready at unix time %.6f", now)
         log.debug("batch done: %s %s %d images at unix time %.6f", batch.task.task_id, batch.task.kind.value,
-                  len(batch.jobs), now)
+                  len(batch.items), now)
 
-    def _run_batch(self, batch: Batch, futures: list[Future], pool: ThreadPoolExecutor,
-                   writing: deque[tuple[Job, Future]]) -> None:
-        ready: list[tuple[Job, np.ndarray, Size]] = []
-        for job, future in zip(batch.jobs, futures):
+    def _run_batch(self, batch: Batch[Item], futures: list[Future], pool: ThreadPoolExecutor,
+                   writing: deque[tuple[Item, Future]]) -> None:
+        ready: list[tuple[Item, np.ndarray, Size]] = []
+        for item, future in zip(batch.items, futures):
             try:
                 tensor, size = future.result()
-                ready.append((job, tensor, size))
+                ready.append((item, tensor, size))
             except (ImageReadError, OSError, ValueError) as exc:
-                self._fail(job, str(exc))
+                self.sink.failed(item, str(exc), None)
         if not ready:
             return
         task = batch.task
         try:
-            outputs = self.engine.run(task, np.stack([tensor for _, tensor, _ in ready]))
-            output = outputs[OUTPUT_ROLE[task.kind]]
-            if output.shape[0] != len(ready):
-                raise EngineError(f"task {task.task_id}: engine returned {output.shape[0]} results for {len(ready)} images")
-        except (EngineError, KeyError) as exc:
-            for job, _, size in ready:
-                self._fail(job, f"model failed: {exc}", size)
+            output = infer_batch(self.engine, task, np.stack([tensor for _, tensor, _ in ready]))
+        except EngineError as exc:
+            for item, _, size in ready:
+                self.sink.failed(item, f"model failed: {exc}", size)
             return
-        for i, (job, _, size) in enumerate(ready):
+        for i, (item, _, size) in enumerate(ready):
             if task.kind is TaskKind.SEGMENTATION:
-                writing.append((job, pool.submit(_finish_mask, job.mask_target, output[i], size)))
+                writing.append((item, pool.submit(_finish_mask, item.mask_target, output[i], size)))
                 continue
             try:
-                self.results.add(job.row, decode(task.kind, output[i], size))
+                self.sink.predicted(item, decode(task.kind, output[i], size))
             except ValueError as exc:
-                self._fail(job, f"invalid model output: {exc}", size)
+                self.sink.failed(item, f"invalid model output: {exc}", size)
 
-    def _collect(self, job: Job, future: Future) -> None:
+    def _collect(self, item: Item, future: Future) -> None:
         try:
             future.result()
         except (OSError, ValueError) as exc:
-            self._fail(job, f"mask not written: {exc}")
+            self.sink.failed(item, f"mask not written: {exc}", None)
             return
-        self.results.mask_written(job.row)
+        self.sink.mask_written(item)

@@ -1,12 +1,15 @@
-"""Per-image prediction for layouts that see a few images at a time (e.g. one case per job).
+"""The model half of prediction, shared by every layout: ``infer_batch`` and the per-image ``Predictor``.
 
-    predictor = Predictor.open(model_dir)            # manifest read; no session yet
+    predictor = Predictor.open(model_dir)            # manifest read once; no session yet
     [prediction] = predictor.predict("fetal_head", [read_image(path)])
     prediction.mask                                  # segmentation: H x W uint8 at native size
     prediction.record(image_path, task_id)           # other kinds: a validated output record
 
-The engine (ONNX Runtime, PyTorch fallback) is started on the first ``predict``,
-with only the sessions that task's path needs.
+Stages: ``contract.imaging.preprocess`` -> ``infer_batch`` (the engine, then the task's
+role tensor, checked) -> ``contract.kinds.decode`` at each image's own size. The batch
+pipeline runs the same three stages, with decoding and mask writing in worker threads.
+The engine (ONNX Runtime, PyTorch fallback) starts on the first batch, with only the
+sessions that task's path needs.
 """
 
 from __future__ import annotations
@@ -16,31 +19,48 @@ from typing import Sequence
 
 import numpy as np
 
-from inference.backend import FallbackEngine
-from inference.imaging import preprocess
-from inference.manifest import OUTPUT_ROLE, Manifest, load_manifest
-from inference.postprocess import Prediction, decode
+from contract.imaging import preprocess
+from contract.kinds import OUTPUT_ROLE, Prediction, decode
+from contract.manifest import ModelFolder, TaskEntry
+from inference.backend import Engine, FallbackEngine
+from inference.errors import EngineError
+
+
+def infer_batch(engine: Engine, task: TaskEntry, batch: np.ndarray) -> np.ndarray:
+    """N x 3 x H x W input -> the task's role tensor (N x ...); EngineError when the result is unusable."""
+    outputs = engine.run(task, batch)
+    role = OUTPUT_ROLE[task.kind]
+    if role not in outputs:
+        raise EngineError(f"task {task.task_id}: the engine returned no {role!r} output (got {sorted(outputs)})")
+    output = outputs[role]
+    if output.shape[0] != len(batch):
+        raise EngineError(f"task {task.task_id}: engine returned {output.shape[0]} results for {len(batch)} images")
+    return output
 
 
 class Predictor:
-    def __init__(self, manifest: Manifest, engine: FallbackEngine):
-        self.manifest, self.engine = manifest, engine
+    def __init__(self, folder: ModelFolder, engine: Engine):
+        self.folder, self.engine = folder, engine
+
+    @property
+    def manifest(self):
+        return self.folder.manifest
 
     @classmethod
     def open(cls, model_dir: Path, engine: str = "auto", device: str = "auto", precision: str = "auto",
              threads: int | None = None) -> "Predictor":
         """Read ``model_dir``'s manifest (ManifestError if unusable); the engine starts lazily."""
-        manifest = load_manifest(Path(model_dir))
-        return cls(manifest, FallbackEngine(Path(model_dir), manifest, engine, device, precision, threads))
+        folder = ModelFolder.open(Path(model_dir))
+        return cls(folder, FallbackEngine(folder, engine, device, precision, threads))
 
     def predict(self, task_id: str, images: Sequence[np.ndarray]) -> list[Prediction]:
         """RGB uint8 images (``imaging.read_image``) -> one Prediction each, at each image's own size.
 
-        Raises UnknownTaskError for a task the model lacks, EngineError/FatalError when no engine runs.
+        Raises UnknownTaskError for a task the model lacks, EngineError/FatalError when no engine runs,
+        ValueError when an output cannot be decoded.
         """
         task = self.manifest.task(task_id)
         if not images:
             return []
-        outputs = self.engine.run(task, preprocess(images, self.manifest.model.preprocessing))
-        tensor = outputs[OUTPUT_ROLE[task.kind]]
-        return [decode(task.kind, tensor[i], image.shape[:2]) for i, image in enumerate(images)]
+        output = infer_batch(self.engine, task, preprocess(images, self.manifest.model.preprocessing))
+        return [decode(task.kind, output[i], image.shape[:2]) for i, image in enumerate(images)]

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inference.batch_csv import Row, RowFailure
-from inference.postprocess import Prediction, Size, fallback
-from inference.records import PREDICTION_FILES, Record
-from inference.tasks import TaskKind
+from contract.kinds import Prediction, Size, fallback
+from contract.kinds import PREDICTION_FILES, Record
+from contract.tasks import TaskKind
 from inference.writers import write_json_records, write_mask
 
 log = logging.getLogger(__name__)

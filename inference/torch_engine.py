@@ -1,5 +1,7 @@
 """PyTorch fallback engine: the same weights (rebuilt by ``network.weights``), the same roles.
 
+The only place the runtime imports ``network`` (and torch).
+
 Imported only when ONNX Runtime cannot load or run the graphs (or ``--engine torch``):
 ``torch`` costs seconds of start-up, so nothing on the ONNX path imports this module.
 """
@@ -7,13 +9,12 @@ Imported only when ONNX Runtime cannot load or run the graphs (or ``--engine tor
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from inference.errors import EngineError
-from inference.manifest import TaskEntry
+from contract.manifest import ModelFolder, TaskEntry
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 class TorchEngine:
     """``model.predict(image, task_id)`` under ``torch.inference_mode`` on CUDA (if available) or CPU."""
 
-    def __init__(self, model_dir: Path, device: str = "auto", threads: int | None = None):
+    def __init__(self, folder: ModelFolder, device: str = "auto", threads: int | None = None):
         try:
             import torch
         except ImportError as exc:
@@ -29,7 +30,7 @@ class TorchEngine:
                 f"PyTorch is not installed ({exc}); install requirements-torch.txt for the fallback engine"
             ) from exc
         try:
-            from network.weights import load_model_from_folder
+            from network.weights import load_model
         except ImportError as exc:
             raise EngineError(f"the network package cannot be imported: {exc}") from exc
         if device == "cuda" and not torch.cuda.is_available():
@@ -40,9 +41,9 @@ class TorchEngine:
         if threads and not use_cuda:
             torch.set_num_threads(threads)
         try:
-            model, _manifest = load_model_from_folder(Path(model_dir))
+            model = load_model(folder.path, folder.manifest)
         except Exception as exc:  # weights rebuilt from ONNX initializers: many failure kinds
-            raise EngineError(f"PyTorch cannot rebuild the model from {model_dir}: {type(exc).__name__}: {exc}") from exc
+            raise EngineError(f"PyTorch cannot rebuild the model from {folder.path}: {type(exc).__name__}: {exc}") from exc
         self.model = model.eval().to(self.device)
         self.description = f"torch {torch.__version__} on {self.device} fp32"
         log.info("inference engine: %s", self.description)

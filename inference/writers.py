@@ -15,9 +15,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from inference.atomic import atomic_write_bytes as _atomic_write_bytes
+from contract.atomic import atomic_write_bytes as _atomic_write_bytes
 from inference.errors import OutputPathError
-from inference.records import Record
+from contract.kinds import Record
 
 
 def _is_within(path: Path, root: Path) -> bool:

@@ -8,7 +8,7 @@ A team gives ``MODULE:FACTORY`` (an importable module, or ``path/to/net.py``) an
   ``task_index`` is an int64 (N,) tensor: the task's position in the model's task list.
 
 Raw outputs by kind, and the role tensor this wrapper turns them into (the roles of
-``inference.manifest``, so the runtime's decoding applies unchanged):
+``contract.manifest``, so the runtime's decoding applies unchanged):
 
 - segmentation N x K x h x w logits -> ``logits`` unchanged (any h x w);
 - classification N x K logits -> ``probs`` = softmax over K;
@@ -32,8 +32,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from inference.manifest import OUTPUT_ROLE, ModelConfig
-from inference.tasks import TaskKind, TaskSpec
+from contract.manifest import OUTPUT_ROLE, ModelConfig
+from contract.tasks import TaskKind, TaskSpec
 
 ARCHITECTURE = "byom"
 ONNX_ARCHITECTURE = "byom_onnx"

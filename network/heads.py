@@ -20,7 +20,8 @@ from segmentation_models_pytorch.base import ClassificationHead as SmpClassifica
 from segmentation_models_pytorch.base import SegmentationHead
 from torch import nn
 
-from inference.tasks import TaskKind, TaskSpec
+from contract.kinds import spec_of
+from contract.tasks import TaskKind, TaskSpec
 
 
 class ClassificationHead(nn.Module):
@@ -164,12 +165,23 @@ def reads_dense(kind: TaskKind, variant: str) -> bool:
     return kind.is_dense or (kind, variant) in DENSE_VARIANTS
 
 
+def _identity(raw: torch.Tensor) -> torch.Tensor:
+    return raw
+
+
+def _softmax(raw: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(raw, dim=1)
+
+
+#: What turns a head's raw output into its kind's role tensor (the role's name: ``contract.kinds``).
+ROLE_ACTIVATIONS: dict[TaskKind, Callable[[torch.Tensor], torch.Tensor]] = {
+    TaskKind.SEGMENTATION: _identity,
+    TaskKind.CLASSIFICATION: _softmax,
+    TaskKind.DETECTION: _identity,  # the grid head applies its sigmoid to the box channels itself
+    TaskKind.REGRESSION: _identity,
+}
+
+
 def to_roles(kind: TaskKind, raw: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Turn a head's raw output into the manifest's output role (see inference.manifest)."""
-    if kind is TaskKind.SEGMENTATION:
-        return {"logits": raw}
-    if kind is TaskKind.CLASSIFICATION:
-        return {"probs": torch.softmax(raw, dim=1)}
-    if kind is TaskKind.DETECTION:
-        return {"grid": raw}
-    return {"points": raw}
+    """Turn a head's raw output into the manifest's output role (see contract.kinds)."""
+    return {spec_of(kind).role: ROLE_ACTIVATIONS[kind](raw)}

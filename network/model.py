@@ -19,8 +19,8 @@ import torch
 from segmentation_models_pytorch.decoders.fpn.decoder import FPNDecoder
 from torch import nn
 
-from inference.manifest import IMAGE_INPUT, OUTPUT_ROLE, ModelConfig
-from inference.tasks import TaskKind, TaskSpec
+from contract.manifest import IMAGE_INPUT, OUTPUT_ROLE, ModelConfig
+from contract.tasks import TaskKind, TaskSpec
 from network.heads import HEAD_BUILDERS, head_variant, reads_dense, to_roles
 
 FPN_DEFAULTS: dict[str, int | float | str] = {

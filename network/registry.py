@@ -6,7 +6,7 @@ from typing import Callable
 
 from torch import nn
 
-from inference.manifest import ModelConfig
+from contract.manifest import ModelConfig
 
 Builder = Callable[[ModelConfig], nn.Module]
 ARCHITECTURES: dict[str, Builder] = {}

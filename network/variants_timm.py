@@ -17,8 +17,8 @@ import torch
 from segmentation_models_pytorch.encoders.timm_vit import TimmViTEncoder
 from torch import nn
 
-from inference.manifest import IMAGE_INPUT, OUTPUT_ROLE, ModelConfig
-from inference.tasks import TaskKind, TaskSpec
+from contract.manifest import IMAGE_INPUT, OUTPUT_ROLE, ModelConfig
+from contract.tasks import TaskKind, TaskSpec
 from network.heads import to_roles
 from network.model import MultiTaskNet, Stage
 

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inference.manifest import IMAGE_INPUT, OUTPUT_ROLE, ModelConfig
-from inference.tasks import TaskKind, TaskSpec
+from contract.manifest import IMAGE_INPUT, OUTPUT_ROLE, ModelConfig
+from contract.tasks import TaskKind, TaskSpec
 from network.heads import to_roles
 from network.model import Stage
 

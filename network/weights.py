@@ -19,7 +19,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from inference.manifest import Manifest, ManifestError, load_manifest
+from contract.manifest import Manifest, ManifestError, load_manifest
 from network.registry import build_model
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,15 @@ def select_state_dict(model: nn.Module, tensors: dict[str, torch.Tensor]) -> dic
     return state
 
 
-def load_model_from_folder(model_dir: Path) -> tuple[nn.Module, Manifest]:
+def load_model(model_dir: Path, manifest: Manifest) -> nn.Module:
     """Build the manifest's network and load the folder's weights strictly; the model is in eval mode."""
-    manifest = load_manifest(Path(model_dir))
     model = build_model(manifest.model)
     state = select_state_dict(model, state_dict_from_graphs(Path(model_dir), manifest))
     model.load_state_dict(state, strict=True)
-    return model.eval(), manifest
+    return model.eval()
+
+
+def load_model_from_folder(model_dir: Path) -> tuple[nn.Module, Manifest]:
+    """Read the folder's manifest, then ``load_model``."""
+    manifest = load_manifest(Path(model_dir))
+    return load_model(model_dir, manifest), manifest

@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from inference.tasks import TaskRegistry, UnknownTaskError
+from contract.tasks import TaskRegistry, UnknownTaskError
 from phantoms.generate import PhantomError, generate_dataset, resolve_counts
 
 

@@ -12,7 +12,7 @@ from typing import Iterable, Mapping
 import cv2
 from tqdm import tqdm
 
-from inference.tasks import TaskRegistry, TaskSpec
+from contract.tasks import TaskRegistry, TaskSpec
 from phantoms.layout import TOP_LEVEL, write_csv, write_sample
 from phantoms.render import render_sample
 
@@ -73,7 +73,7 @@ def resolve_counts(
         wanted = set(registry.select(list(tasks)).ids)
         base = {k: v for k, v in base.items() if k in wanted}
     if kinds is not None:
-        from inference.tasks import TaskKind
+        from contract.tasks import TaskKind
 
         wanted_kinds = {TaskKind.parse(k) for k in kinds}
         base = {k: v for k, v in base.items() if registry[k].kind in wanted_kinds}

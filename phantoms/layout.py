@@ -24,8 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from inference.atomic import atomic_write_bytes
-from inference.tasks import TaskKind, TaskSpec
+from contract.atomic import atomic_write_bytes
+from contract.tasks import TaskKind, TaskSpec
 from phantoms.render import Sample
 
 KIND_DIRS = {

@@ -13,7 +13,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from inference.tasks import TaskKind, TaskRegistry, TaskSpec
+from contract.tasks import TaskKind, TaskRegistry, TaskSpec
 from phantoms import classification, detection, regression, segmentation
 from phantoms.ultrasound import Canvas, make_field
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from inference.tasks import TaskSpec
+from contract.tasks import TaskSpec
 from phantoms import shapes
 from phantoms.ultrasound import Canvas
 

@@ -2,8 +2,11 @@
 # End-to-end test of the submission: run the model the way the platform does and compare
 # with the expected outputs (python test/compare.py EXPECTED ACTUAL). Two kinds of cases:
 #   batch  test/input            -> test/output            vs test/expected_output
+#          (the organisers' run line: started as root, no --user)
 #   gc     test/gc/<case>/input  -> test/gc/<case>/output  vs test/gc/<case>/expected_output
-#          (one fresh container per case, as Grand-Challenge runs each job)
+#          (one fresh container per case with --user, as Grand-Challenge runs each job)
+# In a container, every output file must also belong to the output folder's owner and none
+# may be world-writable.
 #
 #   test/run_test.sh            build the image, run every case in a container, compare
 #   test/run_test.sh --no-build use the existing image (also: FMC_NO_BUILD=1)
@@ -17,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "ERROR: $1" >&2; exit "${2:-2}"; }
 
 mode=container
@@ -62,17 +65,25 @@ if [ "$mode" = container ]; then
     elif ! "${engine[@]}" image inspect "$image" >/dev/null 2>&1; then
         die "no image $image; build it with scripts/build_image.sh, or drop --no-build"
     fi
-    # As the platform runs it: no network, /input read-only, a writable /output; the root
-    # filesystem read-only too (only /output and /tmp writable), which proves the image
-    # writes nowhere else. As root, the image's own user runs it (the output folder is made
-    # world-writable); otherwise the caller's uid, so that the caller owns the files.
-    run_opts=(run --rm --network none --read-only --tmpfs /tmp)
-    [ "$(id -u)" = 0 ] || run_opts+=(--user "$(id -u):$(id -g)")
+    # Two ways of starting the image, both with --shm-size 1m (nothing may need shared memory):
+    #  batch  the organisers' own line, `docker run --gpus all --rm -v IN:/input/:ro
+    #         -v OUT:/output IMAGE`, on an output folder made by mkdir (the caller's, 755):
+    #         the image starts as root and steps down to OUT's owner;
+    #  gc     as Grand-Challenge: --user UID:GID (the caller's; 4242:4242 when the caller is
+    #         root, its output folder given to that uid), no network, and a read-only root
+    #         filesystem (only /output and /tmp writable), which proves nothing is written elsewhere.
+    # After each run, every file must belong to OUT's owner and none may be world-writable.
+    gpu_opts=()
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-        if [ "$kind" = podman ]; then run_opts+=(--device nvidia.com/gpu=all); else run_opts+=(--gpus all); fi
+        if [ "$kind" = podman ]; then gpu_opts=(--device nvidia.com/gpu=all); else gpu_opts=(--gpus all); fi
     fi
-    echo "container: ${engine[*]} ${run_opts[*]} -v INPUT:/input:ro -v OUTPUT:/output $image" >&2
-    # The image's user is neither root nor the files' owner: inputs must be world-readable.
+    organisers_opts=(run --rm "${gpu_opts[@]}" --shm-size 1m)
+    gc_user="$(id -u):$(id -g)"
+    [ "$(id -u)" != 0 ] || gc_user=4242:4242
+    gc_opts=(run --rm "${gpu_opts[@]}" --shm-size 1m --network none --read-only --tmpfs /tmp --user "$gc_user")
+    echo "batch: ${engine[*]} ${organisers_opts[*]} -v INPUT:/input/:ro -v OUTPUT:/output $image" >&2
+    echo "gc:    ${engine[*]} ${gc_opts[*]} -v INPUT:/input:ro -v OUTPUT:/output $image" >&2
+    # The container's user is not always the files' owner: inputs must be world-readable.
     if [ "$(id -u)" = 0 ]; then
         for case in "${cases[@]}"; do
             read -r name input _ <<<"$case"
@@ -82,16 +93,30 @@ if [ "$mode" = container ]; then
     fi
 fi
 
-# run_case INPUT OUTPUT LOG: one inference run; prints nothing, returns its exit status.
+# run_case NAME INPUT OUTPUT LOG: one inference run; prints nothing, returns its exit status.
 run_case() {
-    local input=$1 output=$2 log=$3
+    local name=$1 input=$2 output=$3 log=$4
     if [ "$mode" = local ]; then
         "$python" -m inference --input "$input" --output "$output" >"$log" 2>&1
+    elif [ "$name" = batch ]; then
+        "${engine[@]}" "${organisers_opts[@]}" -v "$(cd "$input" && pwd):/input/:ro" \
+            -v "$(cd "$output" && pwd):/output" "$image" >"$log" 2>&1
     else
-        chmod 0777 "$output"
-        "${engine[@]}" "${run_opts[@]}" -v "$(cd "$input" && pwd):/input:ro" \
+        [ "$(id -u)" != 0 ] || chown "$gc_user" "$output"
+        "${engine[@]}" "${gc_opts[@]}" -v "$(cd "$input" && pwd):/input:ro" \
             -v "$(cd "$output" && pwd):/output" "$image" >"$log" 2>&1
     fi
+}
+
+# check_files OUTPUT: every file belongs to the folder's owner and none is world-writable.
+check_files() {
+    local output=$1 owner uid gid bad
+    owner=$(stat -c '%u:%g' "$output")
+    uid=${owner%%:*} gid=${owner#*:}
+    bad=$(find "$output" -mindepth 1 \( ! -uid "$uid" -o ! -gid "$gid" \) -printf '%P (%U:%G)\n' | head -n 3)
+    [ -z "$bad" ] || { echo "files not owned by the output folder's owner $owner: $bad"; return 1; }
+    bad=$(find "$output" -mindepth 1 -perm -o+w -printf '%P\n' | head -n 3)
+    [ -z "$bad" ] || { echo "world-writable files: $bad"; return 1; }
 }
 
 failed=()
@@ -102,7 +127,7 @@ for case in "${cases[@]}"; do
     log="$output.log"
     start=$(date +%s%N)
     rc=0
-    run_case "$input" "$output" "$log" || rc=$?
+    run_case "$name" "$input" "$output" "$log" || rc=$?
     tenths=$(( ($(date +%s%N) - start) / 100000000 ))
     took="$((tenths / 10)).$((tenths % 10))"
     if [ "$rc" -ne 0 ]; then
@@ -112,6 +137,9 @@ for case in "${cases[@]}"; do
     elif ! "$python" test/compare.py "$expected" "$output" >"$output.compare" 2>&1; then
         echo "FAIL $name: $output differs from $expected (ran ${took} s):" >&2
         sed 's/^/    /' "$output.compare" >&2
+        failed+=("$name")
+    elif [ "$mode" = container ] && ! problem=$(check_files "$output"); then
+        echo "FAIL $name: $problem" >&2
         failed+=("$name")
     else
         echo "ok   $name (${took} s)" >&2

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from inference.manifest import ModelConfig, Preprocessing
-from inference.tasks import TaskRegistry
+from contract.manifest import ModelConfig, Preprocessing
+from contract.tasks import TaskRegistry
 
 TINY_ENCODER = "mobilenet_v2"
 TINY_SIZE = (64, 64)

@@ -14,7 +14,7 @@ from benchmarks.dataset import VALIDATION_ROWS, kind_totals, validation_counts
 from benchmarks.measure import parse_log
 from benchmarks.report import RESULTS_END, RESULTS_START, update_benchmarks_md
 from benchmarks.run import ratio_or_refusal
-from inference.tasks import TaskRegistry
+from contract.tasks import TaskRegistry
 
 
 def _input(root: Path) -> Path:

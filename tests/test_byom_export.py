@@ -14,7 +14,7 @@ from byom_check import check_predictions, sample_input, seeded
 from export import main as export_main
 from inference.cli import main as inference_main
 from inference.errors import EXIT_OK
-from inference.manifest import load_manifest
+from contract.manifest import load_manifest
 
 NETS = Path(byom_nets.__file__)
 

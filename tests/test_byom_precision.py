@@ -11,7 +11,7 @@ from byom_check import REPO, rows, sample_input, seeded
 from export import main as export_main
 from inference.cli import main as inference_main
 from inference.errors import EXIT_OK
-from inference.manifest import load_manifest
+from contract.manifest import load_manifest
 
 
 def test_fp16_and_int8_variants_of_a_task_conditioned_model(tmp_path):
@@ -46,7 +46,9 @@ def test_engine_feeds_task_index_on_host_and_through_io_binding(tmp_path):
     """The CUDA path (IO binding) binds task_index like the image; checked with CPU OrtValues."""
     import numpy as np
 
+    from contract.manifest import OUTPUT_ROLE, ModelFolder
     from inference.engine import OnnxEngine
+    from inference.feeds import extra_feeds
 
     net = seeded(byom_nets.make_conditioned_net(), seed=4)
     with torch.no_grad():
@@ -55,18 +57,22 @@ def test_engine_feeds_task_index_on_host_and_through_io_binding(tmp_path):
     out = tmp_path / "model"
     assert export_main([str(tmp_path / "cond.pt"), "--model", "byom_nets:make_conditioned_net", "--input-size", "64",
                         "--out", str(out)]) == 0
-    manifest = load_manifest(out)
-    engine = OnnxEngine(out, manifest, device="cpu", precision="fp32")
+    folder = ModelFolder.open(out)
+    manifest = folder.manifest
+    engine = OnnxEngine(folder, device="cpu", precision="fp32")
     batch = np.random.default_rng(1).standard_normal((3, 3, 64, 64)).astype(np.float32)
     for position, spec in enumerate(byom_nets.TASKS):
         task = manifest.task(spec["task_id"])
         name = task.output_tensor
-        host = engine._run_on_host(task, batch)[name]
-        bound = engine._run_on_device(task, batch, device_type="cpu")[name]
+        via_engine = engine.run(task, batch)[OUTPUT_ROLE[task.kind]]
+        extra = extra_feeds(task, ["task_index"], 3)
+        host = engine.runner._run_on_host(batch, task.path, extra)[name]
+        bound = engine.runner._run_on_device(batch, task.path, {name}, device_type="cpu", extra=extra)[name]
         with torch.no_grad():
             raw = net(torch.from_numpy(batch), torch.full((3,), position, dtype=torch.int64))[spec["task_id"]]
         expected = torch.softmax(raw, 1).numpy() if spec["kind"] == "classification" else raw.numpy()
         if spec["kind"] == "detection":
             expected = np.concatenate([expected, np.zeros((3, 1), np.float32)], 1)[:, :, None, None]
-        np.testing.assert_allclose(host, expected, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(via_engine, expected, rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(host, via_engine)
         np.testing.assert_array_equal(bound, host)

@@ -11,7 +11,7 @@ from byom_check import check_predictions, sample_input
 from export import main as export_main
 from inference.cli import main as inference_main
 from inference.errors import EXIT_OK
-from inference.manifest import load_manifest
+from contract.manifest import load_manifest
 
 
 def test_timm_vit_with_task_token_goes_through_the_same_path(tmp_path):

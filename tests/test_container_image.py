@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from inference.tasks import TaskKind, TaskRegistry
+from contract.tasks import TaskKind, TaskRegistry
 
 pytestmark = pytest.mark.container
 

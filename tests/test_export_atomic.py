@@ -12,8 +12,8 @@ import exporter.api
 from conftest import make_tiny_config
 from exporter import ExportError, export_model
 from exporter.errors import OutputFolderError, ParityError
-from inference.manifest import load_manifest, sha256_of
-from inference.tasks import TaskRegistry
+from contract.manifest import load_manifest, sha256_of
+from contract.tasks import TaskRegistry
 from network import build_model
 
 

@@ -13,7 +13,7 @@ from conftest import make_tiny_config
 from exporter.checkpoint import OWN_FORMAT, open_checkpoint, resolve_config
 from exporter.errors import CheckpointError, EncoderInferenceError, KeyMismatchError
 from exporter.loading import load_network
-from inference.tasks import TaskRegistry
+from contract.tasks import TaskRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,8 @@ import onnx
 import torch
 
 from exporter.runner import GraphRunner
-from inference.manifest import OUTPUT_ROLE, load_manifest, sha256_of
-from inference.tasks import TaskKind, TaskRegistry
+from contract.manifest import OUTPUT_ROLE, load_manifest, sha256_of
+from contract.tasks import TaskKind, TaskRegistry
 from network.weights import load_model_from_folder
 
 

@@ -12,8 +12,8 @@ from conftest import make_tiny_config
 from exporter.deviation import compare_outputs
 from exporter.images import image_like_batch, synthetic_images
 from exporter.runner import GraphRunner
-from inference.manifest import load_manifest
-from inference.tasks import TaskRegistry
+from contract.manifest import load_manifest
+from contract.tasks import TaskRegistry
 
 TASKS = ["fetal_head", "organ_cls", "thyroid_nodule_det", "IUGC"]
 

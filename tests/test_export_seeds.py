@@ -11,8 +11,8 @@ import torch
 from exporter import export_checkpoint, export_model
 from exporter.checkpoint import OWN_FORMAT
 from exporter.runner import GraphRunner
-from inference.manifest import ModelConfig, Preprocessing, load_manifest
-from inference.tasks import TaskKind, TaskRegistry, TaskSpec
+from contract.manifest import ModelConfig, Preprocessing, load_manifest
+from contract.tasks import TaskKind, TaskRegistry, TaskSpec
 from network import build_model
 from network.weights import load_model_from_folder
 

@@ -19,7 +19,7 @@ import pytest
 import SimpleITK as sitk
 
 from inference.cli import main
-from inference.tasks import TaskRegistry
+from contract.tasks import TaskRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
 GC_CASES = sorted(p for p in (ROOT / "test" / "gc").glob("*/input") if (p / "inputs.json").is_file())

@@ -202,7 +202,7 @@ def test_usage_and_help(capsys):
 
 
 def test_predictor_matches_the_batch_run(tmp_path, tiny_model_dir):
-    from inference.imaging import read_image
+    from contract.imaging import read_image
     from inference.predictor import Predictor
 
     code, out = _run(tmp_path, tiny_model_dir, GOOD_ROWS)

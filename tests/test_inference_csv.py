@@ -9,8 +9,8 @@ import pytest
 
 from inference.batch_csv import Job, RowFailure, check_row, read_rows
 from inference.errors import FatalError
-from inference.manifest import GraphFile, GraphSet, Manifest, ModelConfig, TaskEntry
-from inference.tasks import TaskKind, TaskRegistry
+from contract.manifest import GraphFile, GraphSet, Manifest, ModelConfig, TaskEntry
+from contract.tasks import TaskKind, TaskRegistry
 from inference.writers import OutputGuard
 
 TASKS = TaskRegistry.official().select(["fetal_head", "lung_2cls", "IUGC", "thyroid_nodule_det"])

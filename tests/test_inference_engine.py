@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference import engine as engine_module
-from inference.engine import OnnxEngine, default_threads
+from contract.imaging import preprocess
+from contract.manifest import ModelFolder, load_manifest
+from inference import providers as providers_module
+from inference.engine import OnnxEngine
 from inference.errors import EngineError
-from inference.imaging import preprocess
-from inference.manifest import load_manifest
+from inference.runner import default_threads
 
 
 def test_default_threads_is_positive():
@@ -17,8 +18,9 @@ def test_default_threads_is_positive():
 
 
 def test_cpu_engine_runs_each_kind(tiny_model_dir):
-    manifest = load_manifest(tiny_model_dir)
-    engine = OnnxEngine(tiny_model_dir, manifest, device="cpu")
+    folder = ModelFolder.open(tiny_model_dir)
+    manifest = folder.manifest
+    engine = OnnxEngine(folder, device="cpu")
     assert engine.precision == "fp32" and "CPUExecutionProvider" in engine.description
     batch = preprocess([np.full((30, 50, 3), 100, np.uint8)] * 3, manifest.model.preprocessing)
     h, w = manifest.model.preprocessing.input_size
@@ -29,45 +31,46 @@ def test_cpu_engine_runs_each_kind(tiny_model_dir):
     assert engine.run(manifest.task("thyroid_nodule_det"), batch)["grid"].shape[:2] == (3, 5)
     assert engine.run(manifest.task("IUGC"), batch)["points"].shape == (3, 6)
     # only the graphs of the kinds run were loaded
-    assert set(engine._sessions) == {"encoder", "fpn", "head.cardiac_multi", "head.organ_cls",
+    assert set(engine.runner.sessions) == {"encoder", "fpn", "head.cardiac_multi", "head.organ_cls",
                                      "head.thyroid_nodule_det", "head.IUGC"}
 
 
 def test_io_binding_path_equals_the_host_path(tiny_model_dir):
     """The CUDA path's chaining (OrtValues between graphs), exercised on the CPU device."""
-    manifest = load_manifest(tiny_model_dir)
-    engine = OnnxEngine(tiny_model_dir, manifest, device="cpu")
+    folder = ModelFolder.open(tiny_model_dir)
+    manifest = folder.manifest
+    engine = OnnxEngine(folder, device="cpu")
     batch = preprocess([np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)] * 2,
                        manifest.model.preprocessing)
     for task_id in ("fetal_head", "breast_2cls"):
         task = manifest.task(task_id)
-        bound = engine._run_on_device(task, batch, device_type="cpu")
-        host = engine._run_on_host(task, batch)
+        bound = engine.runner._run_on_device(batch, task.path, set(task.outputs.values()), device_type="cpu")
+        host = engine.runner._run_on_host(batch, task.path)
         for name in task.outputs.values():
             np.testing.assert_allclose(bound[name], host[name], rtol=1e-6, atol=1e-6)
 
 
 def test_cuda_unavailable(tiny_model_dir, monkeypatch):
-    manifest = load_manifest(tiny_model_dir)
-    monkeypatch.setattr(engine_module, "cuda_unavailable_reason", lambda: "no GPU in this test")
+    folder = ModelFolder.open(tiny_model_dir)
+    monkeypatch.setattr(providers_module, "cuda_unavailable_reason", lambda: "no GPU in this test")
     with pytest.raises(EngineError, match="no GPU in this test"):
-        OnnxEngine(tiny_model_dir, manifest, device="cuda")
-    engine = OnnxEngine(tiny_model_dir, manifest, device="auto")
+        OnnxEngine(folder, device="cuda")
+    engine = OnnxEngine(folder, device="auto")
     assert engine.device == "cpu" and engine.precision == "fp32"
 
 
 def test_missing_precision_and_broken_graph(tiny_model_dir, tmp_path):
     import shutil
 
-    from inference.manifest import ManifestError
+    from contract.manifest import ManifestError
 
     manifest = load_manifest(tiny_model_dir)
     with pytest.raises(ManifestError, match="int8"):
-        OnnxEngine(tiny_model_dir, manifest, device="cpu", precision="int8")
+        OnnxEngine(ModelFolder(tiny_model_dir, manifest), device="cpu", precision="int8")
     broken = tmp_path / "model"
     shutil.copytree(tiny_model_dir, broken)
     (broken / manifest.graph_sets["fp32"].graphs["encoder"].path).write_bytes(b"not onnx")
-    engine = OnnxEngine(broken, manifest, device="cpu")
+    engine = OnnxEngine(ModelFolder(broken, manifest), device="cpu")
     batch = preprocess([np.zeros((8, 8, 3), np.uint8)], manifest.model.preprocessing)
     with pytest.raises(EngineError, match="cannot load"):
         engine.run(manifest.task("lung_2cls"), batch)

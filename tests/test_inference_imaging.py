@@ -1,4 +1,4 @@
-"""inference.imaging: every image kind becomes H x W x 3 uint8 RGB; preprocessing is the baseline's."""
+"""contract.imaging: every image kind becomes H x W x 3 uint8 RGB; preprocessing is the baseline's."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from inference.imaging import ImageReadError, image_size, preprocess, read_image
-from inference.manifest import Preprocessing
+from contract.imaging import ImageReadError, image_size, preprocess, read_image
+from contract.manifest import Preprocessing
 
 RNG = np.random.default_rng(0)
 BGR = RNG.integers(0, 256, (30, 50, 3), dtype=np.uint8)  # non-square: H 30, W 50

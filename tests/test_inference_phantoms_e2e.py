@@ -9,7 +9,7 @@ from pathlib import Path
 from evaluation.scoring import evaluate
 from inference.cli import main
 from inference.errors import EXIT_OK
-from inference.tasks import TaskRegistry
+from contract.tasks import TaskRegistry
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from inference.postprocess import (
+from contract.kinds import (
     classification_fields,
     decode,
     detection_fields,
@@ -16,7 +16,7 @@ from inference.postprocess import (
     regression_fields,
     segmentation_mask,
 )
-from inference.tasks import TaskKind
+from contract.tasks import TaskKind
 
 
 def test_binary_mask_scales_x_with_width_and_y_with_height():

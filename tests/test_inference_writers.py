@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from inference import writers
 from inference.errors import OutputPathError
-from inference.records import ClassificationRecord, DetectionRecord, RegressionRecord
+from contract.kinds import ClassificationRecord, DetectionRecord, RegressionRecord
 from inference.writers import OutputGuard, write_json_records, write_mask
 
 
@@ -110,7 +110,7 @@ def test_atomic_writes_are_readable_by_other_users(tmp_path):
     """Outputs are read by the platform's user, not ours: no owner-only mkstemp mode."""
     import stat
 
-    from inference.atomic import atomic_write_bytes
+    from contract.atomic import atomic_write_bytes
 
     target = atomic_write_bytes(tmp_path / "out.json", b"[]")
     assert target.stat().st_mode & stat.S_IROTH

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from inference.tasks import TaskKind, TaskRegistry, TaskSpec
+from contract.tasks import TaskKind, TaskRegistry, TaskSpec
 from network import build_model
 from network.heads import CellOffsetDetectionHead, HeatmapRegressionHead, head_variant
 from tests.conftest import make_tiny_config

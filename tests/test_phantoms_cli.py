@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from inference.tasks import TaskKind, TaskRegistry
+from contract.tasks import TaskKind, TaskRegistry
 from phantoms import generate_dataset
 from phantoms.cli import main
 

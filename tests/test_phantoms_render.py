@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference.tasks import TaskKind, TaskRegistry
+from contract.tasks import TaskKind, TaskRegistry
 from phantoms import NATIVE_SIZES, RENDERERS, render_sample
 
 REGISTRY = TaskRegistry.official()

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from inference.tasks import TaskKind
+from contract.tasks import TaskKind
 from training.cli import main
 from training.data import TrainingDataError, load_dataset
 

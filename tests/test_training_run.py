@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from inference.manifest import ModelConfig, Preprocessing
-from inference.tasks import TaskKind, TaskSpec
+from contract.manifest import ModelConfig, Preprocessing
+from contract.tasks import TaskKind, TaskSpec
 from network import build_model
 from test_training_layout import write_layout
 from training import CHECKPOINT_FORMAT, CheckpointError, TrainOptions, load_checkpoint, train

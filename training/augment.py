@@ -1,6 +1,6 @@
 """From cached uint8 images to the network's input batch, with the recipe's light augmentation.
 
-``to_input`` does what ``inference.imaging.preprocess`` does after resizing
+``to_input`` does what ``contract.imaging.preprocess`` does after resizing
 (``x / scale``, then ``(x - mean) / std``), so training sees exactly the tensors
 inference will. ``Augmenter`` adds the seed's photometric augmentation, drawn
 per image, before normalization, on the 0..1 scale:
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from inference.manifest import Preprocessing
+from contract.manifest import Preprocessing
 
 
 def to_input(images: torch.Tensor, prep: Preprocessing) -> torch.Tensor:

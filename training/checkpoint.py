@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from inference.manifest import ModelConfig
+from contract.manifest import ModelConfig
 
 CHECKPOINT_FORMAT = "fmc-uia-checkpoint"
 CHECKPOINT_VERSION = 1

@@ -8,6 +8,7 @@ import sys
 
 from pydantic import ValidationError
 
+from contract.defaults import DEFAULT_INPUT_SIZE
 from training.checkpoint import CheckpointError
 from training.data import TrainingDataError
 from training.options import DEFAULT_ENCODER, DEFAULT_EPOCHS, DEFAULT_PARAMS, TrainingError, TrainOptions
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pause at this step (checkpointed) without shortening the schedule; continue with --resume")
     p.add_argument("--steps-per-epoch", type=int, default=100, help="steps per epoch (validation after each)")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--input-size", type=int, default=256, help="square network input size")
+    p.add_argument("--input-size", type=int, default=DEFAULT_INPUT_SIZE[0], help="square network input size")
     p.add_argument("--lr-backbone", type=float, default=1e-4, help="encoder + FPN decoder learning rate")
     p.add_argument("--lr-heads", type=float, default=1e-3, help="task heads learning rate")
     p.add_argument("--weight-decay", type=float, default=1e-2)

@@ -2,8 +2,8 @@
 
 ``load_dataset(root, input_size)`` reads ``root/csv_files/*.csv`` (through
 ``evaluation.read_labels``, the same parser the evaluator uses), decodes every
-image with ``inference.imaging.read_image`` and resizes it to the network's
-input size with ``cv2.INTER_LINEAR`` (exactly what ``inference.imaging.preprocess``
+image with ``contract.imaging.read_image`` and resizes it to the network's
+input size with ``cv2.INTER_LINEAR`` (exactly what ``contract.imaging.preprocess``
 does before normalizing), and prepares the targets at that size:
 
 - segmentation: the mask PNG (class indices) resized with nearest neighbour;
@@ -31,8 +31,8 @@ import cv2
 import numpy as np
 
 from evaluation.labels import LabelLayoutError, LabelRow, read_labels
-from inference.imaging import ImageReadError, read_image
-from inference.tasks import TaskKind, TaskRegistry, TaskSpec
+from contract.imaging import ImageReadError, read_image
+from contract.tasks import TaskKind, TaskRegistry, TaskSpec
 
 log = logging.getLogger(__name__)
 

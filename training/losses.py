@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from inference.tasks import TaskKind
+from contract.tasks import TaskKind
 
 
 @dataclass(frozen=True)
@@ -93,12 +93,19 @@ def detection_loss(grid: torch.Tensor, boxes: torch.Tensor, settings: LossSettin
     return loss + settings.det_l1 * l1
 
 
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, settings: LossSettings) -> torch.Tensor:
+    return F.cross_entropy(logits.float(), labels.long())
+
+
+#: The recipe's loss of each kind: (head output, target, settings) -> scalar.
+KIND_LOSSES = {
+    TaskKind.SEGMENTATION: segmentation_loss,
+    TaskKind.CLASSIFICATION: classification_loss,
+    TaskKind.DETECTION: detection_loss,
+    TaskKind.REGRESSION: lambda points, target, settings: regression_loss(points, target),
+}
+
+
 def task_loss(kind: TaskKind, output: torch.Tensor, target: torch.Tensor, settings: LossSettings) -> torch.Tensor:
     """The recipe's loss for one batch of one task (see the module docstring)."""
-    if kind is TaskKind.SEGMENTATION:
-        return segmentation_loss(output, target, settings)
-    if kind is TaskKind.CLASSIFICATION:
-        return F.cross_entropy(output.float(), target.long())
-    if kind is TaskKind.REGRESSION:
-        return regression_loss(output, target)
-    return detection_loss(output, target, settings)
+    return KIND_LOSSES[kind](output, target, settings)

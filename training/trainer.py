@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from inference.manifest import ModelConfig, Preprocessing
-from inference.tasks import TaskKind, TaskRegistry
+from contract.manifest import ModelConfig, Preprocessing
+from contract.tasks import TaskKind, TaskRegistry
 from network import build_model
 from training.augment import Augmenter, uint8_to_input
 from training.checkpoint import BEST, LAST, checkpoint_config, load_checkpoint, save_checkpoint

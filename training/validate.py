@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from evaluation.metrics import classification_metrics, dice, iou
-from inference.manifest import Preprocessing
-from inference.tasks import TaskKind
+from contract.manifest import Preprocessing
+from contract.tasks import TaskKind
 from training.augment import uint8_to_input
 from training.data import TaskData
 

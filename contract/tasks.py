@@ -7,7 +7,7 @@ background class 0; detection is the number of object classes, 1 in the
 challenge) or, for ``Regression``, the number of keypoints.
 
 This module has no heavy imports: the runtime, the exporter, the phantom
-generator and the evaluator all read it.
+generator and the evaluator all read it. What each kind means is in ``contract.kinds``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ class TaskKind(str, Enum):
 
     @property
     def is_dense(self) -> bool:
-        """Dense kinds run on the FPN output; global kinds on the deepest encoder map."""
-        return self in (TaskKind.SEGMENTATION, TaskKind.DETECTION)
+        """Dense kinds run on the FPN output; global kinds on the deepest encoder map (``KindSpec.dense``)."""
+        from contract.kinds import spec_of
+
+        return spec_of(self).dense
 
     @classmethod
     def parse(cls, text: str) -> "TaskKind":

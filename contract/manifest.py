@@ -20,6 +20,9 @@ detection       grid      N x 5 x h x w: x_min, y_min, x_max, y_max in [0, 1]
 Regression      points    N x 2M normalized x1, y1, x2, y2, ... (not clamped)
 =============== ========= =====================================================
 
+``ModelFolder`` is a folder and its manifest, read and checked once; both engines and
+the exporter's checks take one.
+
 This module imports pydantic only (no torch, no onnxruntime).
 """
 
@@ -27,29 +30,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from inference.atomic import atomic_write_text
-from inference.tasks import TaskKind, TaskRegistry, TaskSpec
+from contract.atomic import atomic_write_text
+from contract.defaults import (
+    DEFAULT_ARCHITECTURE,
+    DEFAULT_ENCODER,
+    DEFAULT_INPUT_SIZE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PRECISIONS,
+)
+from contract.kinds import OUTPUT_ROLE
+from contract.tasks import TaskKind, TaskRegistry, TaskSpec
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 IMAGE_INPUT = "image"
 Precision = Literal["fp32", "fp16", "int8"]
 
-#: The output role each kind's postprocessing reads.
-OUTPUT_ROLE: dict[TaskKind, str] = {
-    TaskKind.SEGMENTATION: "logits",
-    TaskKind.CLASSIFICATION: "probs",
-    TaskKind.DETECTION: "grid",
-    TaskKind.REGRESSION: "points",
-}
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class ManifestError(ValueError):
@@ -63,7 +67,7 @@ class _Strict(BaseModel):
 class Preprocessing(_Strict):
     """How an image becomes the network's input tensor (the baseline's training recipe)."""
 
-    input_size: tuple[int, int] = Field((256, 256), description="height, width of the network input")
+    input_size: tuple[int, int] = Field(DEFAULT_INPUT_SIZE, description="height, width of the network input")
     color: Literal["RGB", "BGR"] = Field("RGB", description="channel order of the network input")
     interpolation: Literal["bilinear"] = Field("bilinear", description="cv2.INTER_LINEAR")
     scale: float = Field(255.0, description="pixel values are divided by this before normalization")
@@ -78,8 +82,8 @@ class ModelConfig(_Strict):
     builder's own options (decoder sizes and the like), passed through unchanged.
     """
 
-    architecture: str = "mh_mtl_fpn"
-    encoder_name: str = "efficientnet-b4"
+    architecture: str = DEFAULT_ARCHITECTURE
+    encoder_name: str = DEFAULT_ENCODER
     params: dict[str, int | float | str | bool | None] = Field(default_factory=dict)
     tasks: list[TaskSpec]
     preprocessing: Preprocessing = Preprocessing()
@@ -233,3 +237,22 @@ def write_manifest(manifest: Manifest, model_dir: Path) -> Path:
     text = json.dumps(manifest.model_dump(mode="json"), indent=2) + "\n"
     target = atomic_write_text(model_dir / MANIFEST_NAME, text)
     return target
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """A model folder and its manifest, read (and, if asked, hash-checked) once."""
+
+    path: Path
+    manifest: Manifest
+
+    @classmethod
+    def open(cls, path: Path, verify_hashes: bool = False) -> "ModelFolder":
+        """ManifestError (with the fix) when the folder is not a usable model folder."""
+        return cls(Path(path), load_manifest(Path(path), verify_hashes=verify_hashes))
+
+    def graph_path(self, precision: str, name: str) -> Path:
+        graph = self.manifest.graph_set(precision).graphs.get(name)
+        if graph is None:
+            raise ManifestError(f"graph {name!r} is not in the model's {precision} graph set")
+        return self.path / graph.path

@@ -37,7 +37,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from inference.manifest import Preprocessing
+from contract.manifest import Preprocessing
 
 #: Suffixes read with SimpleITK first (lower case; ``.nii.gz`` checked on the full name).
 SITK_SUFFIXES = (".mha", ".mhd", ".nii", ".nii.gz", ".nrrd", ".tif", ".tiff")

@@ -1,0 +1,58 @@
+"""One spec per task kind (``KindSpec``), and the lookups the rest of the project uses.
+
+To add a kind: a ``TaskKind`` member in ``contract.tasks``, a module here with its
+``SPEC`` (role, record, file, socket, decode, fallback, label columns, metrics) listed in
+``KIND_SPECS``, then the per-kind tables outside the contract that the import-rule
+test names (a head in ``network.heads``, a loss in ``training.losses``, a scorer in
+``evaluation.scoring``, a phantom renderer); ``tests/test_kind_specs.py`` fails until
+each has an entry for the new kind.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from contract.kinds import classification, detection, regression, segmentation
+from contract.kinds.base import KindSpec, Number, Prediction, RecordBase, Size, check_size
+from contract.kinds.classification import ClassificationRecord, classification_fields
+from contract.kinds.detection import FALLBACK_BOX, DetectionRecord, box_pixels, detection_fields
+from contract.kinds.regression import FALLBACK_POINT, RegressionRecord, regression_fields
+from contract.kinds.segmentation import segmentation_mask
+from contract.tasks import TaskKind
+
+KIND_SPECS: dict[TaskKind, KindSpec] = {
+    spec.kind: spec for spec in (segmentation.SPEC, classification.SPEC, detection.SPEC, regression.SPEC)
+}
+
+#: The output role each kind's decoding reads.
+OUTPUT_ROLE: dict[TaskKind, str] = {kind: spec.role for kind, spec in KIND_SPECS.items()}
+#: The JSON file of each kind that has records (segmentation writes masks instead).
+PREDICTION_FILES: dict[TaskKind, str] = {
+    kind: spec.prediction_file for kind, spec in KIND_SPECS.items() if spec.prediction_file is not None
+}
+RECORD_TYPES: dict[TaskKind, type[RecordBase]] = {
+    kind: spec.record_type for kind, spec in KIND_SPECS.items() if spec.record_type is not None
+}
+Record = ClassificationRecord | DetectionRecord | RegressionRecord
+
+
+def spec_of(kind: TaskKind) -> KindSpec:
+    return KIND_SPECS[kind]
+
+
+def decode(kind: TaskKind, output: np.ndarray, size: Size) -> Prediction:
+    """One image's output tensor (its role's tensor without the batch axis) -> Prediction at native size."""
+    return KIND_SPECS[kind].decode(output, size)
+
+
+def fallback(kind: TaskKind, num_classes: int, size: Size) -> Prediction:
+    """The documented stand-in prediction of a row that failed (see each kind's module)."""
+    return KIND_SPECS[kind].fallback(num_classes, size)
+
+
+__all__ = [
+    "FALLBACK_BOX", "FALLBACK_POINT", "KIND_SPECS", "OUTPUT_ROLE", "PREDICTION_FILES", "RECORD_TYPES",
+    "ClassificationRecord", "DetectionRecord", "KindSpec", "Number", "Prediction", "Record", "RecordBase",
+    "RegressionRecord", "Size", "box_pixels", "check_size", "classification_fields", "decode",
+    "detection_fields", "fallback", "regression_fields", "segmentation_mask", "spec_of",
+]

@@ -1,0 +1,180 @@
+"""``--shard I/N``: a deterministic split of the batch layout's rows, each shard writing its own part.
+
+Which shard a row belongs to depends only on the row's content: the sha256 of its CSV
+file's name, its ``image_path`` and its ``task_id`` (as written), modulo N. The split is
+therefore the same on every machine and whatever order the CSV files are listed in; two
+identical rows always land in the same shard. ``I`` counts from 0 (``0/4`` .. ``3/4``).
+
+``--shard auto/N`` (or ``/N``) takes ``I`` from ``$JOB_COMPLETION_INDEX`` (set by a Kubernetes Indexed
+Job in each pod); ``$FMC_SHARD`` is the default of ``--shard`` (for a container whose
+command line is fixed).
+
+A shard run writes its masks to their usual places under the output folder and, instead
+of the three JSON files, one part file ``OUTPUT/shards/part-I-of-N.json`` (``PART_FOLDER``):
+the JSON records of its rows with each row's position in the single run, the rows it
+handled, the model manifest's sha256 and a digest of the whole input's row list.
+``python -m inference merge`` (``inference.merge``) checks the parts against each other and
+writes the files a single run writes, byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from contract.atomic import atomic_write_bytes
+from contract.kinds import PREDICTION_FILES
+from contract.manifest import MANIFEST_NAME, ModelFolder, sha256_of
+from contract.tasks import TaskKind
+from inference.batch_csv import Row
+from inference.errors import FatalError, OutputPathError
+from inference.writers import OutputGuard
+
+log = logging.getLogger(__name__)
+
+SHARD_ENV = "FMC_SHARD"
+INDEX_ENV = "JOB_COMPLETION_INDEX"
+PART_FOLDER = "shards"
+PART_FORMAT = "fmc-uia-shard-part"
+PART_VERSION = 1
+#: The JSON file a kind's records go to, by the kind's value (what a part file stores).
+KIND_FILES: dict[str, str] = {kind.value: name for kind, name in PREDICTION_FILES.items()}
+
+
+class ShardError(ValueError):
+    """A ``--shard`` value that cannot be used; the message says the accepted forms."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int  # 0 .. count-1
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    @property
+    def part_name(self) -> str:
+        width = max(4, len(str(self.count)))
+        return f"part-{self.index:0{width}d}-of-{self.count:0{width}d}.json"
+
+
+def parse_shard(text: str, environ: dict[str, str] | None = None) -> Shard:
+    """``I/N``, or ``auto/N`` / ``/N`` (I from ``$JOB_COMPLETION_INDEX``) -> Shard; ShardError otherwise."""
+    env = os.environ if environ is None else environ
+    forms = "expected I/N with 0 <= I < N (e.g. 0/4), or auto/N to take I from $" + INDEX_ENV
+    head, sep, tail = text.strip().partition("/")
+    if not sep:
+        raise ShardError(f"--shard {text!r}: {forms}")
+    try:
+        count = int(tail)
+    except ValueError:
+        raise ShardError(f"--shard {text!r}: N must be a whole number; {forms}") from None
+    if count < 1:
+        raise ShardError(f"--shard {text!r}: N must be at least 1; {forms}")
+    if head.strip().lower() in ("auto", ""):
+        raw = env.get(INDEX_ENV, "").strip()
+        if not raw:
+            raise ShardError(f"--shard {text!r}: ${INDEX_ENV} is not set (it is in a Kubernetes Indexed Job); "
+                             "pass the index explicitly, e.g. --shard 0/" + str(count))
+        head, source = raw, f"${INDEX_ENV}={raw}"
+    else:
+        source = "I"
+    try:
+        index = int(head)
+    except ValueError:
+        raise ShardError(f"--shard {text!r}: {source} is not a whole number; {forms}") from None
+    if not 0 <= index < count:
+        raise ShardError(f"--shard {text!r}: {source} gives index {index}, outside 0..{count - 1}; {forms}")
+    return Shard(index, count)
+
+
+def row_key(csv_name: str, image_path: str, task_id: str) -> bytes:
+    """The sha256 of what identifies a row, independent of where the CSV files are listed."""
+    return hashlib.sha256("\0".join((csv_name, image_path, task_id)).encode("utf-8")).digest()
+
+
+def shard_of(row: Row, count: int) -> int:
+    return int.from_bytes(row_key(row.csv_name, row.image_path, row.task_id)[:8], "big") % count
+
+
+def select_rows(rows: Sequence[Row], shard: Shard) -> list[Row]:
+    """The rows of ``shard`` (their ``index`` is still their position in the whole input)."""
+    return [row for row in rows if shard_of(row, shard.count) == shard.index]
+
+
+def rows_digest(rows: Iterable[Row]) -> str:
+    """A fingerprint of the whole input's row list (every shard must have read the same rows)."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(row_key(row.csv_name, row.image_path, row.task_id))
+        digest.update(f"{row.index}:{row.line}".encode())
+    return digest.hexdigest()
+
+
+def model_digest(folder: ModelFolder) -> str:
+    return sha256_of(folder.path / MANIFEST_NAME)
+
+
+def mask_paths(rows: Iterable[Row], output_dir: Path) -> list[str]:
+    """The masks (relative to the output folder) that the shard's rows produced, in row order."""
+    guard = OutputGuard(output_dir)
+    found = []
+    for row in rows:
+        if row.mask_path is None:
+            continue
+        try:
+            target = guard.mask_target(row.mask_path)
+        except OutputPathError:
+            continue
+        if target.is_file():
+            found.append(target.relative_to(guard.root).as_posix())
+    return found
+
+
+def write_part(output_dir: Path, shard: Shard, all_rows: Sequence[Row], rows: Sequence[Row],
+               records: dict[TaskKind, dict[int, Any]], folder: ModelFolder, failed: int, problems: int) -> Path:
+    """The shard's part file (``PART_FOLDER/part-I-of-N.json``), written atomically.
+
+    ``records`` are the run's validated records by kind and row index (``Results.records``).
+    """
+    payload = {
+        "format": PART_FORMAT,
+        "version": PART_VERSION,
+        "shard": shard.index,
+        "shards": shard.count,
+        "model_sha256": model_digest(folder),
+        "input_rows": len(all_rows),
+        "input_digest": rows_digest(all_rows),
+        "input_problems": problems,
+        "failed": failed,
+        "rows": [row.index for row in rows],
+        "records": [
+            [index, kind.value, record.model_dump(mode="json")]
+            for kind, by_index in records.items() for index, record in sorted(by_index.items())
+        ],
+        "masks": mask_paths(rows, output_dir),
+    }
+    target = Path(output_dir) / PART_FOLDER / shard.part_name
+    text = json.dumps(payload, separators=(",", ":"), allow_nan=False) + "\n"
+    atomic_write_bytes(target, text.encode("utf-8"), durable=True)
+    log.info("shard %s: %d of %d rows; part written to %s", shard, len(rows), len(all_rows), target)
+    return target
+
+
+def shard_option(text: str | None, layout_name: str) -> Shard | None:
+    """The CLI's ``--shard`` (or ``$FMC_SHARD``) for a layout; FatalError when unusable."""
+    if text is None or not text.strip():
+        return None
+    if layout_name != "batch":
+        raise FatalError(f"--shard {text} applies to the batch layout (INPUT/csv_files/*.csv) only, "
+                         f"not to the {layout_name} layout; drop --shard (and ${SHARD_ENV})")
+    try:
+        return parse_shard(text)
+    except ShardError as exc:
+        raise FatalError(str(exc)) from exc

@@ -1,0 +1,98 @@
+"""The package picture holds: the contract is light and shared; only the runtime's fallback imports the network.
+
+Static part: every ``import`` statement of the project's packages, read with ``ast``.
+Dynamic part: a fresh interpreter that refuses ``torch`` and ``onnxruntime`` imports the
+contract, and one that refuses ``torch`` imports the runtime's whole ONNX path.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = ("contract", "inference", "network", "exporter", "training", "evaluation", "phantoms", "benchmarks")
+
+
+def imported_modules(package: str) -> dict[str, set[str]]:
+    """file -> top-level modules it imports (anywhere in the file, lazy imports included)."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def offenders(package: str, forbidden: tuple[str, ...]) -> list[str]:
+    return [f"{file}: {name}" for file, names in imported_modules(package).items() for name in sorted(names)
+            if name.split(".")[0] in forbidden]
+
+
+def test_contract_imports_no_other_project_package_nor_torch_nor_onnxruntime():
+    forbidden = tuple(p for p in PROJECT if p != "contract") + ("torch", "onnxruntime", "onnx")
+    assert offenders("contract", forbidden) == []
+
+
+@pytest.mark.parametrize("package", ["network", "training", "phantoms", "evaluation"])
+def test_shared_side_imports_nothing_from_the_runtime(package):
+    assert offenders(package, ("inference",)) == []
+
+
+def test_runtime_imports_network_only_inside_the_torch_fallback():
+    users = sorted(file for file, names in imported_modules("inference").items()
+                   if any(n.split(".")[0] in ("network", "torch") for n in names))
+    assert users == ["inference/torch_engine.py"]
+
+
+def test_runtime_imports_no_exporter_training_or_evaluation():
+    assert offenders("inference", ("exporter", "training", "evaluation", "phantoms", "benchmarks")) == []
+
+
+BLOCKER = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError(f"{{name}} is blocked in this test")
+        return None
+sys.meta_path.insert(0, Block())
+"""
+
+
+def _run_blocked(blocked: set[str], code: str) -> subprocess.CompletedProcess:
+    script = BLOCKER.format(blocked=sorted(blocked)) + code
+    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_contract_imports_with_torch_and_onnxruntime_blocked():
+    modules = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+                     for p in (ROOT / "contract").rglob("*.py"))
+    code = "import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in modules) + "print('ok')"
+    result = _run_blocked({"torch", "onnxruntime", "onnx"}, code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_onnx_path_imports_and_predicts_with_torch_blocked(tiny_model_dir):
+    code = f"""
+import numpy as np
+import inference.cli, inference.batch_layout, inference.gc_layout, inference.pipeline
+from inference.predictor import Predictor
+predictor = Predictor.open({str(tiny_model_dir)!r}, engine="onnxruntime", device="cpu")
+[pred] = predictor.predict("fetal_head", [np.full((40, 50, 3), 90, np.uint8)])
+assert pred.mask.shape == (40, 50)
+print("ok")
+"""
+    result = _run_blocked({"torch", "network"}, code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("ok")

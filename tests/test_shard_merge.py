@@ -1,0 +1,163 @@
+"""--shard I/N and python -m inference merge: 4 shards merged equal one run byte for byte; bad parts refused.
+
+Input: the sample set test/input (54 rows, every kind) plus a CSV of two rows that fail
+(missing images), so fallback predictions go through the shards too. Model: model_weights/.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from inference.batch_csv import read_rows
+from inference.cli import main
+from inference.errors import EXIT_FATAL, EXIT_ROWS_FAILED
+from inference.shard import INDEX_ENV, PART_FOLDER, Shard, ShardError, parse_shard, select_rows, shard_of
+
+REPO = Path(__file__).resolve().parent.parent
+WEIGHTS = REPO / "model_weights"
+SHARDS = 4
+BAD_CSV = (
+    "image_path,task_id,task_name,num_classes,mask_path\n"
+    "../Classification/organ_cls/images/missing.png,organ_cls,classification,6,\n"
+    "../Segmentation/Two/lung/images/missing.png,lung,segmentation,2,../Segmentation/Two/lung/masks/missing.png\n"
+)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def predict(inp: Path, out: Path, *extra: str) -> int:
+    return main(["--input", str(inp), "--output", str(out), "--weights", str(WEIGHTS), "--device", "cpu", *extra])
+
+
+def merge(*args: str | Path) -> int:
+    return main(["merge", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("shards")
+    inp = root / "input"
+    shutil.copytree(REPO / "test" / "input", inp)
+    (inp / "csv_files" / "zz_missing_images.csv").write_text(BAD_CSV)
+    assert predict(inp, root / "single") == EXIT_ROWS_FAILED  # the two bad rows
+    folders = {"input": inp, "single": root / "single"}
+    for i in range(SHARDS):
+        folders[f"shard{i}"] = root / f"shard{i}"
+        assert predict(inp, folders[f"shard{i}"], "--shard", f"{i}/{SHARDS}") in (0, EXIT_ROWS_FAILED)
+    return folders
+
+
+def shard_dirs(runs) -> list[Path]:
+    return [runs[f"shard{i}"] for i in range(SHARDS)]
+
+
+def parts(runs) -> list[Path]:
+    return [next((d / PART_FOLDER).glob("*.json")) for d in shard_dirs(runs)]
+
+
+def test_four_shards_merged_equal_one_run_byte_for_byte(runs, tmp_path):
+    single = snapshot(runs["single"])
+    for folder in shard_dirs(runs):  # a shard writes its masks and its part, never the JSON files
+        assert not list(folder.glob("*.json"))
+    out = tmp_path / "merged"
+    assert merge(*shard_dirs(runs), "--output", out) == EXIT_ROWS_FAILED  # the failed rows are reported
+    assert snapshot(out) == single
+    compared = subprocess.run([sys.executable, str(REPO / "test" / "compare.py"), str(runs["single"]), str(out)],
+                              capture_output=True, text=True, timeout=120)
+    assert compared.returncode == 0, compared.stdout + compared.stderr
+
+
+def test_shards_sharing_one_output_folder_merge_in_place(runs, tmp_path):
+    shared = tmp_path / "shared"
+    for folder in shard_dirs(runs):  # what N pods writing to one volume leave there
+        shutil.copytree(folder, shared, dirs_exist_ok=True)
+    assert len(list((shared / PART_FOLDER).iterdir())) == SHARDS
+    assert merge(shared, "--output", shared) == EXIT_ROWS_FAILED
+    assert snapshot(shared) == snapshot(runs["single"])  # the part files are gone too
+
+
+def test_every_row_in_exactly_one_shard_whatever_the_csv_order(runs):
+    rows, _ = read_rows(runs["input"])
+    keys = [(r.csv_name, r.image_path, r.task_id) for r in rows]
+    by_shard = [{(r.csv_name, r.image_path, r.task_id) for r in select_rows(rows, Shard(i, SHARDS))}
+                for i in range(SHARDS)]
+    assert sorted(k for s in by_shard for k in s) == sorted(keys)
+    assert [len(s) for s in by_shard] == [6, 15, 17, 18]  # pinned: parts of other versions must merge
+    shuffled = rows[:]
+    random.Random(7).shuffle(shuffled)
+    assert all(shard_of(r, SHARDS) == i for i, s in enumerate(by_shard) for r in shuffled
+               if (r.csv_name, r.image_path, r.task_id) in s)
+    part_rows = [json.loads(p.read_text())["rows"] for p in parts(runs)]
+    assert sorted(i for rows_ in part_rows for i in rows_) == list(range(len(rows)))
+
+
+@pytest.mark.parametrize("text, environ, expected", [
+    ("0/4", {}, Shard(0, 4)), (" 3/4 ", {}, Shard(3, 4)), ("auto/4", {INDEX_ENV: "2"}, Shard(2, 4)),
+    ("0/1", {}, Shard(0, 1)), ("/3", {INDEX_ENV: "0"}, Shard(0, 3)),
+])
+def test_parse_shard(text, environ, expected):
+    assert parse_shard(text, environ) == expected
+
+
+@pytest.mark.parametrize("text, environ, message", [
+    ("4/4", {}, "outside 0..3"), ("-1/4", {}, "outside 0..3"), ("1", {}, "expected I/N"),
+    ("x/4", {}, "not a whole number"), ("1/0", {}, "at least 1"), ("auto/4", {}, INDEX_ENV),
+    ("auto/4", {INDEX_ENV: "7"}, "outside 0..3"),
+])
+def test_bad_shard_values_are_refused(text, environ, message):
+    with pytest.raises(ShardError, match=message):
+        parse_shard(text, environ)
+
+
+def test_cli_refuses_a_bad_shard_before_predicting(runs, tmp_path, caplog):
+    assert predict(runs["input"], tmp_path / "out", "--shard", "4/4") == EXIT_FATAL
+    assert "outside 0..3" in caplog.text
+    assert not (tmp_path / "out" / PART_FOLDER).exists()
+
+
+def _edited(part: Path, tmp_path: Path, name: str, **changes) -> Path:
+    data = json.loads(part.read_text())
+    data.update(changes)
+    target = tmp_path / name / PART_FOLDER / part.name
+    target.parent.mkdir(parents=True)
+    target.write_text(json.dumps(data))
+    return target
+
+
+def test_merge_refuses_parts_that_do_not_fit(runs, tmp_path, caplog):
+    p = parts(runs)
+    first = json.loads(p[0].read_text())
+    cases = [
+        (p[:3], "missing shard(s) 3/4"),
+        ([*p, _edited(p[1], tmp_path, "copy", masks=[])], "shard 1/4 given twice"),
+        ([_edited(p[0], tmp_path, "n", shards=5), *p[1:]], "shard count N"),
+        ([_edited(p[0], tmp_path, "model", model_sha256="0" * 64), *p[1:]], "model (manifest sha256)"),
+        ([_edited(p[0], tmp_path, "input", input_digest="0" * 64), *p[1:]], "input rows"),
+        ([_edited(p[0], tmp_path, "overlap", rows=first["rows"] + [json.loads(p[1].read_text())["rows"][0]]),
+          *p[1:]], "the parts overlap"),
+        ([tmp_path / "nowhere"], "no such part file"),
+        ([runs["input"]], "holds no shards/part-"),
+    ]
+    for i, (given, message) in enumerate(cases):
+        out = tmp_path / f"out{i}"
+        caplog.clear()
+        assert merge(*given, "--output", out) == EXIT_FATAL, message
+        assert message in caplog.text
+        assert not out.exists()  # nothing written when the parts do not fit
+
+
+def test_shard_is_refused_for_a_grand_challenge_case(tmp_path, caplog):
+    case = tmp_path / "case"
+    case.mkdir()
+    (case / "inputs.json").write_text("[]")
+    assert predict(case, tmp_path / "out", "--shard", "0/2") == EXIT_FATAL
+    assert "applies to the batch layout" in caplog.text
