@@ -22,6 +22,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_BOUNDARY = "inference.torch_engine"
+#: Optional entry points the image does not run; their own requirements file pins what they add.
+OPTIONAL_ENTRY_POINTS = {"inference.ray_job": "requirements-ray.txt"}
 
 
 def _pinned(*files: str) -> set[str]:
@@ -139,8 +141,9 @@ def _unpinned(third: set[str], pinned: set[str]) -> list[str]:
 
 
 def test_default_image_imports_only_requirements_txt():
-    roots = [m for m in _package_modules("inference", "contract") if m != TORCH_BOUNDARY]
-    modules, third = _closure(roots, stop={TORCH_BOUNDARY})
+    optional = set(OPTIONAL_ENTRY_POINTS)
+    roots = [m for m in _package_modules("inference", "contract") if m != TORCH_BOUNDARY and m not in optional]
+    modules, third = _closure(roots, stop={TORCH_BOUNDARY, *optional})
     assert TORCH_BOUNDARY not in modules
     assert not {"torch", "onnx"} & third, f"the ONNX Runtime path must not import torch/onnx: {third}"
     missing = _unpinned(third, _pinned("requirements.txt"))
@@ -150,7 +153,8 @@ def test_default_image_imports_only_requirements_txt():
 
 
 def test_torch_fallback_imports_only_its_requirements():
-    modules, third = _closure(_package_modules("inference", "contract", "network"), stop=set())
+    roots = [m for m in _package_modules("inference", "contract", "network") if m not in OPTIONAL_ENTRY_POINTS]
+    modules, third = _closure(roots, stop=set(OPTIONAL_ENTRY_POINTS))
     assert {TORCH_BOUNDARY, "network.weights"} <= modules
     assert {"torch", "onnx"} <= third, third
     missing = _unpinned(third, _pinned("requirements.txt", "requirements-torch.txt"))
@@ -159,6 +163,13 @@ def test_torch_fallback_imports_only_its_requirements():
         f"requirements-torch.txt: {missing}")
     outside = {m.split(".")[0] for m in modules} - _image_packages()
     assert not outside, f"packages reached but not copied by the Dockerfile: {outside}"
+
+
+@pytest.mark.parametrize("module", sorted(OPTIONAL_ENTRY_POINTS))
+def test_optional_entry_points_import_only_their_requirements(module):
+    _, third = _closure([module], stop={TORCH_BOUNDARY})
+    missing = _unpinned(third, _pinned("requirements.txt", OPTIONAL_ENTRY_POINTS[module]))
+    assert not missing, f"{module} imports {missing}, pinned in neither requirements.txt nor {OPTIONAL_ENTRY_POINTS[module]}"
 
 
 def test_torch_pins_match_the_dev_pins():
@@ -177,7 +188,8 @@ def test_torch_pins_match_the_dev_pins():
     assert not differing, f"requirements-torch.txt differs from requirements-dev.txt: {differing}"
 
 
-@pytest.mark.parametrize("name", ["requirements.txt", "requirements-torch.txt", "requirements-cuda.txt"])
+@pytest.mark.parametrize("name", ["requirements.txt", "requirements-torch.txt", "requirements-cuda.txt",
+                                  "requirements-ray.txt"])
 def test_every_requirement_is_pinned(name):
     loose = [line for line in (ROOT / name).read_text().splitlines()
              if line.split("#", 1)[0].strip() and not line.startswith("-r ") and "==" not in line]
