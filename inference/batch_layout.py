@@ -55,7 +55,7 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
         raise FatalError(f"no data rows in {options.input_dir / CSV_FOLDER}/*.csv; nothing to predict")
     guard = OutputGuard(options.output_dir, options.input_dir)
     jobs: list[Job] = []
-    results = Results(strict=options.strict)
+    results = Results(strict=options.strict, guard=guard)
     default_size = tuple(manifest.model.preprocessing.input_size)
     for row in rows:
         checked = check_row(row, manifest, guard)
@@ -65,12 +65,13 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
             jobs.append(checked)
     engine = FallbackEngine(folder, options.engine, options.device, options.precision, options.threads)
     pipeline = Pipeline(engine, manifest.model.preprocessing, RowSink(results, default_size), options.batch_size,
-                        options.workers)
+                        options.workers, guard=guard)
     if jobs:
         pipeline.run(jobs)
-    results.write_json(options.output_dir)
+    unwritten = results.write_json(options.output_dir)
+    guard.close()
     return RunSummary(
         layout=NAME, rows=len(rows), predicted=results.predicted,
-        failed=len(results.failed) + len(problems), fallbacks=results.fallbacks,
+        failed=len(results.failed) + len(problems) + len(unwritten), fallbacks=results.fallbacks,
         engine=engine.description, seconds=pipeline.seconds,
     )

@@ -38,3 +38,12 @@ class EngineError(InferenceError):
 
 class OutputPathError(RowError):
     """An output path that would lie outside the output folder (or inside the input folder)."""
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an unexpected fault: its type (MemoryError, cv2.error, ...) and first message line."""
+    text = (str(exc).strip().splitlines() or [""])[0][:300]
+    if isinstance(exc, MemoryError):
+        return f"out of memory (MemoryError{': ' + text if text else ''})"
+    name = f"{type(exc).__module__}.{type(exc).__name__}" if type(exc).__module__ not in ("builtins",) else type(exc).__name__
+    return f"{name}: {text}" if text else name

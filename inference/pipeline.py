@@ -29,9 +29,9 @@ from contract.kinds import Prediction, Size, decode, segmentation_mask
 from contract.manifest import Preprocessing, TaskEntry
 from contract.tasks import TaskKind
 from inference.backend import Engine
-from inference.errors import EngineError
+from inference.errors import EngineError, describe
 from inference.predictor import infer_batch
-from inference.writers import write_mask
+from inference.writers import OutputGuard, write_mask
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,9 @@ def _load(item: WorkItem, prep: Preprocessing) -> tuple[np.ndarray, Size]:
     return preprocess([image], prep)[0], (image.shape[0], image.shape[1])
 
 
-def _finish_mask(target: Path, logits: np.ndarray, size: Size) -> None:
-    """Worker: logits at the model's size -> native-size mask PNG, written atomically."""
-    write_mask(target, segmentation_mask(logits, size))
+def _finish_mask(target: Path, logits: np.ndarray, size: Size, guard: OutputGuard | None) -> None:
+    """Worker: logits at the model's size -> native-size mask PNG, written atomically (inside ``guard``)."""
+    write_mask(target, segmentation_mask(logits, size), guard)
 
 
 def _progress(total: int):
@@ -98,8 +98,8 @@ def _progress(total: int):
 
 class Pipeline(Generic[Item]):
     def __init__(self, engine: Engine, prep: Preprocessing, sink: Sink[Item], batch_size: int = 8,
-                 workers: int = 2, prefetch: int = 2, max_pending: int = 64):
-        self.engine, self.prep, self.sink = engine, prep, sink
+                 workers: int = 2, prefetch: int = 2, max_pending: int = 64, guard: OutputGuard | None = None):
+        self.engine, self.prep, self.sink, self.guard = engine, prep, sink, guard
         self.batch_size, self.workers = max(1, batch_size), max(1, workers)
         self.prefetch, self.max_pending = max(1, prefetch), max(1, max_pending)
         self.seconds = 0.0
@@ -151,6 +151,8 @@ class Pipeline(Generic[Item]):
                 ready.append((item, tensor, size))
             except (ImageReadError, OSError, ValueError) as exc:
                 self.sink.failed(item, str(exc), None)
+            except Exception as exc:  # a fault of this image alone (MemoryError, cv2.error, ...): its row only
+                self.sink.failed(item, f"cannot read or preprocess the image: {describe(exc)}", None)
         if not ready:
             return
         task = batch.task
@@ -160,19 +162,31 @@ class Pipeline(Generic[Item]):
             for item, _, size in ready:
                 self.sink.failed(item, f"model failed: {exc}", size)
             return
+        except MemoryError as exc:  # this batch's rows only; the next batch may fit
+            for item, _, size in ready:
+                self.sink.failed(item, f"model failed: {describe(exc)}", size)
+            return
         for i, (item, _, size) in enumerate(ready):
             if task.kind is TaskKind.SEGMENTATION:
-                writing.append((item, pool.submit(_finish_mask, item.mask_target, output[i], size)))
+                writing.append((item, pool.submit(_finish_mask, item.mask_target, output[i], size, self.guard)))
                 continue
             try:
-                self.sink.predicted(item, decode(task.kind, output[i], size))
+                prediction = decode(task.kind, output[i], size)
             except ValueError as exc:
                 self.sink.failed(item, f"invalid model output: {exc}", size)
+                continue
+            except Exception as exc:  # a fault of this row alone (MemoryError, cv2.error, ...)
+                self.sink.failed(item, f"cannot decode the model output: {describe(exc)}", size)
+                continue
+            self.sink.predicted(item, prediction)
 
     def _collect(self, item: Item, future: Future) -> None:
         try:
             future.result()
         except (OSError, ValueError) as exc:
             self.sink.failed(item, f"mask not written: {exc}", None)
+            return
+        except Exception as exc:  # a fault of this mask alone (MemoryError, cv2.error, ...)
+            self.sink.failed(item, f"mask not written: {describe(exc)}", None)
             return
         self.sink.mask_written(item)
