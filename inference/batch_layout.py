@@ -63,7 +63,8 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
             results.fail(checked, image_size(row.image_file), default_size)
         else:
             jobs.append(checked)
-    engine = FallbackEngine(folder, options.engine, options.device, options.precision, options.threads)
+    engine = FallbackEngine(folder, options.engine, options.device, options.precision, options.threads,
+                            verify_hashes=options.verify_hashes)
     pipeline = Pipeline(engine, manifest.model.preprocessing, RowSink(results, default_size), options.batch_size,
                         options.workers, guard=guard)
     if jobs:

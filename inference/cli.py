@@ -69,8 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=_positive, default=None,
                         help="threads decoding images and writing masks (default: 2 to 4)")
     parser.add_argument("--strict", action="store_true", help="no fallback prediction for failed rows")
+    add_recovery_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
+
+
+def add_recovery_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of the fault-handling side (issue 14): resuming, graph hash checks."""
+    parser.add_argument("--resume", action="store_true",
+                        help="finish an interrupted run in the same --output: rows its journal lists as done "
+                             "are kept, the others predicted (see 'failures and resuming' below)")
+    parser.add_argument("--no-verify-hashes", action="store_true",
+                        help="do not check each graph file against the manifest's sha256 before its first use")
 
 
 def resolve_model_dir(weights: Path | None) -> tuple[Path, str]:
@@ -118,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         input_dir=args.input, output_dir=args.output, engine=args.engine,
         device=args.device, precision=args.precision, threads=threads, batch_size=args.batch_size,
         workers=args.workers or max(2, min(4, threads)), strict=args.strict,
+        verify_hashes=not args.no_verify_hashes, resume=args.resume,
     )
     summary = layout.run(options, folder)
     for line in summary.lines():

@@ -36,6 +36,18 @@ class EngineError(InferenceError):
     """An inference engine cannot load or run the model's graphs."""
 
 
+class GraphError(EngineError):
+    """One graph of the model cannot be used (changed/damaged file, failed session): its tasks fail.
+
+    ``shared``: the graph serves several tasks (encoder, FPN); ``damaged``: its file differs from
+    the manifest (so the PyTorch fallback, which reads the same files, cannot help either).
+    """
+
+    def __init__(self, graph: str, reason: str, shared: bool = False, damaged: bool = False):
+        super().__init__(reason)
+        self.graph, self.reason, self.shared, self.damaged = graph, reason, shared, damaged
+
+
 class OutputPathError(RowError):
     """An output path that would lie outside the output folder (or inside the input folder)."""
 

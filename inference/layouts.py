@@ -34,6 +34,8 @@ class RunOptions:
     batch_size: int = 8
     workers: int = 2
     strict: bool = False
+    verify_hashes: bool = True  # graphs checked against the manifest's sha256 when first used
+    resume: bool = False  # batch layout: skip the rows the output folder's journal lists as done
 
 
 @dataclass

@@ -121,3 +121,51 @@ def test_a_full_disk_is_caught_at_start(tmp_path, tiny_model_dir, small_tmpfs, c
     filler.unlink()  # with room, the same folder works
     code = main(["--input", str(inp), "--output", str(small_tmpfs / "out"), "--weights", str(tiny_model_dir)])
     assert code == 0 and json.loads((small_tmpfs / "out/regression_predictions.json").read_text())
+
+
+def _model_copy(tiny_model_dir, tmp_path):
+    import shutil
+
+    from contract.manifest import load_manifest
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    return model, load_manifest(model)
+
+
+def _head_file(model, manifest, task_id: str):
+    return model / manifest.graph_sets["fp32"].graphs[f"head.{task_id}"].path
+
+
+def test_a_garbage_head_fails_its_own_task_only(tmp_path, tiny_model_dir, caplog):
+    model, manifest = _model_copy(tiny_model_dir, tmp_path)
+    _head_file(model, manifest, "breast_3cls").write_bytes(b"garbage, not an ONNX graph")
+    for flags, reason in ((["--no-verify-hashes"], "cannot load"), ([], "sha256 differs")):
+        caplog.clear()
+        caplog.set_level(logging.WARNING)
+        code, out = _run(tmp_path / reason.replace(" ", "_"), model, GOOD_ROWS, *flags)
+        assert code == EXIT_ROWS_FAILED
+        failed = [e for e in _errors(caplog) if e.startswith("row failed")]
+        assert len(failed) == 1 and "breast_3cls" in failed[0] and reason in failed[0], failed
+        assert not any("PyTorch" in r.getMessage() for r in caplog.records)  # no switch for one head
+        cls = {r["task_id"]: r for r in _json(out, "classification")}
+        assert cls["breast_3cls"]["predicted_probs"] == [1 / 3] * 3  # the fallback
+        assert cls["lung_2cls"]["predicted_probs"] != [0.5, 0.5]
+        assert len(_json(out, "detection")) == 1 and len(_json(out, "regression")) == 2
+        assert (out / "Segmentation/multi/MASKS/tall.png").is_file()
+
+
+def test_a_changed_hash_fails_that_task_unless_checks_are_off(tmp_path, tiny_model_dir, caplog):
+    model, _ = _model_copy(tiny_model_dir, tmp_path)
+    data = json.loads((model / "manifest.json").read_text())
+    data["graph_sets"]["fp32"]["graphs"]["head.IUGC"]["sha256"] = "0" * 64
+    (model / "manifest.json").write_text(json.dumps(data))
+    caplog.set_level(logging.ERROR)
+    code, out = _run(tmp_path / "checked", model)
+    assert code == EXIT_ROWS_FAILED
+    failed = [e for e in _errors(caplog) if e.startswith("row failed")]
+    assert len(failed) == 1 and "task IUGC" in failed[0] and "sha256 differs" in failed[0]
+    assert "--no-verify-hashes" in failed[0]
+    assert len(_json(out, "classification")) == 2
+    code, out = _run(tmp_path / "unchecked", model, GOOD_ROWS, "--no-verify-hashes")
+    assert code == 0
