@@ -169,3 +169,26 @@ def test_a_changed_hash_fails_that_task_unless_checks_are_off(tmp_path, tiny_mod
     assert len(_json(out, "classification")) == 2
     code, out = _run(tmp_path / "unchecked", model, GOOD_ROWS, "--no-verify-hashes")
     assert code == 0
+
+
+def test_a_symlink_planted_mid_run_redirects_nothing(tmp_path, tiny_model_dir, monkeypatch, caplog):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out = tmp_path / "out"
+    real_log_batch = pipeline_module.Pipeline._log_batch
+
+    def log_batch(batch, first):
+        if first:  # after the first batch, the folder of a later row's mask becomes a link to elsewhere
+            (out / "Segmentation").mkdir(parents=True, exist_ok=True)
+            (out / "Segmentation/multi").symlink_to(outside, target_is_directory=True)
+        real_log_batch(batch, first)
+
+    monkeypatch.setattr(pipeline_module.Pipeline, "_log_batch", staticmethod(log_batch))
+    caplog.set_level(logging.ERROR)
+    inp = make_input(tmp_path / "in", GOOD_ROWS)
+    code = main(["--input", str(inp), "--output", str(out), "--weights", str(tiny_model_dir), "--batch-size", "1"])
+    assert code == EXIT_ROWS_FAILED
+    assert list(outside.rglob("*")) == []  # nothing written through the link
+    failed = [e for e in _errors(caplog) if e.startswith("row failed")]
+    assert len(failed) == 1 and "cardiac_multi" in failed[0] and "symbolic link" in failed[0], failed
+    assert (out / "Segmentation/ds/MASKS/wide.png").is_file() and len(_json(out, "classification")) == 2
