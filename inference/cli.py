@@ -130,7 +130,10 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers or max(2, min(4, threads)), strict=args.strict,
         verify_hashes=not args.no_verify_hashes, resume=args.resume,
     )
-    summary = layout.run(options, folder)
+    from inference.lock import RunLock
+
+    with RunLock(args.output):
+        summary = layout.run(options, folder)
     for line in summary.lines():
         log.info("%s", line)
     log.info("total wall time %.2f s", time.perf_counter() - started)
