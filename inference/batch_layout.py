@@ -12,10 +12,12 @@ from contract.manifest import ModelFolder
 from contract.tasks import TaskKind
 from inference.backend import FallbackEngine
 from inference.batch_csv import Job, RowFailure, check_row, read_rows
-from inference.errors import FatalError
+from inference.errors import FatalError, RunInterrupted
+from inference.journal import Journal, fingerprint, row_key
 from inference.layouts import RunOptions, RunSummary
 from inference.pipeline import Pipeline
 from inference.results import Results
+from inference.signals import interrupted_message, stop_requested
 from inference.writers import OutputGuard
 
 log = logging.getLogger(__name__)
@@ -28,22 +30,40 @@ def detect(input_dir: Path) -> bool:
 
 
 class RowSink:
-    """The pipeline's results, row by row, into ``Results`` (failures with their fallback prediction)."""
+    """The pipeline's results, row by row, into ``Results`` (failures with their fallback prediction)
+    and, once a row's outputs are in place, into the journal; JSON checkpoints between batches."""
 
-    def __init__(self, results: Results, default_size: Size):
-        self.results, self.default_size = results, default_size
+    def __init__(self, results: Results, default_size: Size, journal: Journal | None = None):
+        self.results, self.default_size, self.journal = results, default_size, journal
+        self.unsettled = 0  # failed rows whose fallback could not be written (not journaled: retried)
 
     def predicted(self, job: Job, prediction: Prediction) -> None:
-        self.results.add(job.row, prediction)
+        payload = self.results.add(job.row, prediction)
+        if self.journal is not None:
+            self.journal.add(row_key(job.row), job.task.kind.value, record=payload)
 
     def mask_written(self, job: Job) -> None:
         self.results.mask_written(job.row)
+        if self.journal is not None:
+            self.journal.add(row_key(job.row), job.task.kind.value)
 
     def failed(self, job: Job, reason: str, size: Size | None) -> None:
         failure = RowFailure(job.row, reason, job.task.kind, job.task.num_classes, job.mask_target)
         if size is None and job.task.kind is not TaskKind.CLASSIFICATION:
             size = image_size(job.row.image_file)
-        self.results.fail(failure, size, self.default_size)
+        fallbacks = self.results.fallbacks
+        if not self.results.fail(failure, size, self.default_size):
+            self.unsettled += 1
+        elif self.journal is not None:
+            record = self.results.records.get(job.task.kind, {}).get(job.row.index)
+            self.journal.add(row_key(job.row), job.task.kind.value, record=record, failed=reason,
+                             fallback=self.results.fallbacks > fallbacks)
+
+    def batch_done(self) -> None:
+        if self.journal is not None:
+            self.journal.flush()
+            if self.journal.checkpoint_due():
+                self.results.write_json(self.results.guard.root, level=logging.WARNING)
 
 
 def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
@@ -54,6 +74,8 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
     if not rows:
         raise FatalError(f"no data rows in {options.input_dir / CSV_FOLDER}/*.csv; nothing to predict")
     guard = OutputGuard(options.output_dir, options.input_dir)
+    journal = Journal.start(guard.root, fingerprint(options.input_dir, folder, options.precision, options.strict),
+                            options.resume)
     jobs: list[Job] = []
     results = Results(strict=options.strict, guard=guard)
     default_size = tuple(manifest.model.preprocessing.input_size)
@@ -61,16 +83,25 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
         checked = check_row(row, manifest, guard)
         if isinstance(checked, RowFailure):
             results.fail(checked, image_size(row.image_file), default_size)
+        elif (done := journal.done.get(row_key(row))) is not None:
+            results.restore(row, checked.task.kind, done["record"], done["failed"], done["fallback"])
         else:
             jobs.append(checked)
     engine = FallbackEngine(folder, options.engine, options.device, options.precision, options.threads,
                             verify_hashes=options.verify_hashes)
-    pipeline = Pipeline(engine, manifest.model.preprocessing, RowSink(results, default_size), options.batch_size,
-                        options.workers, guard=guard)
+    sink = RowSink(results, default_size, journal)
+    pipeline = Pipeline(engine, manifest.model.preprocessing, sink, options.batch_size,
+                        options.workers, guard=guard, should_stop=stop_requested)
     if jobs:
         pipeline.run(jobs)
     unwritten = results.write_json(options.output_dir)
+    journal.close(finished=not (pipeline.stopped or unwritten or sink.unsettled))
     guard.close()
+    if pipeline.stopped:
+        raise RunInterrupted(interrupted_message(len(rows), len(jobs), pipeline.attempted))
+    if unwritten or sink.unsettled:
+        log.error("%d output file(s) and %d row(s) could not be written; once the cause is fixed, run the same "
+                  "command with --resume to write them", len(unwritten), sink.unsettled)
     return RunSummary(
         layout=NAME, rows=len(rows), predicted=results.predicted,
         failed=len(results.failed) + len(problems) + len(unwritten), fallbacks=results.fallbacks,

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from contract.defaults import DEVICES, ENGINES, PRECISIONS
-from inference.errors import EXIT_FATAL, EXIT_OK, EXIT_ROWS_FAILED, FatalError
+from inference.errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED, FatalError, RunInterrupted
 
 log = logging.getLogger("inference")
 
@@ -36,7 +36,17 @@ exit codes:
   1  fatal error (no model, no CSV / nothing to do, missing input, unwritable output);
      the message says what to fix
   2  usage error (bad arguments)
-  3  some rows failed (named on stderr); every other row was written
+  3  some rows failed, or output files (each named on stderr with its reason, a full disk
+     with the bytes needed); every other row was written
+  4  stopped by SIGTERM/SIGINT: the current batch was finished and what is done written;
+     run the same command with --resume to finish
+
+failures and resuming: a fault of one image (unreadable, out of memory), one graph (its
+file changed or damaged: checked against the manifest's sha256) or one output file (a full
+disk) costs that row, task or file only. Finished rows are journaled in OUTPUT/.fmc-journal.jsonl;
+after a kill, a stop or a crash, --resume predicts only the rest and ends with the same
+outputs as an uninterrupted run. Without --resume a run starts afresh (the old journal and
+JSON files removed). One run per output folder at a time (OUTPUT/.fmc-run.lock).
 """
 
 
@@ -131,8 +141,9 @@ def run(args: argparse.Namespace) -> int:
         verify_hashes=not args.no_verify_hashes, resume=args.resume,
     )
     from inference.lock import RunLock
+    from inference.signals import graceful_stop
 
-    with RunLock(args.output):
+    with RunLock(args.output), graceful_stop():
         summary = layout.run(options, folder)
     for line in summary.lines():
         log.info("%s", line)
@@ -152,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     except FatalError as exc:
         log.error("%s", exc)
         return EXIT_FATAL
+    except RunInterrupted as exc:
+        log.error("%s", exc)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        log.error("interrupted")
-        return EXIT_FATAL
+        log.error("stopped at once (a second signal); the rows journaled so far are kept: run the same "
+                  "command with --resume to finish")
+        return EXIT_INTERRUPTED

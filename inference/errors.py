@@ -7,8 +7,11 @@ Exit codes of ``python -m inference``:
 1    fatal error (no model, no CSV or nothing to do, missing input folder,
      unwritable output): one message says what to fix; nothing is scored
 2    usage error (bad command-line arguments)
-3    some rows failed (each named on stderr); every other row was written,
-     and the failed rows got a fallback prediction unless ``--strict``
+3    some rows (or output files) failed, each named on stderr with its reason;
+     every other row was written, and the failed rows got a fallback
+     prediction unless ``--strict``
+4    stopped by SIGTERM/SIGINT (or a second one: at once): the rows finished
+     are written; ``--resume`` with the same arguments finishes the run
 ==== =====================================================================
 """
 
@@ -18,6 +21,7 @@ EXIT_OK = 0
 EXIT_FATAL = 1
 EXIT_USAGE = 2
 EXIT_ROWS_FAILED = 3
+EXIT_INTERRUPTED = 4
 
 
 class InferenceError(Exception):
@@ -30,6 +34,10 @@ class FatalError(InferenceError):
 
 class RowError(InferenceError):
     """One input row cannot be predicted; the others go on (exit code 3)."""
+
+
+class RunInterrupted(InferenceError):
+    """SIGTERM/SIGINT stopped the run after its current batch; what was done is written (exit code 4)."""
 
 
 class EngineError(InferenceError):

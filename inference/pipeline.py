@@ -20,7 +20,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Iterator, Protocol, Sequence, TypeVar
+from typing import Callable, Generic, Iterator, Protocol, Sequence, TypeVar
 
 import numpy as np
 
@@ -61,6 +61,8 @@ class Sink(Protocol[Item]):
 
     def failed(self, item: Item, reason: str, size: Size | None) -> None: ...
 
+    # Optional: ``batch_done(self) -> None``, called after each batch (a checkpoint, a journal flush).
+
 
 @dataclass(frozen=True)
 class Batch(Generic[Item]):
@@ -98,8 +100,12 @@ def _progress(total: int):
 
 class Pipeline(Generic[Item]):
     def __init__(self, engine: Engine, prep: Preprocessing, sink: Sink[Item], batch_size: int = 8,
-                 workers: int = 2, prefetch: int = 2, max_pending: int = 64, guard: OutputGuard | None = None):
+                 workers: int = 2, prefetch: int = 2, max_pending: int = 64, guard: OutputGuard | None = None,
+                 should_stop: Callable[[], bool] | None = None):
         self.engine, self.prep, self.sink, self.guard = engine, prep, sink, guard
+        self.should_stop = should_stop or (lambda: False)
+        self.stopped = False  # True when should_stop ended the run early (the rest was not attempted)
+        self.attempted = 0  # items of the batches run
         self.batch_size, self.workers = max(1, batch_size), max(1, workers)
         self.prefetch, self.max_pending = max(1, prefetch), max(1, max_pending)
         self.seconds = 0.0
@@ -120,15 +126,25 @@ class Pipeline(Generic[Item]):
             for _ in range(self.prefetch):
                 load_next()
             first = True
+            batch_done = getattr(self.sink, "batch_done", None)
             while loading:
+                if self.should_stop():
+                    self.stopped = True
+                    for _, futures in loading:
+                        for future in futures:
+                            future.cancel()
+                    break
                 batch, futures = loading.popleft()
                 load_next()
                 self._run_batch(batch, futures, pool, writing)
                 self._log_batch(batch, first)
                 first = False
                 bar.update(len(batch.items))
+                self.attempted += len(batch.items)
                 while len(writing) > self.max_pending:
                     self._collect(*writing.popleft())
+                if batch_done is not None:
+                    batch_done()
             while writing:
                 self._collect(*writing.popleft())
         self.seconds = time.perf_counter() - started

@@ -90,7 +90,7 @@ class Results:
         self.failed.append(RowFailure(row, failure, kind))
         self.fallbacks += int(fallback_written)
 
-    def write_json(self, output_dir: Path) -> list[str]:
+    def write_json(self, output_dir: Path, level: int = logging.ERROR) -> list[str]:
         """The three JSON files, always (an empty list for an absent kind), in CSV row order.
 
         Each file on its own: returns one line per file that could not be written (also logged).
@@ -102,7 +102,7 @@ class Results:
                 folder = self.guard.root if self.guard is not None else Path(output_dir)
                 write_json_records(folder / name, ordered, self.guard)
             except OSError as exc:
-                log.error("output file not written: %s", exc)
+                log.log(level, "output file not written: %s", exc)
                 problems.append(str(exc))
         return problems
 
