@@ -8,7 +8,9 @@ peak resident set is reset (``/proc/self/clear_refs``), the mask is computed, an
 growth of the peak (``VmHWM``) over the resident set before the call is reported, in
 MiB and in bytes per output pixel. ``banded`` is ``contract.kinds.segmentation_mask``;
 ``whole`` is the former implementation (one ``cv2.resize`` of every class channel at
-full resolution, then an int64 ``argmax``), kept here for the comparison. The uint8 mask
+full resolution, then an int64 ``argmax``), kept here for the comparison, run with IPP
+off (with IPP, which some OpenCV wheels use for some sizes, ``cv2.resize`` rounds
+differently, a few near-tie pixels in millions). The uint8 mask
 itself (1 byte per pixel) is part of both. Prints a markdown table (Linux only).
 """
 
@@ -46,6 +48,7 @@ def status(key):
             return int(line.split()[1]) * 1024
     raise KeyError(key)
 
+cv2.ipp.setUseIPP(False)  # OpenCV's generic bilinear: what the bands reproduce bit for bit
 impl, classes, source, height, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 logits = np.random.default_rng(0).standard_normal((classes, source, source)).astype(np.float32)
 segmentation_mask(logits, (32, 32)); whole(logits, (32, 32))  # warm up: libraries loaded, pools made
