@@ -83,7 +83,8 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
         checked = check_row(row, manifest, guard)
         if isinstance(checked, RowFailure):
             results.fail(checked, image_size(row.image_file), default_size)
-        elif (done := journal.done.get(row_key(row))) is not None:
+        elif (done := journal.done.get(row_key(row))) is not None and (
+                checked.mask_target is None or checked.mask_target.is_file()):  # a deleted mask is made again
             results.restore(row, checked.task.kind, done["record"], done["failed"], done["fallback"])
         else:
             jobs.append(checked)

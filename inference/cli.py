@@ -33,8 +33,8 @@ centred box [0.25, 0.25, 0.75, 0.75], keypoints at the image centre) unless --st
 
 exit codes:
   0  every row was predicted
-  1  fatal error (no model, no CSV / nothing to do, missing input, unwritable output);
-     the message says what to fix
+  1  fatal error (no model, no CSV / nothing to do, missing input, unwritable output,
+     another run on the same output folder); the message says what to fix
   2  usage error (bad arguments)
   3  some rows failed, or output files (each named on stderr with its reason, a full disk
      with the bytes needed); every other row was written

@@ -5,7 +5,8 @@ Exit codes of ``python -m inference``:
 ==== =====================================================================
 0    every row was predicted
 1    fatal error (no model, no CSV or nothing to do, missing input folder,
-     unwritable output): one message says what to fix; nothing is scored
+     unwritable or full output, another run holding the output folder, a
+     ``--resume`` against other inputs): one message says what to fix
 2    usage error (bad command-line arguments)
 3    some rows (or output files) failed, each named on stderr with its reason;
      every other row was written, and the failed rows got a fallback
