@@ -74,7 +74,7 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
     if not rows:
         raise FatalError(f"no data rows in {options.input_dir / CSV_FOLDER}/*.csv; nothing to predict")
     guard = OutputGuard(options.output_dir, options.input_dir)
-    journal = Journal.start(guard.root, fingerprint(options.input_dir, folder, options.precision, options.strict),
+    journal = Journal.start(guard.root, fingerprint(options.input_dir, folder, options),
                             options.resume)
     jobs: list[Job] = []
     results = Results(strict=options.strict, guard=guard)

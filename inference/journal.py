@@ -56,14 +56,21 @@ def _sha256_files(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(input_dir: Path, folder: ModelFolder, precision: str, strict: bool) -> dict[str, Any]:
-    """What a journal's rows depend on: the CSVs, the model, the options that change outputs."""
+def fingerprint(input_dir: Path, folder: ModelFolder, options: Any) -> dict[str, Any]:
+    """What a journal's rows depend on: the CSVs, the model, the options that can change outputs.
+
+    ``options``: the layout's ``RunOptions``. Engine, device and precision are compared as
+    given (``auto`` resolves per machine: resume on the machine that started the run).
+    Image files are not hashed (only the CSVs naming them): a changed image is not detected.
+    """
     return {
         "journal": FORMAT,
         "inputs": _sha256_files(list_csv_files(input_dir)),
         "model": _sha256_files([folder.path / MANIFEST_NAME]),
-        "precision": precision,
-        "strict": strict,
+        "engine": options.engine,
+        "device": options.device,
+        "precision": options.precision,
+        "strict": options.strict,
     }
 
 

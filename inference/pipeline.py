@@ -7,6 +7,11 @@ batches (OpenCV and file I/O release the GIL). At most ``prefetch`` batches are
 decoded ahead and at most ``max_pending`` masks wait to be written, so memory stays
 bounded whatever the number of items: a full-size image lives only inside its worker.
 
+Faults stay local: anything one image raises while it is read, preprocessed, decoded or
+its mask written (``MemoryError`` and ``cv2.error`` included) fails that item alone, and a
+model failure fails that batch's items; the run goes on. ``should_stop`` (SIGTERM) is
+read between batches: the current batch is finished and pending masks written.
+
 The pipeline knows nothing of CSVs: an item is anything with an ``image_file``, a
 ``task`` and a ``mask_target``; what becomes of each result is the ``Sink``'s business.
 """
