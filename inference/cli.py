@@ -141,9 +141,8 @@ def run(args: argparse.Namespace) -> int:
         verify_hashes=not args.no_verify_hashes, resume=args.resume,
     )
     from inference.lock import RunLock
-    from inference.signals import graceful_stop
 
-    with RunLock(args.output), graceful_stop():
+    with RunLock(args.output):
         summary = layout.run(options, folder)
     for line in summary.lines():
         log.info("%s", line)
@@ -158,8 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         format="inference: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
+    from inference.signals import graceful_stop
+
     try:
-        return run(args)
+        with graceful_stop():  # from the start: a SIGTERM while loading stops before the first batch
+            return run(args)
     except FatalError as exc:
         log.error("%s", exc)
         return EXIT_FATAL
