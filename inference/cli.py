@@ -93,6 +93,19 @@ def add_recovery_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not check each graph file against the manifest's sha256 before its first use")
 
 
+def check_graph_files(folder) -> None:
+    """Missing graph files fail only the tasks that need them (logged here); none at all is fatal."""
+    missing = folder.missing_graphs("fp32")
+    graphs = folder.manifest.graph_set("fp32").graphs
+    if len(missing) == len(graphs):
+        raise FatalError(f"{folder.path}: none of the graphs listed in its manifest is there; re-export the model "
+                         "(python export.py CHECKPOINT --out DIR) or pass --weights DIR")
+    for name in missing:
+        tasks = [t.task_id for t in folder.manifest.tasks if name in t.path]
+        log.error("graph %s (%s) is missing from the model folder: the rows of %s will fail; re-export the model",
+                  name, graphs[name].path, ", ".join(tasks) if len(tasks) < 4 else f"{len(tasks)} tasks")
+
+
 def resolve_model_dir(weights: Path | None) -> tuple[Path, str]:
     """The model folder to use and where it came from (see EPILOG)."""
     if weights is not None:
@@ -129,9 +142,10 @@ def run(args: argparse.Namespace) -> int:
     model_dir, origin = resolve_model_dir(args.weights)
     log.info("model folder: %s (from %s)", model_dir, origin)
     try:
-        folder = ModelFolder.open(model_dir)
+        folder = ModelFolder.open(model_dir, require_graphs=False)
     except ManifestError as exc:
         raise FatalError(str(exc)) from exc
+    check_graph_files(folder)
     layout = detect_layout(args.input)
     threads = args.threads or default_threads()
     options = RunOptions(

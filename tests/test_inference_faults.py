@@ -192,3 +192,17 @@ def test_a_symlink_planted_mid_run_redirects_nothing(tmp_path, tiny_model_dir, m
     failed = [e for e in _errors(caplog) if e.startswith("row failed")]
     assert len(failed) == 1 and "cardiac_multi" in failed[0] and "symbolic link" in failed[0], failed
     assert (out / "Segmentation/ds/MASKS/wide.png").is_file() and len(_json(out, "classification")) == 2
+
+
+def test_a_missing_head_fails_its_own_task_only(tmp_path, tiny_model_dir, caplog):
+    model, manifest = _model_copy(tiny_model_dir, tmp_path)
+    _head_file(model, manifest, "fetal_femur").unlink()
+    caplog.set_level(logging.ERROR)
+    code, out = _run(tmp_path, model)
+    assert code == EXIT_ROWS_FAILED
+    errors = _errors(caplog)
+    assert any("head.fetal_femur" in e and "missing from the model folder" in e for e in errors)
+    failed = [e for e in errors if e.startswith("row failed")]
+    assert len(failed) == 1 and "task fetal_femur" in failed[0] and "No such file" in failed[0], failed
+    reg = {r["task_id"]: r for r in _json(out, "regression")}
+    assert set(reg) == {"IUGC", "fetal_femur"} and len(_json(out, "classification")) == 2
