@@ -1,16 +1,41 @@
-"""One way to write a file atomically: a temporary file beside the target, then ``os.replace``.
+"""Writing a file atomically: a temporary file beside the target, then ``os.replace``.
 
 A crash leaves the previous file or none, never a truncated one. The file gets the
 permissions an ordinary ``open()`` would give (0666 less the umask), not mkstemp's
 owner-only 0600: outputs are read by other users (the platform, a container's host).
+
+``atomic_write_under`` also cannot leave a folder at write time: it walks from an open
+folder descriptor one component at a time, each opened with ``O_NOFOLLOW``, and creates,
+writes and renames the temporary file relative to the last descriptor. A symbolic link
+planted anywhere below the root after the run started makes the write fail
+(``UnsafePathError``); nothing is written through it.
+
+Temporary names are ``.NAME.XXXXXXXX.tmp`` (``TEMP_PATTERN``), so a later run can
+remove the ones a killed run left (``remove_stale_temporaries``).
 No heavy imports: the manifest, the phantom generator and the evaluator use it too.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+import re
+import secrets
 import tempfile
 from pathlib import Path
+from typing import Sequence
+
+log = logging.getLogger(__name__)
+
+#: Temporary files of these writers (and of ``tempfile.mkstemp`` with the same prefix and suffix).
+TEMP_PATTERN = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+class UnsafePathError(OSError):
+    """A folder on the way to an output is a symbolic link (or not a folder): nothing was written."""
 
 
 def _umask() -> int:
@@ -40,3 +65,74 @@ def atomic_write_bytes(target: Path, data: bytes, durable: bool = False) -> Path
 
 def atomic_write_text(target: Path, text: str) -> Path:
     return atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def open_folder_under(root_fd: int, parts: Sequence[str], create: bool = True) -> int:
+    """A new descriptor of folder ``root/parts...``, no component followed if it is a symbolic link."""
+    fd = os.dup(root_fd)
+    try:
+        for index, part in enumerate(parts):
+            if part in ("", ".", "..") or "/" in part:
+                raise UnsafePathError(f"{'/'.join(parts)}: {part!r} is not a plain folder name")
+            if create:
+                try:
+                    os.mkdir(part, 0o777, dir_fd=fd)
+                except FileExistsError:
+                    pass
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    where = "/".join(parts[:index + 1])
+                    raise UnsafePathError(exc.errno, f"{where} is a symbolic link or not a folder; "
+                                                     "nothing is written through it") from exc
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def atomic_write_under(root_fd: int, parts: Sequence[str], data: bytes, durable: bool = False) -> None:
+    """Write ``data`` atomically at ``root/parts...`` (folders created), never through a symbolic link."""
+    if not parts:
+        raise UnsafePathError("no file name to write")
+    folder = open_folder_under(root_fd, parts[:-1])
+    name = parts[-1]
+    tmp = f".{name}.{secrets.token_hex(4)}.tmp"
+    try:
+        fd = os.open(tmp, _NEW_FILE_FLAGS, 0o666, dir_fd=folder)  # the umask applies, as for open()
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=folder)
+            except FileNotFoundError:
+                pass
+            raise
+        if durable:
+            os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def remove_stale_temporaries(root: Path) -> list[Path]:
+    """Remove ``.NAME.XXXXXXXX.tmp`` files under ``root`` (symbolic links neither followed nor removed)."""
+    removed: list[Path] = []
+    for folder, _dirs, files in os.walk(root, followlinks=False):
+        for name in files:
+            path = Path(folder) / name
+            if TEMP_PATTERN.match(name) and not path.is_symlink():
+                try:
+                    path.unlink()
+                    removed.append(path)
+                except FileNotFoundError:
+                    pass
+    return removed

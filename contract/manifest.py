@@ -212,8 +212,12 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_manifest(model_dir: Path, verify_hashes: bool = False) -> Manifest:
-    """Read and validate ``model_dir/manifest.json``; raise ManifestError with the fix on failure."""
+def load_manifest(model_dir: Path, verify_hashes: bool = False, require_graphs: bool = True) -> Manifest:
+    """Read and validate ``model_dir/manifest.json``; raise ManifestError with the fix on failure.
+
+    ``require_graphs=False``: graph files may be missing (the runtime then fails only the tasks
+    that need them, see ``missing_graphs``).
+    """
     path = Path(model_dir) / MANIFEST_NAME
     if not path.is_file():
         raise ManifestError(f"{path}: no manifest; make a model folder with: python export.py CHECKPOINT --out {model_dir}")
@@ -225,6 +229,8 @@ def load_manifest(model_dir: Path, verify_hashes: bool = False) -> Manifest:
         for graph in graph_set.graphs.values():
             file = Path(model_dir) / graph.path
             if not file.is_file():
+                if not require_graphs:
+                    continue
                 raise ManifestError(f"{file}: graph listed in the manifest is missing; re-export the model")
             if verify_hashes and sha256_of(file) != graph.sha256:
                 raise ManifestError(f"{file}: sha256 differs from the manifest; the file was changed or damaged")
@@ -247,9 +253,14 @@ class ModelFolder:
     manifest: Manifest
 
     @classmethod
-    def open(cls, path: Path, verify_hashes: bool = False) -> "ModelFolder":
+    def open(cls, path: Path, verify_hashes: bool = False, require_graphs: bool = True) -> "ModelFolder":
         """ManifestError (with the fix) when the folder is not a usable model folder."""
-        return cls(Path(path), load_manifest(Path(path), verify_hashes=verify_hashes))
+        return cls(Path(path), load_manifest(Path(path), verify_hashes=verify_hashes, require_graphs=require_graphs))
+
+    def missing_graphs(self, precision: str = "fp32") -> list[str]:
+        """Names of the graphs of ``precision`` whose files are missing."""
+        graphs = self.manifest.graph_set(precision).graphs
+        return [name for name, graph in graphs.items() if not (self.path / graph.path).is_file()]
 
     def graph_path(self, precision: str, name: str) -> Path:
         graph = self.manifest.graph_set(precision).graphs.get(name)

@@ -3,6 +3,13 @@
 ``--engine auto`` (default): ONNX Runtime; when it cannot load or run the graphs the
 reason is logged and PyTorch takes over for the rest of the run (CUDA if available,
 else CPU). ``onnxruntime`` / ``torch``: that engine only. No fallback is silent.
+
+A fault of one graph (``GraphError``: its file differs from the manifest's sha256, or its
+session cannot be made) fails only the tasks whose path holds it: their rows fail with
+the reason, every other task goes on with ONNX Runtime. Only a session fault of a shared
+graph (encoder, FPN: every task needs it) switches the run to PyTorch, under ``auto``; a
+changed or damaged file never does (PyTorch would read the same weights), and a task's
+own head never does (one task is not worth the switch, and PyTorch needs that head too).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from inference.errors import EngineError, FatalError
+from inference.errors import EngineError, FatalError, GraphError
 from contract.defaults import ENGINES
 from contract.manifest import ModelFolder, TaskEntry
 
@@ -30,10 +37,10 @@ class FallbackEngine:
     """Lazily builds the chosen engine on first use; switches to PyTorch once if ONNX Runtime fails."""
 
     def __init__(self, folder: ModelFolder, engine: str = "auto", device: str = "auto",
-                 precision: str = "auto", threads: int | None = None):
+                 precision: str = "auto", threads: int | None = None, verify_hashes: bool = True):
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
-        self.folder = folder
+        self.folder, self.verify_hashes = folder, verify_hashes
         self.engine, self.device, self.precision, self.threads = engine, device, precision, threads
         self._active: Engine | None = None
         self._onnx_failure: str | None = None
@@ -69,7 +76,7 @@ class FallbackEngine:
         from inference.engine import OnnxEngine
 
         try:
-            self._active = OnnxEngine(self.folder, self.device, self.precision, self.threads)
+            self._active = OnnxEngine(self.folder, self.device, self.precision, self.threads, self.verify_hashes)
         except ManifestError as exc:  # e.g. --precision int8 on a model exported without it
             raise FatalError(str(exc)) from exc
         except EngineError as exc:
@@ -80,6 +87,10 @@ class FallbackEngine:
         engine = self._active or self._start()
         try:
             return engine.run(task, batch)
+        except GraphError as exc:
+            if exc.shared and not exc.damaged and self._onnx_failure is None and self.engine == "auto":
+                return self._switch_to_torch(str(exc)).run(task, batch)
+            raise
         except EngineError as exc:
             if self._onnx_failure is not None or self.engine == "torch":
                 raise

@@ -7,16 +7,18 @@ from pathlib import Path
 
 from contract.csv_layout import CSV_FOLDER
 from contract.imaging import image_size
-from contract.kinds import Prediction, Size
+from contract.kinds import PREDICTION_FILES, Prediction, Size
 from contract.manifest import ModelFolder
 from contract.tasks import TaskKind
 from inference.backend import FallbackEngine
 from inference.batch_csv import Job, Row, RowFailure, check_row, read_rows
-from inference.errors import FatalError
+from inference.errors import FatalError, RunInterrupted
+from inference.journal import Journal, fingerprint, row_key
 from inference.layouts import RunOptions, RunSummary
 from inference.output_audit import audit_outputs
 from inference.pipeline import Pipeline
 from inference.results import Results
+from inference.signals import interrupted_message, stop_requested
 from inference.writers import OutputGuard
 
 log = logging.getLogger(__name__)
@@ -29,22 +31,42 @@ def detect(input_dir: Path) -> bool:
 
 
 class RowSink:
-    """The pipeline's results, row by row, into ``Results`` (failures with their fallback prediction)."""
+    """The pipeline's results, row by row, into ``Results`` (failures with their fallback prediction)
+    and, once a row's outputs are in place, into the journal; JSON checkpoints between batches."""
 
-    def __init__(self, results: Results, default_size: Size):
-        self.results, self.default_size = results, default_size
+    def __init__(self, results: Results, default_size: Size, journal: Journal | None = None,
+                 checkpoints: bool = True):
+        self.results, self.default_size, self.journal = results, default_size, journal
+        self.checkpoints = checkpoints  # JSON files rewritten between batches (not for a shard: merge writes them)
+        self.unsettled = 0  # failed rows whose fallback could not be written (not journaled: retried)
 
     def predicted(self, job: Job, prediction: Prediction) -> None:
-        self.results.add(job.row, prediction)
+        payload = self.results.add(job.row, prediction)
+        if self.journal is not None:
+            self.journal.add(row_key(job.row), job.task.kind.value, record=payload)
 
     def mask_written(self, job: Job) -> None:
         self.results.mask_written(job.row)
+        if self.journal is not None:
+            self.journal.add(row_key(job.row), job.task.kind.value)
 
     def failed(self, job: Job, reason: str, size: Size | None) -> None:
         failure = RowFailure(job.row, reason, job.task.kind, job.task.num_classes, job.mask_target)
         if size is None and job.task.kind is not TaskKind.CLASSIFICATION:
             size = image_size(job.row.image_file)
-        self.results.fail(failure, size, self.default_size)
+        fallbacks = self.results.fallbacks
+        if not self.results.fail(failure, size, self.default_size):
+            self.unsettled += 1
+        elif self.journal is not None:
+            record = self.results.records.get(job.task.kind, {}).get(job.row.index)
+            self.journal.add(row_key(job.row), job.task.kind.value, record=record, failed=reason,
+                             fallback=self.results.fallbacks > fallbacks)
+
+    def batch_done(self) -> None:
+        if self.journal is not None:
+            self.journal.flush()
+            if self.checkpoints and self.journal.checkpoint_due():
+                self.results.write_json(self.results.guard.root, level=logging.WARNING)
 
 
 def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
@@ -56,21 +78,36 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
         raise FatalError(f"no data rows in {options.input_dir / CSV_FOLDER}/*.csv; nothing to predict")
     all_rows, rows = rows, _shard_rows(rows, options)
     guard = OutputGuard(options.output_dir, options.input_dir)
+    journal = Journal.start(guard.root, fingerprint(options.input_dir, folder, options),
+                            options.resume, tag=options.shard.tag if options.shard is not None else None)
     jobs: list[Job] = []
-    results = Results(strict=options.strict)
+    results = Results(strict=options.strict, guard=guard)
     default_size = tuple(manifest.model.preprocessing.input_size)
     for row in rows:
         checked = check_row(row, manifest, guard)
         if isinstance(checked, RowFailure):
             results.fail(checked, image_size(row.image_file), default_size)
+        elif (done := journal.done.get(row_key(row))) is not None and (
+                checked.mask_target is None or checked.mask_target.is_file()):  # a deleted mask is made again
+            results.restore(row, checked.task.kind, done["record"], done["failed"], done["fallback"])
         else:
             jobs.append(checked)
-    engine = FallbackEngine(folder, options.engine, options.device, options.precision, options.threads)
-    pipeline = Pipeline(engine, manifest.model.preprocessing, RowSink(results, default_size), options.batch_size,
-                        options.workers)
+    engine = FallbackEngine(folder, options.engine, options.device, options.precision, options.threads,
+                            verify_hashes=options.verify_hashes)
+    sink = RowSink(results, default_size, journal, checkpoints=options.shard is None)
+    pipeline = Pipeline(engine, manifest.model.preprocessing, sink, options.batch_size,
+                        options.workers, guard=guard, should_stop=stop_requested)
     if jobs:
         pipeline.run(jobs)
-    written = _write_outputs(options, folder, all_rows, rows, results, len(problems))
+    unwritten = _write_outputs(options, folder, all_rows, rows, results, len(problems))
+    journal.close(finished=not (pipeline.stopped or unwritten or sink.unsettled))
+    guard.close()
+    if pipeline.stopped:
+        raise RunInterrupted(interrupted_message(len(rows), len(jobs), pipeline.attempted))
+    if unwritten or sink.unsettled:
+        log.error("%d output file(s) and %d row(s) could not be written; once the cause is fixed, run the same "
+                  "command with --resume to write them", len(unwritten), sink.unsettled)
+    written = [options.output_dir / name for name in PREDICTION_FILES.values()] if options.shard is None else []
     written += [j.mask_target for j in jobs if j.mask_target is not None]
     if not options.strict:
         written += [f.mask_target for f in results.failed if f.mask_target is not None]
@@ -78,7 +115,7 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
     outputs = audit_outputs(options.output_dir, written, warn_stale=options.shard is None)
     return RunSummary(
         layout=NAME, rows=len(rows), predicted=results.predicted,
-        failed=len(results.failed) + len(problems), fallbacks=results.fallbacks,
+        failed=len(results.failed) + len(problems) + len(unwritten), fallbacks=results.fallbacks,
         engine=engine.description, seconds=pipeline.seconds, outputs=outputs,
     )
 
@@ -93,11 +130,18 @@ def _shard_rows(rows: list[Row], options: RunOptions) -> list[Row]:
 
 
 def _write_outputs(options: RunOptions, folder: ModelFolder, all_rows: list[Row], rows: list[Row],
-                   results: Results, problems: int) -> list[Path]:
-    """The three JSON files; or, for a shard, its part file (``python -m inference merge`` joins them)."""
+                   results: Results, problems: int) -> list[str]:
+    """The three JSON files; or, for a shard, its part file (``python -m inference merge`` joins them).
+
+    Returns one line per file that could not be written."""
     if options.shard is None:
         return results.write_json(options.output_dir)
     from inference.shard import write_part
 
-    return [write_part(options.output_dir, options.shard, all_rows, rows, results.records, folder,
-               len(results.failed), problems)]
+    try:
+        write_part(options.output_dir, options.shard, all_rows, rows, results.records, folder,
+                   len(results.failed), problems)
+    except OSError as exc:
+        log.error("shard part file not written: %s", exc)
+        return [str(exc)]
+    return []

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from contract.defaults import DEVICES, ENGINES, PRECISIONS
-from inference.errors import EXIT_FATAL, EXIT_OK, EXIT_ROWS_FAILED, FatalError
+from inference.errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED, FatalError, RunInterrupted
 
 if TYPE_CHECKING:
     from inference.shard import Shard
@@ -41,10 +41,20 @@ python -m inference merge PARTS... --output OUT joins the parts into the files o
 
 exit codes:
   0  every row was predicted
-  1  fatal error (no model, no CSV / nothing to do, missing input, unwritable output);
-     the message says what to fix
+  1  fatal error (no model, no CSV / nothing to do, missing input, unwritable output,
+     another run on the same output folder); the message says what to fix
   2  usage error (bad arguments)
-  3  some rows failed (named on stderr); every other row was written
+  3  some rows failed, or output files (each named on stderr with its reason, a full disk
+     with the bytes needed); every other row was written
+  4  stopped by SIGTERM/SIGINT: the current batch was finished and what is done written;
+     run the same command with --resume to finish
+
+failures and resuming: a fault of one image (unreadable, out of memory), one graph (its
+file changed or damaged: checked against the manifest's sha256) or one output file (a full
+disk) costs that row, task or file only. Finished rows are journaled in OUTPUT/.fmc-journal.jsonl;
+after a kill, a stop or a crash, --resume predicts only the rest and ends with the same
+outputs as an uninterrupted run. Without --resume a run starts afresh (the old journal and
+JSON files removed). One run per output folder at a time (OUTPUT/.fmc-run.lock).
 """
 
 
@@ -81,8 +91,31 @@ def build_parser() -> argparse.ArgumentParser:
                         help="predict only shard I of N (0 <= I < N; auto/N: I from $JOB_COMPLETION_INDEX) and "
                              "write OUTPUT/shards/part-I-of-N.json; join with: python -m inference merge "
                              "(default: $FMC_SHARD)")
+    add_recovery_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
+
+
+def add_recovery_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of the fault-handling side (issue 14): resuming, graph hash checks."""
+    parser.add_argument("--resume", action="store_true",
+                        help="finish an interrupted run in the same --output: rows its journal lists as done "
+                             "are kept, the others predicted (see 'failures and resuming' below)")
+    parser.add_argument("--no-verify-hashes", action="store_true",
+                        help="do not check each graph file against the manifest's sha256 before its first use")
+
+
+def check_graph_files(folder) -> None:
+    """Missing graph files fail only the tasks that need them (logged here); none at all is fatal."""
+    missing = folder.missing_graphs("fp32")
+    graphs = folder.manifest.graph_set("fp32").graphs
+    if len(missing) == len(graphs):
+        raise FatalError(f"{folder.path}: none of the graphs listed in its manifest is there; re-export the model "
+                         "(python export.py CHECKPOINT --out DIR) or pass --weights DIR")
+    for name in missing:
+        tasks = [t.task_id for t in folder.manifest.tasks if name in t.path]
+        log.error("graph %s (%s) is missing from the model folder: the rows of %s will fail; re-export the model",
+                  name, graphs[name].path, ", ".join(tasks) if len(tasks) < 4 else f"{len(tasks)} tasks")
 
 
 def resolve_model_dir(weights: Path | None) -> tuple[Path, str]:
@@ -127,9 +160,10 @@ def run(args: argparse.Namespace) -> int:
     model_dir, origin = resolve_model_dir(args.weights)
     log.info("model folder: %s (from %s)", model_dir, origin)
     try:
-        folder = ModelFolder.open(model_dir)
+        folder = ModelFolder.open(model_dir, require_graphs=False)
     except ManifestError as exc:
         raise FatalError(str(exc)) from exc
+    check_graph_files(folder)
     layout = detect_layout(args.input)
     shard = _shard(args.shard, layout.NAME)
     threads = args.threads or default_threads()
@@ -137,8 +171,12 @@ def run(args: argparse.Namespace) -> int:
         input_dir=args.input, output_dir=args.output, engine=args.engine,
         device=args.device, precision=args.precision, threads=threads, batch_size=args.batch_size,
         workers=args.workers or max(2, min(4, threads)), strict=args.strict, shard=shard,
+        verify_hashes=not args.no_verify_hashes, resume=args.resume,
     )
-    summary = layout.run(options, folder)
+    from inference.lock import RunLock
+
+    with RunLock(args.output, tag=shard.tag if shard is not None else None):
+        summary = layout.run(options, folder)
     for line in summary.lines():
         log.info("%s", line)
     log.info("total wall time %.2f s", time.perf_counter() - started)
@@ -168,11 +206,18 @@ def main(argv: list[str] | None = None) -> int:
         format="inference: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
+    from inference.signals import graceful_stop
+
     try:
-        return run(args)
+        with graceful_stop():  # from the start: a SIGTERM while loading stops before the first batch
+            return run(args)
     except FatalError as exc:
         log.error("%s", exc)
         return EXIT_FATAL
+    except RunInterrupted as exc:
+        log.error("%s", exc)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        log.error("interrupted")
-        return EXIT_FATAL
+        log.error("stopped at once (a second signal); the rows journaled so far are kept: run the same "
+                  "command with --resume to finish")
+        return EXIT_INTERRUPTED

@@ -5,16 +5,24 @@ session's providers: when CUDA does not really work, ``EngineError``); ``auto``:
 when it really works, else the CPU, the reason logged. Graphs run through the one
 ``GraphRunner`` (the exporter's parity check runs the same code). No torch import here
 (see ``torch_engine`` for the fallback).
+
+Graphs are checked when a task first needs them: each file's sha256 against the
+manifest (unless ``verify_hashes`` is off; about 22 ms for the default model), then its
+session is made. A graph that fails either check fails every task whose path holds it
+(``GraphError``, remembered, so later batches fail at once) and no other: a damaged
+head costs its own task only. ``GraphError.shared`` says whether the graph serves more
+than one task (encoder, FPN); ``backend.FallbackEngine`` decides what to do with it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 
-from contract.manifest import Manifest, ModelFolder, TaskEntry
-from inference.errors import EngineError
+from contract.manifest import Manifest, ModelFolder, TaskEntry, sha256_of
+from inference.errors import EngineError, GraphError
 from inference.feeds import extra_feeds
 from inference.providers import CPU, CUDA, resolve_device
 from inference.runner import GraphRunner, default_threads
@@ -36,8 +44,10 @@ class OnnxEngine:
     """Runs a task's graph path with ONNX Runtime; ``run`` returns the task's outputs by role."""
 
     def __init__(self, folder: ModelFolder, device: str = "auto", precision: str = "auto",
-                 threads: int | None = None):
+                 threads: int | None = None, verify_hashes: bool = True):
         self.folder = folder
+        self.verify_hashes = verify_hashes
+        self._graph_faults: dict[str, GraphError | None] = {}  # graph name -> its fault (None: usable)
         self.threads = threads or default_threads()
         self.requested_precision, self.requested_device = precision, device
         self.device = resolve_device(device)
@@ -75,12 +85,49 @@ class OnnxEngine:
             self.device = "cpu"
             self.precision = resolve_precision(self.requested_precision, "cpu", self.folder.manifest)
             self.runner = self._runner()
+            self._graph_faults.clear()
         log.info("inference engine: %s", self.description)
+
+    def _check_graph(self, name: str) -> GraphError | None:
+        """The graph's file against the manifest's sha256, then its session; the fault, if any."""
+        graph = self.runner.graph_set.graphs[name]
+        users = [t.task_id for t in self.folder.manifest.tasks if name in t.path]
+        shared = len(users) > 1
+        path = self.folder.path / graph.path
+        if self.verify_hashes:
+            started = time.perf_counter()
+            try:
+                digest = sha256_of(path)
+            except OSError as exc:
+                return GraphError(name, f"cannot load graph {name!r} ({graph.path}): {exc.strerror or exc}; "
+                                  "re-export the model", shared=shared, damaged=True)
+            log.debug("sha256 of %s checked in %.1f ms", graph.path, 1000 * (time.perf_counter() - started))
+            if digest != graph.sha256:
+                return GraphError(name, f"cannot load graph {name!r} ({graph.path}): its sha256 differs from the "
+                                  "manifest, the file was changed or damaged (re-export the model, or pass "
+                                  "--no-verify-hashes to run it anyway)", shared=shared, damaged=True)
+        try:
+            self.runner.session(name)
+        except EngineError as exc:
+            return GraphError(name, str(exc), shared=shared)
+        return None
+
+    def check_task(self, task: TaskEntry) -> None:
+        """GraphError (naming the task and graph) when a graph on ``task``'s path is unusable."""
+        for name in task.path:
+            if name not in self._graph_faults:
+                self._graph_faults[name] = self._check_graph(name)
+            fault = self._graph_faults[name]
+            if fault is not None:
+                raise GraphError(fault.graph, f"task {task.task_id}: {fault.reason}", shared=fault.shared,
+                                 damaged=fault.damaged)
 
     def run(self, task: TaskEntry, batch: np.ndarray) -> dict[str, np.ndarray]:
         """N x 3 x H x W float32 -> {role: N x ... array} for ``task``; EngineError on failure."""
+        self.check_task(task)
         if not self._verified:
             self._verify_provider(task.path[0])
+            self.check_task(task)
         try:
             inputs = [i for name in task.path for i in self.runner.graph_set.graphs[name].inputs]
             tensors = self.runner.run(batch, task.path, wanted=task.outputs.values(),

@@ -15,13 +15,14 @@ from typing import Iterable
 log = logging.getLogger(__name__)
 
 SHOWN = 5
+BOOKKEEPING = ".fmc-"  # the run's own lock and journal files (inference.lock, inference.journal)
 
 
 def audit_outputs(output_dir: Path, written: Iterable[Path], warn_stale: bool = True) -> str:
     """Log the WARNING for stale files (if any, and ``warn_stale``); return the closing INFO line (folder, file count)."""
     output_dir = Path(output_dir)
     ours = {Path(p).resolve() for p in written}
-    present = sorted(p for p in output_dir.rglob("*") if p.is_file())
+    present = sorted(p for p in output_dir.rglob("*") if p.is_file() and not p.name.startswith(BOOKKEEPING))
     mine = [p for p in present if p.resolve() in ours]
     stale = [p for p in present if p.resolve() not in ours]
     if stale and warn_stale:

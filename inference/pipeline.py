@@ -7,6 +7,11 @@ batches (OpenCV and file I/O release the GIL). At most ``prefetch`` batches are
 decoded ahead and at most ``max_pending`` masks wait to be written, so memory stays
 bounded whatever the number of items: a full-size image lives only inside its worker.
 
+Faults stay local: anything one image raises while it is read, preprocessed, decoded or
+its mask written (``MemoryError`` and ``cv2.error`` included) fails that item alone, and a
+model failure fails that batch's items; the run goes on. ``should_stop`` (SIGTERM) is
+read between batches: the current batch is finished and pending masks written.
+
 The pipeline knows nothing of CSVs: an item is anything with an ``image_file``, a
 ``task`` and a ``mask_target``; what becomes of each result is the ``Sink``'s business.
 """
@@ -20,7 +25,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Iterator, Protocol, Sequence, TypeVar
+from typing import Callable, Generic, Iterator, Protocol, Sequence, TypeVar
 
 import numpy as np
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -30,9 +35,9 @@ from contract.kinds import Prediction, Size, decode, segmentation_mask
 from contract.manifest import Preprocessing, TaskEntry
 from contract.tasks import TaskKind
 from inference.backend import Engine
-from inference.errors import EngineError
+from inference.errors import EngineError, describe
 from inference.predictor import infer_batch
-from inference.writers import write_mask
+from inference.writers import OutputGuard, write_mask
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,8 @@ class Sink(Protocol[Item]):
 
     def failed(self, item: Item, reason: str, size: Size | None) -> None: ...
 
+    # Optional: ``batch_done(self) -> None``, called after each batch (a checkpoint, a journal flush).
+
 
 @dataclass(frozen=True)
 class Batch(Generic[Item]):
@@ -86,9 +93,9 @@ def _load(item: WorkItem, prep: Preprocessing) -> tuple[np.ndarray, Size]:
     return preprocess([image], prep)[0], (image.shape[0], image.shape[1])
 
 
-def _finish_mask(target: Path, logits: np.ndarray, size: Size) -> None:
-    """Worker: logits at the model's size -> native-size mask PNG, written atomically."""
-    write_mask(target, segmentation_mask(logits, size))
+def _finish_mask(target: Path, logits: np.ndarray, size: Size, guard: OutputGuard | None) -> None:
+    """Worker: logits at the model's size -> native-size mask PNG, written atomically (inside ``guard``)."""
+    write_mask(target, segmentation_mask(logits, size), guard)
 
 
 def _progress(total: int):
@@ -99,8 +106,12 @@ def _progress(total: int):
 
 class Pipeline(Generic[Item]):
     def __init__(self, engine: Engine, prep: Preprocessing, sink: Sink[Item], batch_size: int = 8,
-                 workers: int = 2, prefetch: int = 2, max_pending: int = 64):
-        self.engine, self.prep, self.sink = engine, prep, sink
+                 workers: int = 2, prefetch: int = 2, max_pending: int = 64, guard: OutputGuard | None = None,
+                 should_stop: Callable[[], bool] | None = None):
+        self.engine, self.prep, self.sink, self.guard = engine, prep, sink, guard
+        self.should_stop = should_stop or (lambda: False)
+        self.stopped = False  # True when should_stop ended the run early (the rest was not attempted)
+        self.attempted = 0  # items of the batches run
         self.batch_size, self.workers = max(1, batch_size), max(1, workers)
         self.prefetch, self.max_pending = max(1, prefetch), max(1, max_pending)
         self.seconds = 0.0
@@ -123,15 +134,25 @@ class Pipeline(Generic[Item]):
             for _ in range(self.prefetch):
                 load_next()
             first = True
+            batch_done = getattr(self.sink, "batch_done", None)
             while loading:
+                if self.should_stop():
+                    self.stopped = True
+                    for _, futures in loading:
+                        for future in futures:
+                            future.cancel()
+                    break
                 batch, futures = loading.popleft()
                 load_next()
                 self._run_batch(batch, futures, pool, writing)
                 self._log_batch(batch, first)
                 first = False
                 bar.update(len(batch.items))
+                self.attempted += len(batch.items)
                 while len(writing) > self.max_pending:
                     self._collect(*writing.popleft())
+                if batch_done is not None:
+                    batch_done()
             while writing:
                 self._collect(*writing.popleft())
         self.seconds = time.perf_counter() - started
@@ -154,6 +175,8 @@ class Pipeline(Generic[Item]):
                 ready.append((item, tensor, size))
             except (ImageReadError, OSError, ValueError) as exc:
                 self.sink.failed(item, str(exc), None)
+            except Exception as exc:  # a fault of this image alone (MemoryError, cv2.error, ...): its row only
+                self.sink.failed(item, f"cannot read or preprocess the image: {describe(exc)}", None)
         if not ready:
             return
         task = batch.task
@@ -163,19 +186,31 @@ class Pipeline(Generic[Item]):
             for item, _, size in ready:
                 self.sink.failed(item, f"model failed: {exc}", size)
             return
+        except MemoryError as exc:  # this batch's rows only; the next batch may fit
+            for item, _, size in ready:
+                self.sink.failed(item, f"model failed: {describe(exc)}", size)
+            return
         for i, (item, _, size) in enumerate(ready):
             if task.kind is TaskKind.SEGMENTATION:
-                writing.append((item, pool.submit(_finish_mask, item.mask_target, output[i], size)))
+                writing.append((item, pool.submit(_finish_mask, item.mask_target, output[i], size, self.guard)))
                 continue
             try:
-                self.sink.predicted(item, decode(task.kind, output[i], size))
+                prediction = decode(task.kind, output[i], size)
             except ValueError as exc:
                 self.sink.failed(item, f"invalid model output: {exc}", size)
+                continue
+            except Exception as exc:  # a fault of this row alone (MemoryError, cv2.error, ...)
+                self.sink.failed(item, f"cannot decode the model output: {describe(exc)}", size)
+                continue
+            self.sink.predicted(item, prediction)
 
     def _collect(self, item: Item, future: Future) -> None:
         try:
             future.result()
         except (OSError, ValueError) as exc:
             self.sink.failed(item, f"mask not written: {exc}", None)
+            return
+        except Exception as exc:  # a fault of this mask alone (MemoryError, cv2.error, ...)
+            self.sink.failed(item, f"mask not written: {describe(exc)}", None)
             return
         self.sink.mask_written(item)

@@ -59,9 +59,14 @@ class Shard:
         return f"{self.index}/{self.count}"
 
     @property
-    def part_name(self) -> str:
+    def tag(self) -> str:
+        """``part-000I-of-000N``: names this shard's part file, lock and journal in a shared folder."""
         width = max(4, len(str(self.count)))
-        return f"part-{self.index:0{width}d}-of-{self.count:0{width}d}.json"
+        return f"part-{self.index:0{width}d}-of-{self.count:0{width}d}"
+
+    @property
+    def part_name(self) -> str:
+        return f"{self.tag}.json"
 
 
 def parse_shard(text: str, environ: dict[str, str] | None = None) -> Shard:
@@ -155,7 +160,7 @@ def write_part(output_dir: Path, shard: Shard, all_rows: Sequence[Row], rows: Se
         "failed": failed,
         "rows": [row.index for row in rows],
         "records": [
-            [index, kind.value, record.model_dump(mode="json")]
+            [index, kind.value, record if isinstance(record, dict) else record.model_dump(mode="json")]
             for kind, by_index in records.items() for index, record in sorted(by_index.items())
         ],
         "masks": mask_paths(rows, output_dir),

@@ -2,22 +2,52 @@
 and only inside the output folder (``OutputGuard``).
 
 A crash at any moment leaves either the previous file or none, never a truncated one.
+Paths are checked twice: when a row is read (``OutputGuard.resolve``) and when its file
+is written (``OutputGuard.write_bytes``: folders opened one by one from the output
+folder's descriptor without following symbolic links, so a link planted mid-run cannot
+redirect a write). A write that fails (a full disk, a link) raises ``OutputWriteError``
+naming the file and, for a full disk, the bytes it needed.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
+import threading
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 import cv2
 import numpy as np
 
+from contract.atomic import UnsafePathError, atomic_write_under
 from contract.atomic import atomic_write_bytes as _atomic_write_bytes
 from inference.errors import OutputPathError
 from contract.kinds import Record
+
+
+WRITE_PROBE_BYTES = 64 * 1024  # written (and fsynced) at start-up, so a full disk is caught before the run
+
+
+class OutputWriteError(OSError):
+    """An output file could not be written (full disk, symbolic link, permissions); others go on."""
+
+
+def write_error(target: Path | str, size: int, exc: OSError) -> OutputWriteError:
+    """One line for a failed write: the file, the bytes it needed and why."""
+    if isinstance(exc, OutputWriteError):
+        return exc
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = "no space left on the device" if exc.errno == errno.ENOSPC else "disk quota exceeded"
+        text = f"{target}: {reason}; {size} bytes needed (free some space, then run again with --resume)"
+    elif isinstance(exc, UnsafePathError):
+        text = f"{target}: not written: {exc.strerror or exc}"
+    else:
+        text = f"{target}: cannot write {size} bytes: {exc.strerror or exc}"
+    error = OutputWriteError(text)
+    error.errno = exc.errno
+    return error
 
 
 def _is_within(path: Path, root: Path) -> bool:
@@ -30,6 +60,35 @@ class OutputGuard:
     def __init__(self, output_dir: Path, input_dir: Path | None = None):
         self.root = Path(output_dir).resolve()
         self.input_root = Path(input_dir).resolve() if input_dir is not None else None
+        self._root_fd: int | None = None
+        self._lock = threading.Lock()
+
+    def _root_descriptor(self) -> int:
+        """The output folder, opened once (created if missing); later writes walk down from it."""
+        with self._lock:
+            if self._root_fd is None:
+                self.root.mkdir(parents=True, exist_ok=True)
+                self._root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+            return self._root_fd
+
+    def close(self) -> None:
+        with self._lock:
+            if self._root_fd is not None:
+                os.close(self._root_fd)
+                self._root_fd = None
+
+    def write_bytes(self, target: Path, data: bytes, durable: bool = False) -> Path:
+        """Write ``data`` atomically at ``target`` (inside the output folder), never through a symbolic link."""
+        target = Path(target)
+        try:
+            parts = target.relative_to(self.root).parts
+        except ValueError:
+            raise OutputWriteError(f"{target}: not inside the output folder {self.root}; not written") from None
+        try:
+            atomic_write_under(self._root_descriptor(), parts, data, durable=durable)
+        except OSError as exc:
+            raise write_error(target, len(data), exc) from exc
+        return target
 
     def resolve(self, relative: str | os.PathLike[str]) -> Path:
         """``relative`` (already free of the CSV's leading ``../``) -> absolute path in the output folder."""
@@ -57,12 +116,25 @@ class OutputGuard:
         return self.resolve(str(PurePosixPath(*parts)))
 
 
-def write_json_records(target: Path, records: Sequence[Record]) -> Path:
-    """Validated records -> a JSON list, written atomically (plain Python floats and ints only)."""
-    payload = [record.model_dump(mode="json") for record in records]
-    text = json.dumps(payload, indent=1, allow_nan=False) + "\n"
-    _atomic_write_bytes(Path(target), text.encode("utf-8"), durable=True)
+def _write(target: Path, data: bytes, guard: OutputGuard | None, durable: bool = False) -> Path:
+    if guard is not None:
+        return guard.write_bytes(target, data, durable=durable)
+    try:
+        _atomic_write_bytes(Path(target), data, durable=durable)
+    except OSError as exc:
+        raise write_error(target, len(data), exc) from exc
     return Path(target)
+
+
+def json_bytes(records: Sequence[Record | dict]) -> bytes:
+    """Records (validated, or their ``model_dump(mode="json")``) -> the JSON file's bytes."""
+    payload = [r if isinstance(r, dict) else r.model_dump(mode="json") for r in records]
+    return (json.dumps(payload, indent=1, allow_nan=False) + "\n").encode("utf-8")
+
+
+def write_json_records(target: Path, records: Sequence[Record | dict], guard: OutputGuard | None = None) -> Path:
+    """Validated records -> a JSON list, written atomically (plain Python floats and ints only)."""
+    return _write(Path(target), json_bytes(records), guard, durable=True)
 
 
 def encode_png(mask: np.ndarray) -> bytes:
@@ -75,16 +147,32 @@ def encode_png(mask: np.ndarray) -> bytes:
     return buffer.tobytes()
 
 
-def write_mask(target: Path, mask: np.ndarray) -> Path:
-    """Write a mask PNG atomically at ``target`` (already checked by ``OutputGuard``)."""
-    _atomic_write_bytes(Path(target), encode_png(mask))
-    return Path(target)
+def write_mask(target: Path, mask: np.ndarray, guard: OutputGuard | None = None) -> Path:
+    """Write a mask PNG atomically at ``target`` (already checked by ``OutputGuard``; ``guard`` re-checks)."""
+    return _write(Path(target), encode_png(mask), guard)
 
 
-def check_writable(output_dir: Path) -> None:
-    """Create the output folder and prove a file can be written there (raises OSError otherwise)."""
+def check_writable(output_dir: Path, probe_bytes: int = WRITE_PROBE_BYTES) -> None:
+    """Create the output folder and prove ``probe_bytes`` can be written there (OSError otherwise).
+
+    The probe is written and fsynced, then removed: a disk already full fails here, before any work.
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output_dir, prefix=".write-test.", suffix=".tmp")
-    os.close(fd)
-    os.unlink(tmp)
+    probe = output_dir / f".write-test.{os.urandom(4).hex()}.tmp"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            block = memoryview(b"\0" * probe_bytes)
+            while block:
+                block = block[os.write(fd, block):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise write_error(probe.parent, probe_bytes, exc) from exc
+    finally:
+        try:
+            probe.unlink()
+        except FileNotFoundError:
+            pass
 

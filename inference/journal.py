@@ -1,0 +1,192 @@
+"""The batch layout's journal of finished rows, so a killed or stopped run resumes (``--resume``).
+
+``OUTPUT/.fmc-journal.jsonl``: a header line (the fingerprint of the run: the input CSVs'
+sha256, the model manifest's sha256, the options that change outputs), then one line
+per finished row, keyed by CSV name, line, ``image_path`` and ``task_id``: its record
+(JSON kinds), or that its mask is written, or its failure and whether its fallback is
+in place. A row is journaled only once its outputs are on disk; lines are flushed to
+the OS after every batch, so they survive a SIGKILL (a half-written last line is
+ignored). A row whose outputs could not be written (a full disk) is not journaled:
+``--resume`` tries it again.
+
+``--resume`` keeps the journaled rows (their records come back byte for byte) and
+predicts the others; a journal of other inputs, another model or other options is
+refused. Without ``--resume`` a run starts afresh: the old journal and the three JSON
+files of an earlier run are removed first, so no stale JSON looks current. The JSON
+files are rewritten atomically at checkpoints (after the first batch, then every
+``CHECKPOINT_SECONDS``) from the rows done, in CSV order: complete whenever they exist.
+When every row is settled and written, the journal is removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from contract.csv_layout import list_csv_files
+from contract.kinds import PREDICTION_FILES
+from contract.manifest import MANIFEST_NAME, ModelFolder
+from inference.errors import FatalError
+
+log = logging.getLogger(__name__)
+
+JOURNAL_NAME = ".fmc-journal.jsonl"
+FORMAT = 1
+CHECKPOINT_SECONDS = 5.0
+
+Key = tuple[str, int, str, str]  # csv name, line, image_path, task_id
+
+
+def row_key(row: Any) -> Key:
+    """A CSV row's journal key (``batch_csv.Row``)."""
+    return (row.csv_name, int(row.line), row.image_path, row.task_id)
+
+
+def _sha256_files(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode("utf-8") + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def fingerprint(input_dir: Path, folder: ModelFolder, options: Any) -> dict[str, Any]:
+    """What a journal's rows depend on: the CSVs, the model, the options that can change outputs.
+
+    ``options``: the layout's ``RunOptions``. Engine, device and precision are compared as
+    given (``auto`` resolves per machine: resume on the machine that started the run).
+    Image files are not hashed (only the CSVs naming them): a changed image is not detected.
+    """
+    return {
+        "journal": FORMAT,
+        "inputs": _sha256_files(list_csv_files(input_dir)),
+        "model": _sha256_files([folder.path / MANIFEST_NAME]),
+        "engine": options.engine,
+        "device": options.device,
+        "precision": options.precision,
+        "strict": options.strict,
+    }
+
+
+@dataclass
+class Journal:
+    path: Path
+    header: dict[str, Any]
+    done: dict[Key, dict[str, Any]] = field(default_factory=dict)  # rows finished before this run
+    _handle: Any = None
+    _broken: bool = False
+    _last_checkpoint: float | None = None
+
+    @classmethod
+    def start(cls, output_root: Path, header: dict[str, Any], resume: bool, tag: str | None = None) -> "Journal":
+        """Open the journal: resumed (its rows in ``done``) or fresh (old journal and JSON files removed).
+
+        ``tag``: a shard's name: its own journal, and the folder's JSON files are left alone (a shard writes
+        a part file; ``python -m inference merge`` writes the JSON files).
+        """
+        name = JOURNAL_NAME if tag is None else f".fmc-journal.{tag}.jsonl"
+        journal = cls(Path(output_root) / name, header)
+        if resume:
+            journal._read()
+        else:
+            if journal.path.exists():
+                log.warning("%s holds the journal of an unfinished run; starting afresh "
+                            "(pass --resume to finish that run instead)", output_root)
+            for name in [journal.path.name, *(PREDICTION_FILES.values() if tag is None else ())]:
+                try:
+                    (Path(output_root) / name).unlink()
+                except FileNotFoundError:
+                    pass
+        journal._open(write_header=not journal.path.exists())
+        return journal
+
+    def _read(self) -> None:
+        try:
+            content = self.path.read_bytes()
+        except FileNotFoundError:
+            log.info("--resume: no journal in %s (nothing was interrupted there); predicting every row",
+                     self.path.parent)
+            return
+        lines = content.split(b"\n")
+        try:
+            header = json.loads(lines[0])
+        except ValueError:
+            raise FatalError(f"{self.path} is not a journal this runtime can read; run without --resume "
+                             "to start afresh") from None
+        if header != self.header:
+            changed = [k for k in self.header if header.get(k) != self.header[k]] or ["format"]
+            raise FatalError(f"--resume: the journal in {self.path.parent} was written for other "
+                             f"{', '.join(changed)} than this run's; run without --resume to start afresh")
+        for number, line in enumerate(lines[1:-1], start=2):  # lines[-1]: b"" or a line cut by a kill
+            try:
+                entry = json.loads(line)
+                key = (entry["key"][0], int(entry["key"][1]), entry["key"][2], entry["key"][3])
+            except (ValueError, KeyError, IndexError, TypeError):
+                raise FatalError(f"{self.path} line {number} is damaged; run without --resume to start afresh") from None
+            self.done[key] = entry
+        if lines[-1]:
+            os.truncate(self.path, len(content) - len(lines[-1]))  # appends start on a line of their own
+        log.info("--resume: %d row(s) finished before; predicting the others", len(self.done))
+
+    def _open(self, write_header: bool) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            self._handle = os.fdopen(os.open(self.path, flags, 0o644), "a", encoding="utf-8")
+            if write_header:
+                self._handle.write(json.dumps(self.header) + "\n")
+                self._handle.flush()
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        if not self._broken:
+            log.error("the journal %s cannot be written (%s); this run goes on, but --resume will redo "
+                      "the rows finished from now on", self.path, exc.strerror or exc)
+        self._broken = True
+
+    def add(self, key: Key, kind: str, record: dict | None = None, failed: str | None = None,
+            fallback: bool = False) -> None:
+        if self._broken or self._handle is None:
+            return
+        entry = {"key": list(key), "kind": kind, "record": record, "failed": failed, "fallback": fallback}
+        try:
+            self._handle.write(json.dumps(entry, allow_nan=False) + "\n")
+        except OSError as exc:
+            self._fail(exc)
+
+    def flush(self) -> None:
+        """The lines so far to the OS (a SIGKILL loses none of them)."""
+        if self._broken or self._handle is None:
+            return
+        try:
+            self._handle.flush()
+        except OSError as exc:
+            self._fail(exc)
+
+    def checkpoint_due(self) -> bool:
+        """True after the first batch, then every CHECKPOINT_SECONDS."""
+        now = time.monotonic()
+        if self._last_checkpoint is None or now - self._last_checkpoint >= CHECKPOINT_SECONDS:
+            self._last_checkpoint = now
+            return True
+        return False
+
+    def close(self, finished: bool) -> None:
+        """Close; ``finished`` (every row settled and written): the journal is no longer needed."""
+        if self._handle is not None:
+            try:
+                self._handle.close()
+            except OSError as exc:
+                self._fail(exc)
+            self._handle = None
+        if finished:
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
