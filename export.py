@@ -3,6 +3,7 @@
 
     python export.py best_model.pth --out model_weights/
     python export.py run/checkpoint.pt --out model_weights/ --precision fp16 --precision int8 --calibration-dir imgs/
+    python export.py fold0.pt fold1.pt fold2.pt --out model_weights/ --tta flip      # an ensemble (exporter.ensemble)
 
 Accepts the official baseline's plain state_dict (encoder inferred from its
 tensor shapes unless --encoder is given) and this project's training
@@ -30,9 +31,20 @@ def parse_size(text: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
+def _flip_rule(text: str):
+    from contract.flip import FlipRuleError, parse_assignment
+
+    try:
+        return parse_assignment(text)
+    except FlipRuleError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="export.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=Path, help="best_model.pth (official state_dict) or a training checkpoint")
+    parser.add_argument("checkpoint", type=Path, nargs="+",
+                        help="best_model.pth (official state_dict) or a training checkpoint; several: an ensemble "
+                        "whose members are averaged (a member may also be an exported model folder)")
     parser.add_argument("--out", type=Path, default=Path("model_weights"), help="model folder to write (replaced atomically)")
     parser.add_argument("--encoder", help="smp encoder name (default: inferred from the checkpoint)")
     parser.add_argument("--tasks", nargs="+", metavar="TASK_ID", help="export only these tasks (default: all in the checkpoint)")
@@ -47,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest relative error of ONNX Runtime vs PyTorch accepted at fp32 (default 1e-4)",
     )
     parser.add_argument("--calibration-limit", type=int, default=64, help="at most this many calibration images")
+    parser.add_argument("--tta", choices=["none", "flip"], default=None,
+                        help="test-time augmentation the runtime applies by default (python -m inference --tta auto)")
+    parser.add_argument("--flip-rule", action="append", default=[], type=_flip_rule, metavar="TASK=RULE",
+                        help="what a horizontal flip does to a task (repeatable): safe, unsafe, permute_classes:P, "
+                        "permute_points:P (defaults: contract/flip.py)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     return parser
 
@@ -57,18 +74,27 @@ def main(argv: list[str] | None = None) -> int:
     from exporter import ExportError, export_checkpoint  # heavy imports after argument parsing
 
     started = time.perf_counter()
+    options = dict(
+        encoder=args.encoder,
+        tasks=args.tasks,
+        input_size=args.input_size,
+        precisions=["fp32", *args.precision],
+        calibration_dir=args.calibration_dir,
+        calibration_limit=args.calibration_limit,
+        tolerance=args.tolerance,
+    )
+    tta = {"tta": args.tta or "none", "flip_rules": dict(args.flip_rule)}
     try:
-        manifest = export_checkpoint(
-            args.checkpoint,
-            args.out,
-            encoder=args.encoder,
-            tasks=args.tasks,
-            input_size=args.input_size,
-            precisions=["fp32", *args.precision],
-            calibration_dir=args.calibration_dir,
-            calibration_limit=args.calibration_limit,
-            tolerance=args.tolerance,
-        )
+        if len(args.checkpoint) > 1:
+            from exporter.ensemble import export_ensemble
+
+            manifest = export_ensemble(args.checkpoint, args.out, **tta, **options)
+        elif args.tta or args.flip_rule:
+            from exporter.ensemble import export_with_tta
+
+            manifest = export_with_tta(args.checkpoint[0], args.out, **tta, **options)
+        else:
+            manifest = export_checkpoint(args.checkpoint[0], args.out, **options)
     except ExportError as exc:
         print(f"export.py: error: {exc}", file=sys.stderr)
         return 2
@@ -79,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         f"to {args.out} in {time.perf_counter() - started:.1f} s; graph sets: {', '.join(manifest.graph_sets)}; "
         f"max relative error vs PyTorch {worst:.2e}"
     )
+    if manifest.members:
+        print(f"  ensemble of {len(manifest.members)} members: "
+              + ", ".join(m.source.get("name", m.path) for m in manifest.members))
+    if manifest.tta is not None:
+        flipped = [t for t, rule in manifest.tta.flip_rules.items() if rule.flips]
+        print(f"  test-time augmentation: {manifest.tta.mode}; {len(flipped)} of {len(manifest.tasks)} tasks "
+              "may be flipped (--flip-rule to change)")
     for name, graph_set in manifest.graph_sets.items():
         if graph_set.deviation_from_fp32:
             figures = ", ".join(f"{k} {v:.4g}" for k, v in graph_set.deviation_from_fp32.items())

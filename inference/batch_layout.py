@@ -10,7 +10,7 @@ from contract.imaging import image_size
 from contract.kinds import Prediction, Size
 from contract.manifest import ModelFolder
 from contract.tasks import TaskKind
-from inference.backend import FallbackEngine
+from inference.ensemble import make_engine
 from inference.batch_csv import Job, RowFailure, check_row, read_rows
 from inference.errors import FatalError
 from inference.layouts import RunOptions, RunSummary
@@ -63,7 +63,7 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
             results.fail(checked, image_size(row.image_file), default_size)
         else:
             jobs.append(checked)
-    engine = FallbackEngine(folder, options.engine, options.device, options.precision, options.threads)
+    engine = make_engine(folder, options.engine, options.device, options.precision, options.threads, options.tta)
     pipeline = Pipeline(engine, manifest.model.preprocessing, RowSink(results, default_size), options.batch_size,
                         options.workers)
     if jobs:

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=_positive, default=None,
                         help="threads decoding images and writing masks (default: 2 to 4)")
     parser.add_argument("--strict", action="store_true", help="no fallback prediction for failed rows")
+    parser.add_argument("--tta", choices=("auto", "none", "flip"), default="auto",
+                        help="test-time augmentation: flip also runs each image's mirror and averages "
+                        "(tasks whose flip rule is unsafe are never flipped); auto: what the manifest says (default)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -117,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     options = RunOptions(
         input_dir=args.input, output_dir=args.output, engine=args.engine,
         device=args.device, precision=args.precision, threads=threads, batch_size=args.batch_size,
-        workers=args.workers or max(2, min(4, threads)), strict=args.strict,
+        workers=args.workers or max(2, min(4, threads)), strict=args.strict, tta=args.tta,
     )
     summary = layout.run(options, folder)
     for line in summary.lines():

@@ -34,6 +34,7 @@ class RunOptions:
     batch_size: int = 8
     workers: int = 2
     strict: bool = False
+    tta: str = "auto"  # auto | none | flip (inference.ensemble)
 
 
 @dataclass
