@@ -314,3 +314,26 @@ def test_export_cli_makes_an_ensemble_with_tta_and_rejects_bad_flip_rules(member
         export.main([str(members[0]), "--out", str(tmp_path / "y"), "--flip-rule", "fetal_femur=permute_points:1,2"])
     assert exit_info.value.code == 2
     assert "not a permutation" in capsys.readouterr().err
+
+
+def test_the_batch_layout_serves_an_ensemble_with_flip_tta(ensemble_dir, tmp_path):
+    from contract.imaging import read_image
+    from inference.cli import main
+
+    source = Path(__file__).resolve().parent.parent / "test" / "input"
+    data = tmp_path / "input"
+    shutil.copytree(source, data)
+    served = {t.task_id for t in TASKS}
+    for csv in (data / "csv_files").glob("*.csv"):
+        if csv.stem not in served:
+            csv.unlink()
+    out = tmp_path / "output"
+    assert main(["--input", str(data), "--output", str(out), "--weights", str(ensemble_dir), "--device", "cpu",
+                 "--tta", "flip"]) == 0
+    records = json.loads((out / "classification_predictions.json").read_text())
+    assert {r["task_id"] for r in records} == {"breast_3cls", "fetal_head_pos_cls"}
+    record = next(r for r in records if r["task_id"] == "breast_3cls")
+    image = read_image(data / "csv_files" / record["image_path"])
+    [expected] = Predictor.open(ensemble_dir, device="cpu", tta="flip").predict("breast_3cls", [image])
+    np.testing.assert_allclose(record["predicted_probs"], expected.fields["predicted_probs"], atol=1e-6)
+    assert len(list((out / "Segmentation").rglob("*.png"))) == 4  # fetal_head and cardiac_multi, 2 rows each
