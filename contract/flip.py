@@ -19,11 +19,19 @@ A flip is its own inverse, so ``P`` must be a permutation with ``P[P[i]] == i``.
 
 Defaults for the 27 official tasks (``DEFAULT_FLIP_RULES``), from the task definitions
 (SPEC.md) and, where the challenge does not document the label order, the phantom
-rules the default model is trained on (``phantoms/``):
+rules the default model is trained on (``phantoms/``). A task is ``unsafe`` either when
+a flip changes what its labels mean and no permutation is known, or when its images
+follow a fixed left-right convention or anatomical handedness, so that a mirror image is
+an image the task never has (the network's answer on it is no evidence; on held-out
+phantoms flipping these tasks made the default model worse, BENCHMARKS.md):
 
-- segmentation (12 tasks): ``safe``. Every class is an anatomical structure (lesion,
-  chamber, lip, symphysis, head, ...), not a side; a mirrored mask is the mask of the
-  mirrored image.
+- segmentation: ``safe`` for the 8 tasks of one structure or of structures without a
+  side (breast_lesion, carotid_artery, cervix, cervix_multi, fetal_head, fetal_heart,
+  lung, ovary_tumor, thyroid_nodule): a mirrored mask is the mask of the mirrored image.
+  ``unsafe``: ``cardiac_multi`` (chambers of a standard echocardiographic view, told
+  apart partly by their side), ``fetal_abdomen_multi`` (stomach, spine and umbilical
+  vein: the mirror is situs inversus), ``head_symphysis_multi`` (transperineal view:
+  symphysis on one side, the head on the other, by convention).
 - detection (3 tasks): ``safe``: one box per image, mirrored back.
 - classification: ``safe`` for the tasks whose classes are a diagnosis, an organ or a
   plane (breast_2cls, breast_3cls, fetal_plane_cls, liver_lesion_2cls, lung_2cls,
@@ -38,9 +46,8 @@ rules the default model is trained on (``phantoms/``):
 - keypoints: ``fetal_femur`` (the two ends of the femur) and ``FUGC`` (two points of the
   cervix) have no anatomical identity of their own: they are ordered left to right
   (the phantoms' rule: point 1 is the left one), so a flip swaps them:
-  ``permute_points:1,0``. ``IUGC`` (two symphysis ends, then the fetal head) is ordered
-  anatomically (upper symphysis end, lower end, head), which a horizontal flip keeps:
-  ``safe``.
+  ``permute_points:1,0``. ``IUGC`` (two symphysis ends, then the fetal head) is the
+  transperineal view of ``head_symphysis_multi``, with its fixed convention: ``unsafe``.
 
 Tasks outside the official list: segmentation and detection ``safe`` (geometry mirrors
 exactly), classification and keypoints ``unsafe`` until the team declares otherwise.
@@ -152,7 +159,10 @@ _OFFICIAL_EXCEPTIONS: dict[str, FlipRule] = {
     "fetal_sacral_pos_cls": UNSAFE,
     "fetal_femur": SWAP_TWO_POINTS,
     "FUGC": SWAP_TWO_POINTS,
-    "IUGC": SAFE,
+    "IUGC": UNSAFE,
+    "cardiac_multi": UNSAFE,
+    "fetal_abdomen_multi": UNSAFE,
+    "head_symphysis_multi": UNSAFE,
 }
 _OFFICIAL_SAFE_CLASSIFICATION = ("breast_2cls", "breast_3cls", "fetal_plane_cls", "liver_lesion_2cls", "lung_2cls",
                                  "lung_disease_3cls", "organ_cls")

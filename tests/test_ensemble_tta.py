@@ -28,7 +28,7 @@ from inference.predictor import Predictor, infer_batch
 from tests.conftest import make_tiny_config
 
 OFFICIAL = TaskRegistry.official()
-TASKS = [OFFICIAL[t] for t in ("fetal_head", "cardiac_multi", "breast_3cls", "fetal_head_pos_cls",
+TASKS = [OFFICIAL[t] for t in ("fetal_head", "cervix_multi", "breast_3cls", "fetal_head_pos_cls",
                                "thyroid_nodule_det", "fetal_femur", "IUGC")]
 TASKS.append(TaskSpec(task_id="lone_fg", kind=TaskKind.SEGMENTATION, num_classes=1))
 SIZES = [(80, 100), (64, 64), (50, 70)]
@@ -198,21 +198,24 @@ def test_an_unsafe_task_is_never_flipped_and_a_safe_one_runs_with_its_mirror_in_
     assert spy.sizes == [len(images), 2 * len(images)]
 
 
-def test_a_flip_rule_set_at_export_permutes_the_mirror_classes(members, images, tmp_path):
+def test_flip_rules_set_at_export_permute_the_mirror_classes_or_make_a_task_safe(members, images, tmp_path):
     from exporter.ensemble import export_ensemble
 
     out = tmp_path / "model"
-    export_ensemble([members[0]], out, tta="flip", flip_rules={"fetal_head_pos_cls": PHANTOM_DIRECTION_PERMUTATION})
+    export_ensemble([members[0]], out, tta="flip", flip_rules={"fetal_head_pos_cls": PHANTOM_DIRECTION_PERMUTATION,
+                                                               "IUGC": parse_rule("safe")})
     manifest = load_manifest(out)
     assert manifest.tta.mode == "flip"
     assert str(manifest.tta.flip_rules["fetal_head_pos_cls"]) == "permute_classes:4,3,2,1,0,7,6,5"
-    task = OFFICIAL["fetal_head_pos_cls"]
-    predictions = Predictor.open(out, device="cpu").predict(task.task_id, images)  # tta auto: the manifest's flip
-    runs = [raw(members[0], task.task_id, images)]
-    mirrored = [raw(members[0], task.task_id, [np.ascontiguousarray(im[:, ::-1]) for im in images])]
-    for i, image in enumerate(images):
-        expected = reference(task, runs, mirrored, image.shape[:2], i, class_permutation=[4, 3, 2, 1, 0, 7, 6, 5])
-        check(predictions[i], expected, task)
+    predictor = Predictor.open(out, device="cpu")  # tta auto: the manifest's flip
+    mirror_images = [np.ascontiguousarray(im[:, ::-1]) for im in images]
+    for task, permutation in ((OFFICIAL["fetal_head_pos_cls"], [4, 3, 2, 1, 0, 7, 6, 5]), (OFFICIAL["IUGC"], None)):
+        predictions = predictor.predict(task.task_id, images)
+        runs = [raw(members[0], task.task_id, images)]
+        mirrored = [raw(members[0], task.task_id, mirror_images)]
+        for i, image in enumerate(images):
+            expected = reference(task, runs, mirrored, image.shape[:2], i, class_permutation=permutation)
+            check(predictions[i], expected, task)
 
 
 def test_an_ensemble_of_one_predicts_what_its_member_predicts(members, images, tmp_path):
@@ -221,7 +224,7 @@ def test_an_ensemble_of_one_predicts_what_its_member_predicts(members, images, t
     out = tmp_path / "one"
     export_ensemble([members[1]], out)
     assert [m.path for m in load_manifest(out).members] == ["members/0"]
-    for task in ("cardiac_multi", "fetal_femur", "thyroid_nodule_det", "breast_3cls"):
+    for task in ("cervix_multi", "fetal_femur", "thyroid_nodule_det", "breast_3cls"):
         mine = Predictor.open(out, device="cpu").predict(task, images)
         theirs = Predictor.open(members[1], device="cpu").predict(task, images)
         for a, b in zip(mine, theirs):
@@ -293,8 +296,11 @@ def test_every_official_task_has_a_default_flip_rule():
     assert set(DEFAULT_FLIP_RULES) == {t.task_id for t in OFFICIAL_TASKS}
     assert str(DEFAULT_FLIP_RULES["fetal_head_pos_cls"]) == str(DEFAULT_FLIP_RULES["fetal_sacral_pos_cls"]) == "unsafe"
     assert str(DEFAULT_FLIP_RULES["fetal_femur"]) == str(DEFAULT_FLIP_RULES["FUGC"]) == "permute_points:1,0"
+    fixed_orientation = {"cardiac_multi", "fetal_abdomen_multi", "head_symphysis_multi", "IUGC"}
+    assert {t for t, rule in DEFAULT_FLIP_RULES.items() if rule.rule == "unsafe"} == fixed_orientation | {
+        "fetal_head_pos_cls", "fetal_sacral_pos_cls"}
     assert all(str(DEFAULT_FLIP_RULES[t.task_id]) == "safe" for t in OFFICIAL_TASKS
-               if t.kind in (TaskKind.SEGMENTATION, TaskKind.DETECTION))
+               if t.kind is TaskKind.DETECTION or (t.kind is TaskKind.SEGMENTATION and t.task_id not in fixed_orientation))
 
 
 def test_export_cli_makes_an_ensemble_with_tta_and_rejects_bad_flip_rules(members, tmp_path, capsys):
@@ -302,11 +308,11 @@ def test_export_cli_makes_an_ensemble_with_tta_and_rejects_bad_flip_rules(member
 
     out = tmp_path / "ens"
     code = export.main([str(members[0]), str(members[1]), "--out", str(out), "--tta", "flip",
-                        "--flip-rule", "IUGC=unsafe"])
+                        "--flip-rule", "IUGC=safe"])
     assert code == 0, capsys.readouterr().err
     manifest = load_manifest(out)
     assert [m.path for m in manifest.members] == ["members/0", "members/1"]
-    assert (manifest.tta.mode, str(manifest.tta.flip_rules["IUGC"])) == ("flip", "unsafe")
+    assert (manifest.tta.mode, str(manifest.tta.flip_rules["IUGC"])) == ("flip", "safe")
     assert "ensemble of 2 members" in capsys.readouterr().out
     code = export.main([str(members[0]), str(members[1]), "--out", str(tmp_path / "x"), "--flip-rule", "nope=safe"])
     assert code == 2 and "does not have: nope" in capsys.readouterr().err
@@ -336,4 +342,4 @@ def test_the_batch_layout_serves_an_ensemble_with_flip_tta(ensemble_dir, tmp_pat
     image = read_image(data / "csv_files" / record["image_path"])
     [expected] = Predictor.open(ensemble_dir, device="cpu", tta="flip").predict("breast_3cls", [image])
     np.testing.assert_allclose(record["predicted_probs"], expected.fields["predicted_probs"], atol=1e-6)
-    assert len(list((out / "Segmentation").rglob("*.png"))) == 4  # fetal_head and cardiac_multi, 2 rows each
+    assert len(list((out / "Segmentation").rglob("*.png"))) == 4  # fetal_head and cervix_multi, 2 rows each
