@@ -186,12 +186,13 @@ def export_ensemble(members: Sequence[MemberSource], out_dir: Path, tta: str = "
 
 def export_with_tta(checkpoint: Path, out_dir: Path, tta: str = "none",
                     flip_rules: Mapping[str, FlipRule] | None = None, **options: Any) -> Manifest:
-    """One checkpoint exported as today, with the ``tta`` field in its manifest; atomic like every export."""
-    from exporter.api import export_checkpoint
+    """One checkpoint exported as today (or a model folder copied), with the ``tta`` field in its manifest.
 
+    Atomic like every export.
+    """
     with staged_folder(Path(out_dir)) as stage:
         inner = stage / "model"
-        manifest = export_checkpoint(Path(checkpoint), inner, **options)
+        manifest = _export_member(Path(checkpoint), inner, options)
         manifest = manifest.model_copy(update={"tta": tta_record(manifest, tta, flip_rules)})
         for entry in inner.iterdir():
             os.replace(entry, stage / entry.name)
