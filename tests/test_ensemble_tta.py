@@ -316,6 +316,11 @@ def test_export_cli_makes_an_ensemble_with_tta_and_rejects_bad_flip_rules(member
     assert "ensemble of 2 members" in capsys.readouterr().out
     code = export.main([str(members[0]), str(members[1]), "--out", str(tmp_path / "x"), "--flip-rule", "nope=safe"])
     assert code == 2 and "does not have: nope" in capsys.readouterr().err
+    single = tmp_path / "single"
+    assert export.main([str(members[0]), "--out", str(single), "--tta", "flip"]) == 0
+    manifest = load_manifest(single)
+    assert manifest.members is None and manifest.tta.mode == "flip"
+    assert isinstance(Predictor.open(single, device="cpu").engine, EnsembleEngine)  # tta auto: flip
     with pytest.raises(SystemExit) as exit_info:
         export.main([str(members[0]), "--out", str(tmp_path / "y"), "--flip-rule", "fetal_femur=permute_points:1,2"])
     assert exit_info.value.code == 2
