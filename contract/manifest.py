@@ -20,6 +20,9 @@ detection       grid      N x 5 x h x w: x_min, y_min, x_max, y_max in [0, 1]
 Regression      points    N x 2M normalized x1, y1, x2, y2, ... (not clamped)
 =============== ========= =====================================================
 
+Optional fields (absent in single-model folders, see ``contract.ensemble``): ``members``
+(an ensemble's member folders) and ``tta`` (default test-time augmentation, flip rules).
+
 ``ModelFolder`` is a folder and its manifest, read and checked once; both engines and
 the exporter's checks take one.
 

@@ -106,7 +106,8 @@ def check_compatible(first: Manifest, other: Manifest, index: int, name: str) ->
 
 
 def _prefixed(graph_set: GraphSet, prefix: str, deviation: dict[str, float]) -> GraphSet:
-    graphs = {name: GraphFile(**{**g.model_dump(), "path": f"{prefix}/{g.path}"}) for name, g in graph_set.graphs.items()}
+    graphs = {name: GraphFile(**{**g.model_dump(), "path": f"{prefix}/{g.path}"})
+              for name, g in graph_set.graphs.items()}
     return graph_set.model_copy(update={"graphs": graphs, "deviation_from_fp32": deviation})
 
 

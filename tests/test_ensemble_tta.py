@@ -299,8 +299,9 @@ def test_every_official_task_has_a_default_flip_rule():
     fixed_orientation = {"cardiac_multi", "fetal_abdomen_multi", "head_symphysis_multi", "IUGC"}
     assert {t for t, rule in DEFAULT_FLIP_RULES.items() if rule.rule == "unsafe"} == fixed_orientation | {
         "fetal_head_pos_cls", "fetal_sacral_pos_cls"}
-    assert all(str(DEFAULT_FLIP_RULES[t.task_id]) == "safe" for t in OFFICIAL_TASKS
-               if t.kind is TaskKind.DETECTION or (t.kind is TaskKind.SEGMENTATION and t.task_id not in fixed_orientation))
+    mirrorable = [t for t in OFFICIAL_TASKS if t.kind is TaskKind.DETECTION
+                  or (t.kind is TaskKind.SEGMENTATION and t.task_id not in fixed_orientation)]
+    assert all(str(DEFAULT_FLIP_RULES[t.task_id]) == "safe" for t in mirrorable)
 
 
 def test_export_cli_makes_an_ensemble_with_tta_and_rejects_bad_flip_rules(members, tmp_path, capsys):
