@@ -20,6 +20,9 @@ detection       grid      N x 5 x h x w: x_min, y_min, x_max, y_max in [0, 1]
 Regression      points    N x 2M normalized x1, y1, x2, y2, ... (not clamped)
 =============== ========= =====================================================
 
+Optional fields (absent in single-model folders, see ``contract.ensemble``): ``members``
+(an ensemble's member folders) and ``tta`` (default test-time augmentation, flip rules).
+
 ``ModelFolder`` is a folder and its manifest, read and checked once; both engines and
 the exporter's checks take one.
 
@@ -45,6 +48,7 @@ from contract.defaults import (
     IMAGENET_STD,
     PRECISIONS,
 )
+from contract.ensemble import EnsembleMember, TestTimeAugmentation
 from contract.kinds import OUTPUT_ROLE
 from contract.tasks import TaskKind, TaskRegistry, TaskSpec
 
@@ -164,6 +168,20 @@ class Manifest(_Strict):
     versions: dict[str, str] = Field(default_factory=dict)
     source: dict[str, str] = Field(default_factory=dict, description="checkpoint file name, sha256")
     created: str = ""
+    members: list[EnsembleMember] | None = Field(None, description="an ensemble's members (contract.ensemble)")
+    tta: TestTimeAugmentation | None = Field(None, description="default test-time augmentation, flip rules")
+
+    @model_validator(mode="after")
+    def _ensemble_fields(self) -> "Manifest":
+        if self.members is not None and not self.members:
+            raise ValueError("an ensemble lists at least one member")
+        if self.tta is not None:
+            registry = self.registry
+            for task_id, rule in self.tta.flip_rules.items():
+                if task_id not in registry:
+                    raise ValueError(f"tta.flip_rules names task {task_id!r}, which the model does not have")
+                rule.check(registry[task_id])
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> "Manifest":

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
 
 from exporter.errors import ExportError
@@ -54,24 +52,3 @@ def export_brought(args: argparse.Namespace) -> Manifest:
     model_args = parse_model_args(args.model_arg)
     wrapper = load_byom(checkpoint, args.model, model_args, args.tasks, prep)
     return export_byom(wrapper, Path(args.out), precisions, calibration, {**source, "layout": "byom"}, args.tolerance)
-
-
-def run_byom(args: argparse.Namespace, started: float) -> int:
-    try:
-        manifest = export_brought(args)
-    except ExportError as exc:
-        print(f"export.py: error: {exc}", file=sys.stderr)
-        return 2
-    worst = max(manifest.parity.max_rel_error.values()) if manifest.parity else float("nan")
-    size = manifest.model.preprocessing.input_size
-    conditioned = " (task-conditioned)" if manifest.model.params.get("conditioned") else ""
-    print(
-        f"exported {len(manifest.tasks)} tasks ({manifest.model.encoder_name}{conditioned}, {size[0]}x{size[1]}) "
-        f"to {args.out} in {time.perf_counter() - started:.1f} s; one graph per task sharing graphs/weights.bin; "
-        f"graph sets: {', '.join(manifest.graph_sets)}; max relative error vs the reference {worst:.2e}"
-    )
-    for name, graph_set in manifest.graph_sets.items():
-        if graph_set.deviation_from_fp32:
-            figures = ", ".join(f"{k} {v:.4g}" for k, v in graph_set.deviation_from_fp32.items())
-            print(f"  {name} vs fp32: {figures}")
-    return 0

@@ -10,8 +10,8 @@ from contract.imaging import image_size
 from contract.kinds import PREDICTION_FILES, Prediction, Size
 from contract.manifest import ModelFolder
 from contract.tasks import TaskKind
-from inference.backend import FallbackEngine
 from inference.batch_csv import Job, Row, RowFailure, check_row, read_rows
+from inference.ensemble import make_engine
 from inference.errors import FatalError, RunInterrupted
 from inference.journal import Journal, fingerprint, row_key
 from inference.layouts import RunOptions, RunSummary
@@ -92,8 +92,8 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
             results.restore(row, checked.task.kind, done["record"], done["failed"], done["fallback"])
         else:
             jobs.append(checked)
-    engine = FallbackEngine(folder, options.engine, options.device, options.precision, options.threads,
-                            verify_hashes=options.verify_hashes)
+    engine = make_engine(folder, options.engine, options.device, options.precision, options.threads, options.tta,
+                         verify_hashes=options.verify_hashes)
     sink = RowSink(results, default_size, journal, checkpoints=options.shard is None)
     pipeline = Pipeline(engine, manifest.model.preprocessing, sink, options.batch_size,
                         options.workers, guard=guard, should_stop=stop_requested)

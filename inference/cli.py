@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "write OUTPUT/shards/part-I-of-N.json; join with: python -m inference merge "
                              "(default: $FMC_SHARD)")
     add_recovery_arguments(parser)
+    parser.add_argument("--tta", choices=("auto", "none", "flip"), default="auto",
+                        help="test-time augmentation: flip also runs each image's mirror and averages "
+                        "(tasks whose flip rule is unsafe are never flipped); auto: what the manifest says (default)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -171,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         input_dir=args.input, output_dir=args.output, engine=args.engine,
         device=args.device, precision=args.precision, threads=threads, batch_size=args.batch_size,
         workers=args.workers or max(2, min(4, threads)), strict=args.strict, shard=shard,
-        verify_hashes=not args.no_verify_hashes, resume=args.resume,
+        verify_hashes=not args.no_verify_hashes, resume=args.resume, tta=args.tta,
     )
     from inference.lock import RunLock
 

@@ -110,7 +110,7 @@ def _publish(staging: Path, output_dir: Path) -> list[Path]:
 
 
 def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
-    from inference.backend import FallbackEngine
+    from inference.ensemble import make_engine
     from inference.predictor import Predictor
 
     manifest = folder.manifest
@@ -119,8 +119,8 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
     task = manifest.task(case.task_id)
     log.info("case: task %s (%s), image %s, %d x %d", case.task_id, task.kind.value, case.image.path,
              case.image.rgb.shape[1], case.image.rgb.shape[0])
-    engine = FallbackEngine(folder, options.engine, options.device, options.precision, options.threads,
-                            verify_hashes=options.verify_hashes)
+    engine = make_engine(folder, options.engine, options.device, options.precision, options.threads, options.tta,
+                         verify_hashes=options.verify_hashes)
     try:
         [prediction] = Predictor(folder, engine).predict(case.task_id, [case.image.rgb])
     except ValueError as exc:  # the model's output cannot be decoded (non-finite values and the like)

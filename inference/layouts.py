@@ -41,6 +41,7 @@ class RunOptions:
     shard: "Shard | None" = None  # --shard I/N (batch layout): only these rows, written as a part
     verify_hashes: bool = True  # graphs checked against the manifest's sha256 when first used
     resume: bool = False  # batch layout: skip the rows the output folder's journal lists as done
+    tta: str = "auto"  # auto | none | flip (inference.ensemble)
 
 
 @dataclass

@@ -22,7 +22,7 @@ import numpy as np
 from contract.imaging import preprocess
 from contract.kinds import OUTPUT_ROLE, Prediction, decode
 from contract.manifest import ModelFolder, TaskEntry
-from inference.backend import Engine, FallbackEngine
+from inference.backend import Engine
 from inference.errors import EngineError
 
 
@@ -48,10 +48,15 @@ class Predictor:
 
     @classmethod
     def open(cls, model_dir: Path, engine: str = "auto", device: str = "auto", precision: str = "auto",
-             threads: int | None = None) -> "Predictor":
-        """Read ``model_dir``'s manifest (ManifestError if unusable); the engine starts lazily."""
+             threads: int | None = None, tta: str = "auto") -> "Predictor":
+        """Read ``model_dir``'s manifest (ManifestError if unusable); the engine starts lazily.
+
+        An ensemble folder, or ``tta="flip"``, gives the ensemble engine (``inference.ensemble``).
+        """
+        from inference.ensemble import make_engine
+
         folder = ModelFolder.open(Path(model_dir))
-        return cls(folder, FallbackEngine(folder, engine, device, precision, threads))
+        return cls(folder, make_engine(folder, engine, device, precision, threads, tta))
 
     def predict(self, task_id: str, images: Sequence[np.ndarray]) -> list[Prediction]:
         """RGB uint8 images (``imaging.read_image``) -> one Prediction each, at each image's own size.
