@@ -38,9 +38,11 @@ def _export_brought_members(args: argparse.Namespace, scratch: Path) -> list[Pat
     from exporter.byom_cli import export_brought
 
     folders = []
+    names = [Path(c).name for c in args.checkpoint]
     for index, checkpoint in enumerate(args.checkpoint):
         member_args = copy.copy(args)
-        member_args.checkpoint, member_args.out = checkpoint, scratch / str(index)
+        name = names[index] if names.count(names[index]) == 1 else f"{index}-{names[index]}"
+        member_args.checkpoint, member_args.out = checkpoint, scratch / name  # the member's name in the manifest
         export_brought(member_args)
         folders.append(member_args.out)
     return folders
