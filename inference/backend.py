@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from inference.errors import EngineError, FatalError, GraphError
+from inference.errors import DeviceUnavailable, EngineError, FatalError, GraphError
 from contract.defaults import ENGINES
 from contract.manifest import ModelFolder, TaskEntry
 
@@ -77,7 +77,7 @@ class FallbackEngine:
 
         try:
             self._active = OnnxEngine(self.folder, self.device, self.precision, self.threads, self.verify_hashes)
-        except ManifestError as exc:  # e.g. --precision int8 on a model exported without it
+        except (ManifestError, DeviceUnavailable) as exc:  # e.g. --precision int8 on a model without it
             raise FatalError(str(exc)) from exc
         except EngineError as exc:
             return self._switch_to_torch(str(exc))
@@ -87,6 +87,8 @@ class FallbackEngine:
         engine = self._active or self._start()
         try:
             return engine.run(task, batch)
+        except DeviceUnavailable as exc:  # --device cuda and the first session found CUDA unusable
+            raise FatalError(str(exc)) from exc
         except GraphError as exc:
             if exc.shared and not exc.damaged and self._onnx_failure is None and self.engine == "auto":
                 return self._switch_to_torch(str(exc)).run(task, batch)

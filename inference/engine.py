@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from contract.manifest import Manifest, ModelFolder, TaskEntry, sha256_of
-from inference.errors import EngineError, GraphError
+from inference.errors import DeviceUnavailable, EngineError, GraphError
 from inference.feeds import extra_feeds
 from inference.providers import CPU, CUDA, resolve_device
 from inference.runner import GraphRunner, default_threads
@@ -50,7 +50,9 @@ class OnnxEngine:
         self._graph_faults: dict[str, GraphError | None] = {}  # graph name -> its fault (None: usable)
         self.threads = threads or default_threads()
         self.requested_precision, self.requested_device = precision, device
-        self.device = resolve_device(device)
+        #: cpu_reason: why the run is on the CPU although a GPU was allowed (the run summary shows it)
+        self.device, self.cpu_reason = resolve_device(device)
+        self._warm: set[tuple] = set()  # (graph path, batch shape) already run once on CUDA
         self.precision = resolve_precision(precision, self.device, folder.manifest)
         if self.device == "cuda" and CUDA not in folder.manifest.graph_set(self.precision).providers:
             log.info("the model's %s graphs are meant for the CPU provider (manifest); they run on the CPU",
@@ -71,7 +73,8 @@ class OnnxEngine:
     def description(self) -> str:
         import onnxruntime as ort
 
-        return f"onnxruntime {ort.__version__} {self.provider} {self.precision} ({self.threads} CPU threads)"
+        note = f"; on the CPU although --device {self.requested_device}: {self.cpu_reason}" if self.cpu_reason else ""
+        return f"onnxruntime {ort.__version__} {self.provider} {self.precision} ({self.threads} CPU threads{note})"
 
     def _verify_provider(self, first_graph: str) -> None:
         """Once: the first session really runs on CUDA when CUDA was chosen; else CPU (or EngineError)."""
@@ -80,9 +83,10 @@ class OnnxEngine:
             used = self.runner.session(first_graph).get_providers()
             reason = f"ONNX Runtime did not enable the CUDA provider (session providers: {', '.join(used)})"
             if self.requested_device == "cuda":
-                raise EngineError(f"--device cuda, but {reason}")
+                raise DeviceUnavailable(f"--device cuda, but {reason} (a CUDA or cuDNN library failed to load: "
+                                        "python scripts/check_cuda_libs.py names it)")
             log.warning("falling back to the CPU provider: %s", reason)
-            self.device = "cpu"
+            self.device, self.cpu_reason = "cpu", reason
             self.precision = resolve_precision(self.requested_precision, "cpu", self.folder.manifest)
             self.runner = self._runner()
             self._graph_faults.clear()
@@ -122,6 +126,17 @@ class OnnxEngine:
                 raise GraphError(fault.graph, f"task {task.task_id}: {fault.reason}", shared=fault.shared,
                                  damaged=fault.damaged)
 
+    def _warm_up(self, task: TaskEntry, batch: np.ndarray, extra: dict) -> None:
+        """On CUDA, once per graph path and batch shape: a zero batch first, so that cuDNN's algorithm search
+        and the first allocations happen before the first real batch (which then runs at steady speed)."""
+        key = (tuple(task.path), batch.shape)
+        if self.device != "cuda" or key in self._warm:
+            return
+        self._warm.add(key)
+        started = time.perf_counter()
+        self.runner.run(np.zeros_like(batch), task.path, wanted=task.outputs.values(), extra=extra)
+        log.debug("warm-up of %s at %s in %.2f s", task.task_id, batch.shape, time.perf_counter() - started)
+
     def run(self, task: TaskEntry, batch: np.ndarray) -> dict[str, np.ndarray]:
         """N x 3 x H x W float32 -> {role: N x ... array} for ``task``; EngineError on failure."""
         self.check_task(task)
@@ -130,8 +145,9 @@ class OnnxEngine:
             self.check_task(task)
         try:
             inputs = [i for name in task.path for i in self.runner.graph_set.graphs[name].inputs]
-            tensors = self.runner.run(batch, task.path, wanted=task.outputs.values(),
-                                      extra=extra_feeds(task, inputs, len(batch)))
+            extra = extra_feeds(task, inputs, len(batch))
+            self._warm_up(task, batch, extra)
+            tensors = self.runner.run(batch, task.path, wanted=task.outputs.values(), extra=extra)
         except EngineError as exc:
             raise EngineError(f"task {task.task_id}: {exc}") from exc
         return {role: np.asarray(tensors[name], dtype=np.float32) for role, name in task.outputs.items()}

@@ -57,6 +57,13 @@ class GraphError(EngineError):
         self.graph, self.reason, self.shared, self.damaged = graph, reason, shared, damaged
 
 
+class DeviceUnavailable(EngineError):
+    """``--device cuda`` on a machine where CUDA cannot work (no device, driver, library): the run stops.
+
+    Not a reason to try PyTorch: it would need the same GPU.
+    """
+
+
 class OutputPathError(RowError):
     """An output path that would lie outside the output folder (or inside the input folder)."""
 

@@ -19,22 +19,53 @@ from typing import Any
 
 from contract.defaults import DEVICES
 from contract.manifest import GraphSet
-from inference.errors import EngineError
+from inference.errors import DeviceUnavailable
 
 log = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
-#: CUDA provider options: the heuristic cuDNN algorithm choice (no per-shape search at start-up).
-CUDA_OPTIONS = {"device_id": 0, "cudnn_conv_algo_search": "HEURISTIC"}
+#: CUDA provider options. Inputs have a fixed size (the manifest's input size, the run's batch size), so
+#: cuDNN's exhaustive algorithm search runs once per shape and its choice serves every later batch; the
+#: engine's warm-up (``OnnxEngine``) pays for it before the first real batch.
+CUDA_OPTIONS = {"device_id": 0, "cudnn_conv_algo_search": "EXHAUSTIVE", "cudnn_conv_use_max_workspace": "1",
+                "do_copy_in_default_stream": "1"}
 
 
 def _in_container() -> bool:
     return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
 
 
+#: The oldest CUDA version the driver must support: ONNX Runtime 1.26's CUDA provider is a CUDA 12 build
+#: (driver >= 525.60.13 through minor-version compatibility).
+MIN_DRIVER_CUDA = (12, 0)
+
+
+def _driver_reason() -> str | None:
+    """Why the NVIDIA driver cannot serve CUDA 12 (its library missing, or too old), or None."""
+    import ctypes
+
+    try:
+        libcuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return ("the NVIDIA driver's library libcuda.so.1 cannot be loaded (no driver on this machine, or the "
+                "container was started without --gpus / the NVIDIA container toolkit)")
+    version = ctypes.c_int(0)
+    if libcuda.cuDriverGetVersion(ctypes.byref(version)) != 0:
+        return "the NVIDIA driver does not answer cuDriverGetVersion (driver and kernel module out of step?)"
+    major, minor = version.value // 1000, (version.value % 1000) // 10
+    if (major, minor) < MIN_DRIVER_CUDA:
+        return (f"the NVIDIA driver supports CUDA {major}.{minor} only; this image needs CUDA 12 "
+                "(driver >= 525.60.13)")
+    return None
+
+
 def cuda_unavailable_reason() -> str | None:
-    """Why the CUDA provider cannot work here (cheap checks, no session), or None."""
+    """Why the CUDA provider cannot work here (cheap checks, no session), or None.
+
+    In order: the onnxruntime build (library), a GPU hidden by ``CUDA_VISIBLE_DEVICES``, no
+    device node (no device), then the driver (its library loads and supports CUDA 12).
+    """
     import onnxruntime as ort
 
     if CUDA not in ort.get_available_providers():
@@ -45,6 +76,8 @@ def cuda_unavailable_reason() -> str | None:
     if sys.platform.startswith("linux") and not (Path("/dev/nvidiactl").exists() or glob.glob("/dev/nvidia[0-9]*")):
         hint = "; run the container with --gpus all" if _in_container() else ""
         return f"no NVIDIA GPU device is visible (/dev/nvidia* missing{hint})"
+    if sys.platform.startswith("linux"):
+        return _driver_reason()
     return None
 
 
@@ -56,20 +89,23 @@ def preload_cuda_libraries() -> None:
         ort.preload_dlls(cuda=True, cudnn=True, msvc=False)
 
 
-def resolve_device(requested: str) -> str:
-    """``cuda`` or ``cpu`` for a run; EngineError naming the reason when ``cuda`` was asked for and cannot work."""
+def resolve_device(requested: str) -> tuple[str, str | None]:
+    """(``cuda`` or ``cpu``, why not CUDA) for a run; DeviceUnavailable naming the reason for ``--device cuda``.
+
+    With ``auto``, a machine without a usable GPU runs on the CPU with one warning line naming the reason.
+    """
     if requested not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, not {requested!r}")
     if requested == "cpu":
-        return "cpu"
+        return "cpu", None
     reason = cuda_unavailable_reason()
     if reason is not None:
         if requested == "cuda":
-            raise EngineError(f"--device cuda, but ONNX Runtime cannot use CUDA: {reason}")
-        log.info("ONNX Runtime runs on the CPU: %s", reason)
-        return "cpu"
+            raise DeviceUnavailable(f"--device cuda, but ONNX Runtime cannot use CUDA: {reason}")
+        log.warning("no usable GPU, running on the CPU: %s", reason)
+        return "cpu", reason
     preload_cuda_libraries()
-    return "cuda"
+    return "cuda", None
 
 
 def session_providers(device: str, graph_set: GraphSet) -> list[Any]:
