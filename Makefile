@@ -3,7 +3,7 @@
 #            "PASSED (python + container)"; without a container engine the container test is
 #            skipped, the last line says "PARTIAL: ..." and make test fails (non-zero exit)
 # make test-python  the python tests only (an explicit partial run: exit 0 when they pass)
-#            The dev venv is about 6.7 GB: PyPI's torch is a CUDA build. Where the PyTorch
+#            The dev venv is about 7.2 GB: PyPI's torch is a CUDA build (+0.5 GB Ray). Where the PyTorch
 #            CPU wheel index is reachable, TORCH_INDEX=https://download.pytorch.org/whl/cpu
 #            installs the CPU-only torch/torchvision instead (no CUDA libraries).
 # make image build the image (scripts/build_image.sh; FMC_BASE_IMAGE, WITH_TORCH apply)
@@ -26,7 +26,7 @@ $(VENV)/.runtime-stamp: requirements.txt
 	@touch $@
 
 $(VENV)/.dev-stamp: requirements.txt requirements-dev.txt requirements-ray.txt
-	@echo "dev venv $(VENV): installing requirements-dev.txt, $(if $(TORCH_INDEX),torch from $(TORCH_INDEX),about 6.7 GB with" \
+	@echo "dev venv $(VENV): installing requirements-dev.txt and requirements-ray.txt, $(if $(TORCH_INDEX),torch from $(TORCH_INDEX),about 7.2 GB with" \
 		"PyPI's torch (a CUDA build); TORCH_INDEX=https://download.pytorch.org/whl/cpu gets the CPU-only torch)" >&2
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(if $(TORCH_INDEX),$(PY) -m pip install -q --index-url $(TORCH_INDEX) $$(grep -E '^(torch|torchvision)==' requirements-dev.txt))
