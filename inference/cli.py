@@ -58,7 +58,8 @@ JSON files removed). One run per output folder at a time (OUTPUT/.fmc-run.lock).
 """
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
@@ -81,10 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="graph set; auto: fp16 on CUDA when the model has it, else fp32")
     parser.add_argument("--engine", choices=ENGINES, default="auto",
                         help="auto: ONNX Runtime, PyTorch on the same weights if it fails (default)")
-    parser.add_argument("--batch-size", type=_positive, default=8, help="images per model call (default: 8)")
-    parser.add_argument("--threads", type=_positive, default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="images per model call (default: 8)")
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for the model (default: the cgroup CPU quota, else the CPU count)")
-    parser.add_argument("--workers", type=_positive, default=None,
+    parser.add_argument("--workers", type=positive_int, default=None,
                         help="threads decoding images and writing masks (default: 2 to 4)")
     parser.add_argument("--strict", action="store_true", help="no fallback prediction for failed rows")
     parser.add_argument("--shard", default=os.environ.get("FMC_SHARD") or None, metavar="I/N",

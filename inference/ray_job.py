@@ -34,6 +34,7 @@ from contract.defaults import DEVICES, ENGINES, PRECISIONS
 from contract.imaging import ImageReadError, read_image
 from contract.kinds import Prediction
 from contract.manifest import ManifestError, ModelFolder
+from inference.cli import positive_int
 from inference.errors import EXIT_FATAL, EXIT_OK, EXIT_ROWS_FAILED, EngineError, FatalError
 
 log = logging.getLogger("inference.ray_job")
@@ -161,28 +162,21 @@ def _collect(dataset, jobs: dict[int, Any], sink) -> None:
             bar.update(1)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m inference.ray_job", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", type=Path, required=True, help="input folder (INPUT/csv_files/*.csv)")
     parser.add_argument("--output", type=Path, required=True, help="output folder (shared by every node)")
     parser.add_argument("--weights", type=Path, default=None, help="model folder (default: as python -m inference)")
-    parser.add_argument("--actors", type=_positive, default=1, help="actors, each with one loaded model (default: 1)")
+    parser.add_argument("--actors", type=positive_int, default=1, help="actors, each with one loaded model (default: 1)")
     parser.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs per actor (default: 0, CPU)")
     parser.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per actor (default: 1)")
     parser.add_argument("--address", default=None, help="Ray cluster to join (default: $RAY_ADDRESS, else a local one)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--precision", choices=("auto", *PRECISIONS), default="auto")
     parser.add_argument("--engine", choices=ENGINES, default="auto")
-    parser.add_argument("--batch-size", type=_positive, default=8, help="rows per actor call (default: 8)")
-    parser.add_argument("--threads", type=_positive, default=None, help="CPU threads per actor (default: --cpus-per-actor)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="rows per actor call (default: 8)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads per actor (default: --cpus-per-actor)")
     parser.add_argument("--strict", action="store_true", help="no fallback prediction for failed rows")
     return parser
 
