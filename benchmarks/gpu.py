@@ -43,6 +43,8 @@ from benchmarks.dataset import CACHE_ROOT, benchmark_set, kind_totals
 from benchmarks.gpu_checks import CudaUnusable, GpuMemoryPoller, gpu_identity, parity, require_cuda
 from benchmarks.report import machine, update_benchmarks_md
 from benchmarks.run import INFORMATION_ONLY, measure_pipeline, ratio_or_refusal, reference_command, runtime_command
+from contract.atomic import atomic_write_text
+from inference.errors import InferenceError
 
 log = logging.getLogger("benchmarks")
 GPU_START = "<!-- gpu results: start (written by python -m benchmarks.gpu) -->"
@@ -217,19 +219,23 @@ def main(argv: list[str] | None = None) -> int:
     comparisons, ratios, refusals = judge(input_dir, args.cache / "outputs", pipelines)
     try:
         par = parity(input_dir, model_dir, args.device, tuple(precisions), args.batch_size)
-    except (RuntimeError, ValueError, OSError) as exc:  # EngineError and CUDA errors are RuntimeErrors
+    except (InferenceError, RuntimeError, ValueError, OSError) as exc:  # EngineError; CUDA errors are RuntimeErrors
         par = {"device": args.device, "error": f"{type(exc).__name__}: {exc}"}
-    ok = all(p["returncode"] == 0 and p["on_requested_device"] for p in pipelines.values())
+    sessions = {p: r["sessions_per_provider"] for p, r in par.get("precisions", {}).items()}
+    cuda_check = {"pipelines": {n: p["ran_on"] for n, p in pipelines.items()}, "parity_sessions": sessions,
+                  "verified": "not applicable (--device cpu)"}
+    if args.device == "cuda":  # every pipeline's log and every parity session says CUDA
+        cuda_check["verified"] = (all(p["on_requested_device"] for p in pipelines.values()) and bool(sessions)
+                                  and all(set(s) == {"CUDAExecutionProvider"} for s in sessions.values()))
+    notes.append(f"CUDA in use: {cuda_check['verified']} (pipelines' logs: "
+                 + ", ".join(f"{n} {v}" for n, v in cuda_check["pipelines"].items())
+                 + "; parity sessions: " + (json.dumps(sessions) if sessions else "none") + ")")
     if "error" not in par:
         fp32 = par["precisions"]["fp32"]["max_rel_error"]
         notes.append(f"fp32 parity {'n/a' if fp32 is None else f'{fp32:.2e}'} (target <= {FP32_PARITY:g}): "
                      + ("met" if fp32 is not None and fp32 <= FP32_PARITY else "**not met**"))
-        if args.device == "cuda":
-            cpu_sessions = {p: r["sessions_per_provider"].get("CPUExecutionProvider", 0)
-                            for p, r in par["precisions"].items()}
-            ok = ok and not any(cpu_sessions.values())
-            if any(cpu_sessions.values()):
-                notes.append(f"ONNX Runtime sessions on the CPU provider in the parity check: {cpu_sessions}")
+    ok = (all(p["returncode"] == 0 and p["on_requested_device"] for p in pipelines.values()) and "error" not in par
+          and cuda_check["verified"] is not False)
     notes += refusals
     notes += [f"{n} did not run on the requested device (log says: {p['ran_on']})"
               for n, p in pipelines.items() if not p["on_requested_device"]]
@@ -239,18 +245,19 @@ def main(argv: list[str] | None = None) -> int:
         "gpu": gpu, "machine": machine(), "scale": args.scale, "seed": args.seed, "batch_size": args.batch_size,
         "images": sum(counts.values()), "images_per_kind": kind_totals(counts), "counts": counts,
         "model": describe_model(model_dir)["source"] or str(model_dir), "pipelines": pipelines,
-        "comparisons": comparisons, "ratios": ratios, "parity": par, "notes": notes, "ok": ok,
+        "comparisons": comparisons, "ratios": ratios, "parity": par, "cuda_check": cuda_check,
+        "notes": notes, "ok": ok,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "result.json").write_text(json.dumps(result, indent=1))
+    atomic_write_text(args.out / "result.json", json.dumps(result, indent=1))
     section = render(result)
-    (args.out / "results.md").write_text(section)
+    atomic_write_text(args.out / "results.md", section)
     markdown = args.markdown or (Path("BENCHMARKS.md") if args.device == "cuda" else None)
     if markdown is not None and not args.no_markdown:
         update_benchmarks_md(markdown, section, GPU_START, GPU_END, heading="## GPU results")
     print(section)
     print(f"results: {args.out / 'results.md'}")
-    return 0 if ok and "error" not in par else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
