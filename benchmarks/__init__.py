@@ -10,4 +10,6 @@ One command: ``python -m benchmarks.run [--scale 0.1] [--out benchmarks/results/
 - ``benchmarks.stages``: where the time goes (decode, resize, compute, postprocess, encode).
 - ``benchmarks.accuracy``: trained model, reference vs runtime, scored with ``evaluation.evaluate``.
 - ``benchmarks.report``: JSON result, Markdown tables, the results section of BENCHMARKS.md.
+- ``benchmarks.gpu``: the same comparison on a GPU (``python -m benchmarks.gpu``), with parity and GPU memory
+  (``benchmarks.gpu_checks``); ``--device cpu`` checks its plumbing without a GPU.
 """

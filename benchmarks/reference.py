@@ -1,6 +1,7 @@
 """The yardstick: a PyTorch-eager pipeline that follows the baseline's published inference procedure.
 
     python -m benchmarks.reference --input DIR --output DIR --weights MODEL_DIR [--state-dict best_model.pth]
+        [--device cpu|cuda]
 
 Written here, by us, after the procedure the FMC_UIA baseline describes (not its
 code): every CSV row of ``INPUT/csv_files/*.csv`` (files in name order) goes
@@ -8,7 +9,9 @@ through a ``torch.utils.data.DataLoader`` (batch 8, 4 worker processes, no
 shuffling); each item is read with ``cv2.imread``, turned to RGB, resized to the
 network's input with bilinear interpolation and normalized with the ImageNet
 statistics. Each batch is split by task id and the task's rows go through the
-PyTorch model with that task's head (``model(images, task_id)``). Then:
+PyTorch model with that task's head (``model(images, task_id)``), on ``--device``
+(``cpu`` by default; ``cuda``: the model and each batch moved to the GPU, the outputs
+copied back, PyTorch's default cuDNN settings). Then:
 
 - segmentation: argmax over the classes at 256 x 256, the uint8 mask resized to
   the native size with nearest-neighbour interpolation, written with ``cv2.imwrite``
@@ -152,7 +155,11 @@ def predict(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     manifest = load_manifest(args.weights)
     kinds = {task.task_id: task.kind.value for task in manifest.tasks}
-    model = load_network(args.weights, args.state_dict)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("reference: --device cuda, but torch.cuda.is_available() is False")
+    model = load_network(args.weights, args.state_dict).to(device)
+    log.info("device %s%s", device, f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
     dataset = CsvRows(args.input, manifest.model.preprocessing)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers,
                         collate_fn=collate)
@@ -164,7 +171,7 @@ def predict(args: argparse.Namespace) -> int:
             for task_id in dict.fromkeys(task_ids):
                 picks = [i for i, t in enumerate(task_ids) if t == task_id]
                 kind = kinds[task_id]
-                outputs = model(batch["image"][picks], task_id).numpy()
+                outputs = model(batch["image"][picks].to(device), task_id).cpu().numpy()
                 for out, i in zip(outputs, picks):
                     row, size = batch["rows"][i], batch["sizes"][i]
                     if kind == "segmentation":
@@ -192,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dict", type=Path, default=None, help="plain state_dict to load (best_model.pth)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=4, help="DataLoader worker processes (default 4)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (one line per batch)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,

@@ -169,17 +169,21 @@ def render(result: dict) -> str:
     return "\n".join(lines)
 
 
-def update_benchmarks_md(path: Path, section: str) -> None:
-    """Replace the results section of ``path`` (between the markers) with ``section``, atomically."""
+def update_benchmarks_md(path: Path, section: str, start: str = RESULTS_START, end: str = RESULTS_END,
+                         heading: str = "## Results") -> None:
+    """Replace the section of ``path`` between ``start`` and ``end`` with ``section``, atomically.
+
+    Absent markers: ``heading`` and the marked section are appended.
+    """
     path = Path(path)
     text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    block = f"{RESULTS_START}\n\n{section.rstrip()}\n\n{RESULTS_END}"
-    if RESULTS_START in text and RESULTS_END in text:
-        head, rest = text.split(RESULTS_START, 1)
-        tail = rest.split(RESULTS_END, 1)[1]
+    block = f"{start}\n\n{section.rstrip()}\n\n{end}"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        tail = rest.split(end, 1)[1]
         text = head + block + tail
     else:
-        text = text.rstrip() + "\n\n## Results\n\n" + block + "\n"
+        text = text.rstrip() + f"\n\n{heading}\n\n" + block + "\n"
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

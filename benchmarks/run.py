@@ -79,28 +79,39 @@ def ratio_or_refusal(name: str, wall: dict[str, float], ok: bool, comparisons: l
     return wall["reference"] / wall[name], ""
 
 
+def runtime_command(input_dir: Path, model_dir: Path, device: str, precision: str, batch_size: int) -> list[str]:
+    """Our runtime (``python -m inference``) on ``device`` at ``precision``, logging what measure parses."""
+    return [sys.executable, "-m", "inference", "--input", str(input_dir), "--weights", str(model_dir),
+            "--device", device, "--batch-size", str(batch_size), "-v", "--precision", precision]
+
+
+def reference_command(input_dir: Path, model_dir: Path, batch_size: int, workers: int, state_dict: Path | None,
+                      device: str = "cpu") -> list[str]:
+    """The PyTorch-eager reference (``python -m benchmarks.reference``) on ``device``."""
+    return [sys.executable, "-m", "benchmarks.reference", "--input", str(input_dir), "--weights", str(model_dir),
+            "--batch-size", str(batch_size), "--workers", str(workers), "--device", device, "-v",
+            *(["--state-dict", str(state_dict)] if state_dict else [])]
+
+
+def measure_pipeline(name: str, command: list[str], cache: Path) -> dict:
+    """Run one pipeline into ``cache/outputs/NAME`` (emptied first) under ``benchmarks.measure``; its figures."""
+    out = cache / "outputs" / name
+    shutil.rmtree(out, ignore_errors=True)
+    log.info("running %s", name)
+    m = measure([*command, "--output", str(out)], cache / "logs" / f"{name}.log")
+    log.info("%s: %.1f s, exit %d, first output %s s, peak %.0f MB", name, m.wall_s, m.returncode,
+             m.first_output_s, m.peak_rss_largest_mb)
+    return m.as_dict()
+
+
 def run_pipelines(args: argparse.Namespace, input_dir: Path, model_dir: Path, state_dict: Path | None) -> dict:
-    outputs, logs = args.cache / "outputs", args.cache / "logs"
-    runtime = [sys.executable, "-m", "inference", "--input", str(input_dir), "--weights", str(model_dir),
-               "--device", "cpu", "--batch-size", str(args.batch_size), "-v"]
     commands = {
-        "reference": [sys.executable, "-m", "benchmarks.reference", "--input", str(input_dir), "--weights",
-                      str(model_dir), "--batch-size", str(args.batch_size), "--workers", str(args.reference_workers),
-                      "-v", *(["--state-dict", str(state_dict)] if state_dict else [])],
-        "ours_fp32": [*runtime, "--precision", "fp32"],
+        "reference": reference_command(input_dir, model_dir, args.batch_size, args.reference_workers, state_dict),
+        "ours_fp32": runtime_command(input_dir, model_dir, "cpu", "fp32", args.batch_size),
     }
     if not args.no_int8:
-        commands["ours_int8"] = [*runtime, "--precision", "int8"]
-    results = {}
-    for name, command in commands.items():
-        out = outputs / name
-        shutil.rmtree(out, ignore_errors=True)
-        log.info("running %s", name)
-        m = measure([*command, "--output", str(out)], logs / f"{name}.log")
-        log.info("%s: %.1f s, exit %d, first output %s s, peak %.0f MB", name, m.wall_s, m.returncode,
-                 m.first_output_s, m.peak_rss_largest_mb)
-        results[name] = m.as_dict()
-    return results
+        commands["ours_int8"] = runtime_command(input_dir, model_dir, "cpu", "int8", args.batch_size)
+    return {name: measure_pipeline(name, command, args.cache) for name, command in commands.items()}
 
 
 def targets(result: dict) -> list[dict]:
