@@ -5,9 +5,11 @@
 Builds the task-conditioned test network of ``benchmarks.byom`` (``make_conditioned_default``),
 exports its whole graph and splits it per task exactly as ``exporter.byom`` does
 (``export_whole`` + ``split_per_task``: 27 pruned graphs, one ``weights.bin``), without the
-parity checks (they do not change the graphs). A second folder holds the same graphs after
-ONNX Runtime's basic optimizations were applied once to the whole graph (batch norm folded
-into the convolutions, constants folded) before splitting. Then, for each configuration, a
+parity checks (they do not change the graphs). Two more folders hold the same graphs after
+ONNX Runtime optimized the whole graph once before the split: ``folded`` at the basic level
+(batch norm folded into the convolutions, constants folded; standard ONNX operators) and
+``nchwc`` at the all level (convolution weights reordered into this CPU's blocked NCHWc
+layout, ``com.microsoft.nchwc`` operators: tied to the CPU's vector width). Then, for each configuration, a
 fresh process creates the 27 sessions through ``inference.runner.GraphRunner`` and runs
 every task once on a batch of 8 (256 x 256, CPU fp32), and reports what its memory grew by:
 RSS (what ``benchmarks.byom`` reports; counts a file page once per mapping), anonymous RSS
@@ -41,11 +43,13 @@ CONFIGS = (  # (graph folder, session optimization level, shared initializers, d
     ("raw", "disabled", False, False), ("raw", "disabled", True, False),
     ("folded", "all", False, False), ("folded", "all", True, False),
     ("folded", "extended", False, False), ("folded", "extended", True, False),
+    ("nchwc", "all", False, False), ("nchwc", "all", True, False),
 )
+OFFLINE = {"folded": "ORT_ENABLE_BASIC", "nchwc": "ORT_ENABLE_ALL"}  # graphs optimized once before the split
 
 
 def build(out: Path) -> None:
-    """``out/raw`` (as exported) and ``out/folded`` (basic optimizations applied before the split)."""
+    """``out/raw`` (as exported), ``out/folded`` (basic level applied before the split), ``out/nchwc`` (all levels)."""
     import onnx
     import onnxruntime as ort
     import torch
@@ -64,13 +68,15 @@ def build(out: Path) -> None:
     whole = out / "whole.onnx"
     export_whole(wrapper, (torch.zeros(2, 3, 256, 256), torch.zeros(2, dtype=torch.int64)), ["image", "task_index"],
                  wrapper.output_names(), whole)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    options.optimized_model_filepath = str(out / "whole_folded.onnx")
-    ort.InferenceSession(str(whole), options, providers=["CPUExecutionProvider"])
+    for name, level in OFFLINE.items():
+        options = ort.SessionOptions()
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+        options.optimized_model_filepath = str(out / f"whole_{name}.onnx")
+        ort.InferenceSession(str(whole), options, providers=["CPUExecutionProvider"])
     tasks = task_entries(wrapper)
     outputs = {t.task_id: [t.output_tensor] for t in tasks}
-    for name, source in (("raw", whole), ("folded", out / "whole_folded.onnx")):
+    for name in ("raw", *OFFLINE):
+        source = whole if name == "raw" else out / f"whole_{name}.onnx"
         graphs = split_per_task(onnx.load(str(source)), outputs, out / name)
         index = {"graphs": {k: v.model_dump() for k, v in graphs.items()},
                  "task_index": {t.task_id: t.task_index for t in tasks},
