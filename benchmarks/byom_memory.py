@@ -9,8 +9,8 @@ parity checks (they do not change the graphs). Two more folders hold the same gr
 ONNX Runtime optimized the whole graph once before the split: ``folded`` at the basic level
 (batch norm folded into the convolutions, constants folded; standard ONNX operators) and
 ``nchwc`` at the all level (convolution weights reordered into this CPU's blocked NCHWc
-layout, ``com.microsoft.nchwc`` operators: tied to the CPU's vector width). Then, for each configuration, a
-fresh process creates the 27 sessions through ``inference.runner.GraphRunner`` and runs
+layout, ``com.microsoft.nchwc`` operators: tied to the CPU's vector width). Then, for each
+configuration, a fresh process creates the 27 sessions through ``inference.runner.GraphRunner`` and runs
 every task once on a batch of 8 (256 x 256, CPU fp32), and reports what its memory grew by:
 RSS (what ``benchmarks.byom`` reports; counts a file page once per mapping), anonymous RSS
 and PSS (physical memory: a file page mapped by several sessions counts once).
@@ -18,7 +18,9 @@ and PSS (physical memory: a file page mapped by several sessions counts once).
 Configurations: the session graph optimization level (``all`` = the runtime's setting), and
 ``shared``: every external initializer of ``weights.bin`` loaded once (``np.memmap`` slices
 as ``OrtValue``) and handed to every session with ``SessionOptions.add_initializer``.
-Per-batch times of three tasks (median of ``--repeats``) show what each setting costs.
+Per-batch times of three tasks (median of ``--repeats``) show what each setting costs;
+``--times-rounds N`` then times the four distinct speed settings again, alternating them N
+rounds, so that a change in the machine's load does not favour one of them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import subprocess
 import sys
@@ -37,6 +40,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 TIMED = ("fetal_head", "breast_2cls", "thyroid_nodule_det")
+TIMED_CONFIGS = (("raw", "all"), ("nchwc", "all"), ("folded", "extended"), ("raw", "disabled"))
 CONFIGS = (  # (graph folder, session optimization level, shared initializers, disable prepacking)
     ("raw", "all", False, False), ("raw", "all", True, False), ("raw", "all", False, True),
     ("raw", "extended", False, False), ("raw", "extended", True, False),
@@ -169,10 +173,18 @@ def max_difference(out: Path, reference: str, other: str) -> float:
     return max(float(np.max(np.abs(first[key].astype(np.float64) - second[key]))) for key in first.files)
 
 
+def _child(out: Path, name: str, level: str, shared: bool, no_prepack: bool, repeats: int) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.byom_memory", "--repeats", str(repeats), "--child",
+                           str(out / name), level, str(int(shared)), str(int(no_prepack))],
+                          cwd=REPO, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "data" / "bench" / "byom_memory")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--times-rounds", type=int, default=2)
     parser.add_argument("--child", nargs=4, metavar=("FOLDER", "LEVEL", "SHARED", "NO_PREPACK"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
@@ -183,15 +195,17 @@ def main(argv: list[str] | None = None) -> int:
     build(args.out)
     rows = []
     for name, level, shared, no_prepack in CONFIGS:
-        done = subprocess.run([sys.executable, "-m", "benchmarks.byom_memory", "--repeats", str(args.repeats), "--child",
-                               str(args.out / name), level, str(int(shared)), str(int(no_prepack))],
-                              cwd=REPO, capture_output=True, text=True, check=True)
         row = {"graphs": name, "level": level, "shared": shared, "disable_prepacking": no_prepack,
-               **json.loads(done.stdout.strip().splitlines()[-1])}
+               **_child(args.out, name, level, shared, no_prepack, args.repeats)}
         row["max_abs_diff_vs_current"] = max_difference(args.out, "raw_all_0_0", f"{name}_{level}_{int(shared)}_{int(no_prepack)}")
         rows.append(row)
         print(json.dumps(row), flush=True)
-    (args.out / "result.json").write_text(json.dumps(rows, indent=2))
+    rounds = [{f"{name}/{level}": _child(args.out, name, level, False, False, args.repeats)["batch8_ms"]
+               for name, level in TIMED_CONFIGS} for _ in range(args.times_rounds)]
+    for times in rounds:
+        print(json.dumps(times), flush=True)
+    (args.out / "result.json").write_text(json.dumps({"rows": rows, "alternating_times_ms": rounds,
+                                                      "load_average_after": os.getloadavg()[0]}, indent=2))
     return 0
 
 
