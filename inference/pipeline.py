@@ -104,12 +104,31 @@ def _progress(total: int):
     return tqdm(total=total, desc="predicting", unit="img", file=sys.stderr, disable=None, dynamic_ncols=True)
 
 
+class ProgressLog:
+    """Without a terminal (a container's log, a CI job) tqdm draws nothing: one INFO line every ``every`` seconds."""
+
+    def __init__(self, total: int, enabled: bool, every: float = 30.0):
+        self.total, self.enabled, self.every = total, enabled, every
+        self.started = self.last = time.perf_counter()
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        if not self.enabled or now - self.last < self.every:
+            return
+        self.last = now
+        rate = done / (now - self.started) if now > self.started else 0.0
+        left = (self.total - done) / rate if rate > 0 else float("nan")
+        log.info("progress: %d of %d images (%.0f %%), %.1f images/s, about %.0f s left", done, self.total,
+                 100.0 * done / max(self.total, 1), rate, left)
+
+
 class Pipeline(Generic[Item]):
     def __init__(self, engine: Engine, prep: Preprocessing, sink: Sink[Item], batch_size: int = 8,
                  workers: int = 2, prefetch: int = 2, max_pending: int = 64, guard: OutputGuard | None = None,
                  should_stop: Callable[[], bool] | None = None):
         self.engine, self.prep, self.sink, self.guard = engine, prep, sink, guard
         self.should_stop = should_stop or (lambda: False)
+        self.progress_every = 30.0  # seconds between progress lines when stderr is not a terminal
         self.stopped = False  # True when should_stop ended the run early (the rest was not attempted)
         self.attempted = 0  # items of the batches run
         self.batch_size, self.workers = max(1, batch_size), max(1, workers)
@@ -135,6 +154,7 @@ class Pipeline(Generic[Item]):
                 load_next()
             first = True
             batch_done = getattr(self.sink, "batch_done", None)
+            progress_log = ProgressLog(len(items), enabled=bool(bar.disable), every=self.progress_every)
             while loading:
                 if self.should_stop():
                     self.stopped = True
@@ -149,6 +169,7 @@ class Pipeline(Generic[Item]):
                 first = False
                 bar.update(len(batch.items))
                 self.attempted += len(batch.items)
+                progress_log.update(self.attempted)
                 while len(writing) > self.max_pending:
                     self._collect(*writing.popleft())
                 if batch_done is not None:
