@@ -39,10 +39,17 @@ import sys
 from pathlib import Path
 
 from benchmarks.compare import FP32_VS_REFERENCE, REDUCED_VS_FP32, compare_folders
-from benchmarks.dataset import CACHE_ROOT, benchmark_set, kind_totals
+from benchmarks.dataset import benchmark_set, kind_totals
 from benchmarks.gpu_checks import CudaUnusable, GpuMemoryPoller, gpu_identity, parity, require_cuda
 from benchmarks.report import machine, update_benchmarks_md
-from benchmarks.run import INFORMATION_ONLY, measure_pipeline, ratio_or_refusal, reference_command, runtime_command
+from benchmarks.run import (
+    INFORMATION_ONLY,
+    add_workload_arguments,
+    measure_pipeline,
+    ratio_or_refusal,
+    reference_command,
+    runtime_command,
+)
 from contract.atomic import atomic_write_text
 from inference.errors import InferenceError
 
@@ -59,14 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.gpu", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cuda (default); cpu: smoke run only")
-    p.add_argument("--scale", type=float, default=0.1, help="fraction of the validation set's size (default 0.1)")
-    p.add_argument("--seed", type=int, default=2026, help="phantom seed of the timed set (default 2026)")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu"), help="result.json and results.md")
-    p.add_argument("--cache", type=Path, default=CACHE_ROOT, help="phantoms, model, outputs, logs (default data/bench)")
-    p.add_argument("--batch-size", type=int, default=8, help="every pipeline and the parity check (default 8)")
-    p.add_argument("--reference-workers", type=int, default=4, help="DataLoader workers of the reference (default 4)")
-    p.add_argument("--model", type=Path, default=None, help="use this model folder instead of the random-weight B4")
-    p.add_argument("--state-dict", type=Path, default=None, help="with --model: its plain state_dict for the reference")
+    add_workload_arguments(p, Path("benchmarks/results/gpu"))
     p.add_argument("--markdown", type=Path, default=None,
                    help="file whose GPU results section is replaced (default BENCHMARKS.md with --device cuda)")
     p.add_argument("--no-markdown", action="store_true", help="do not touch any Markdown file")

@@ -64,7 +64,9 @@ class Measurement:
         return sum(self.kind_images.values()) / seconds if seconds > 0 else None
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "kind_rates": self.kind_rates, "steady_rate": self.steady_rate}
+        """The figures, JSON-ready; the command as a user would type it (this interpreter shown as ``python``)."""
+        command = ["python" if part == sys.executable else part for part in self.command]
+        return {**asdict(self), "command": command, "kind_rates": self.kind_rates, "steady_rate": self.steady_rate}
 
 
 def _children() -> dict[int, list[int]]:

@@ -40,17 +40,22 @@ MEMORY_LIMIT_MB = 1024
 INFORMATION_ONLY = Tolerances("reported only", None, None, None)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_workload_arguments(p: argparse.ArgumentParser, out: Path) -> None:
+    """The options every timed comparison shares (``benchmarks.run``, ``benchmarks.gpu``): set, model, batch."""
     p.add_argument("--scale", type=float, default=0.1, help="fraction of the validation set's size (default 0.1)")
     p.add_argument("--seed", type=int, default=2026, help="phantom seed of the timed set (default 2026)")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/latest"), help="result.json and results.md")
+    p.add_argument("--out", type=Path, default=out, help=f"result.json and results.md (default {out})")
     p.add_argument("--cache", type=Path, default=CACHE_ROOT, help="phantoms, model, outputs, logs (default data/bench)")
-    p.add_argument("--batch-size", type=int, default=8, help="both pipelines (default 8, the baseline's)")
+    p.add_argument("--batch-size", type=int, default=8, help="every pipeline (default 8, the baseline's)")
     p.add_argument("--reference-workers", type=int, default=4, help="DataLoader workers of the reference (default 4)")
     p.add_argument("--model", type=Path, default=None, help="use this model folder instead of the random-weight B4")
     p.add_argument("--state-dict", type=Path, default=None, help="with --model: its plain state_dict for the reference")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_workload_arguments(p, Path("benchmarks/results/latest"))
     p.add_argument("--no-int8", action="store_true", help="skip the int8 pipeline")
     p.add_argument("--accuracy-model", type=Path, default=Path("model_weights"), help="trained model folder")
     p.add_argument("--accuracy-per-task", type=int, default=3, help="labelled images per task (default 3)")

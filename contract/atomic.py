@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import contextlib
 import os
 import re
 import secrets
@@ -75,10 +76,8 @@ def open_folder_under(root_fd: int, parts: Sequence[str], create: bool = True) -
             if part in ("", ".", "..") or "/" in part:
                 raise UnsafePathError(f"{'/'.join(parts)}: {part!r} is not a plain folder name")
             if create:
-                try:
+                with contextlib.suppress(FileExistsError):
                     os.mkdir(part, 0o777, dir_fd=fd)
-                except FileExistsError:
-                    pass
             try:
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
@@ -112,10 +111,8 @@ def atomic_write_under(root_fd: int, parts: Sequence[str], data: bytes, durable:
                     os.fsync(handle.fileno())
             os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
         except BaseException:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp, dir_fd=folder)
-            except FileNotFoundError:
-                pass
             raise
         if durable:
             os.fsync(folder)
@@ -130,9 +127,7 @@ def remove_stale_temporaries(root: Path) -> list[Path]:
         for name in files:
             path = Path(folder) / name
             if TEMP_PATTERN.match(name) and not path.is_symlink():
-                try:
+                with contextlib.suppress(FileNotFoundError):  # another process may have removed it
                     path.unlink()
                     removed.append(path)
-                except FileNotFoundError:
-                    pass
     return removed

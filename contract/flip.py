@@ -98,6 +98,14 @@ class FlipRule(BaseModel):
             return self.rule
         return f"{self.rule}:{','.join(str(i) for i in self.permutation)}"
 
+    def fits(self, task: TaskSpec) -> bool:
+        """Whether the rule fits ``task`` (kind and size), without raising."""
+        try:
+            self.check(task)
+        except FlipRuleError:
+            return False
+        return True
+
     def check(self, task: TaskSpec) -> "FlipRule":
         """The rule, if it fits ``task`` (kind and size); FlipRuleError naming the task otherwise."""
         if self.rule == "permute_points":
@@ -188,11 +196,8 @@ DEFAULT_FLIP_RULES: dict[str, FlipRule] = _official_defaults()
 def default_rule(task: TaskSpec) -> FlipRule:
     """The official default of ``task`` when its id and size match an official task, else its kind's."""
     rule = DEFAULT_FLIP_RULES.get(task.task_id)
-    if rule is not None:
-        try:
-            return rule.check(task)
-        except FlipRuleError:  # same id, other size: not the official task
-            pass
+    if rule is not None and rule.fits(task):  # same id, other size: not the official task
+        return rule
     return SAFE if task.kind in (TaskKind.SEGMENTATION, TaskKind.DETECTION) else UNSAFE
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from contract.csv_layout import CSV_FOLDER
@@ -66,32 +67,49 @@ class RowSink:
         if self.journal is not None:
             self.journal.flush()
             if self.checkpoints and self.journal.checkpoint_due():
+                started = time.monotonic()
                 self.results.write_json(self.results.guard.root, level=logging.WARNING)
+                self.journal.checkpoint_done(time.monotonic() - started)
 
 
-def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
-    manifest = folder.manifest
-    rows, problems = read_rows(options.input_dir)
+def read_input_rows(input_dir: Path) -> tuple[list[Row], list[str]]:
+    """Every CSV row of the input and the problems of whole CSV files (each logged); FatalError when no row."""
+    rows, problems = read_rows(input_dir)
     for problem in problems:
         log.error("%s", problem)
     if not rows:
-        raise FatalError(f"no data rows in {options.input_dir / CSV_FOLDER}/*.csv; nothing to predict")
-    all_rows, rows = rows, _shard_rows(rows, options)
-    guard = OutputGuard(options.output_dir, options.input_dir)
-    journal = Journal.start(guard.root, fingerprint(options.input_dir, folder, options),
-                            options.resume, tag=options.shard.tag if options.shard is not None else None)
+        raise FatalError(f"no data rows in {Path(input_dir) / CSV_FOLDER}/*.csv; nothing to predict")
+    return rows, problems
+
+
+def check_rows(rows: list[Row], folder: ModelFolder, guard: OutputGuard, results: Results,
+               journal: Journal | None = None) -> list[Job]:
+    """The rows the model must predict; the others are settled here: failed (with their fallback), or
+    finished by an earlier run (``journal``, ``--resume``) and restored."""
+    default_size = tuple(folder.manifest.model.preprocessing.input_size)
     jobs: list[Job] = []
-    results = Results(strict=options.strict, guard=guard)
-    default_size = tuple(manifest.model.preprocessing.input_size)
     for row in rows:
-        checked = check_row(row, manifest, guard)
+        checked = check_row(row, folder.manifest, guard)
         if isinstance(checked, RowFailure):
             results.fail(checked, image_size(row.image_file), default_size)
-        elif (done := journal.done.get(row_key(row))) is not None and (
+        elif journal is not None and (done := journal.done.get(row_key(row))) is not None and (
                 checked.mask_target is None or checked.mask_target.is_file()):  # a deleted mask is made again
             results.restore(row, checked.task.kind, done["record"], done["failed"], done["fallback"])
         else:
             jobs.append(checked)
+    return jobs
+
+
+def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
+    manifest = folder.manifest
+    all_rows, problems = read_input_rows(options.input_dir)
+    rows = _shard_rows(all_rows, options)
+    guard = OutputGuard(options.output_dir, options.input_dir)
+    journal = Journal.start(guard.root, fingerprint(options.input_dir, folder, options),
+                            options.resume, tag=options.shard.tag if options.shard is not None else None)
+    results = Results(strict=options.strict, guard=guard)
+    default_size = tuple(manifest.model.preprocessing.input_size)
+    jobs = check_rows(rows, folder, guard, results, journal)
     engine = make_engine(folder, options.engine, options.device, options.precision, options.threads, options.tta,
                          verify_hashes=options.verify_hashes)
     sink = RowSink(results, default_size, journal, checkpoints=options.shard is None)

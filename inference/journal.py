@@ -14,7 +14,9 @@ predicts the others; a journal of other inputs, another model or other options i
 refused. Without ``--resume`` a run starts afresh: the old journal and the three JSON
 files of an earlier run are removed first, so no stale JSON looks current. The JSON
 files are rewritten atomically at checkpoints (after the first batch, then every
-``CHECKPOINT_SECONDS``) from the rows done, in CSV order: complete whenever they exist.
+``CHECKPOINT_SECONDS``, or ``CHECKPOINT_SHARE`` times the last checkpoint's own cost when that
+is longer, so that rewriting the growing files never takes more than about 5 % of a large
+run) from the rows done, in CSV order: complete whenever they exist.
 When every row is settled and written, the journal is removed.
 """
 
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 JOURNAL_NAME = ".fmc-journal.jsonl"
 FORMAT = 1
 CHECKPOINT_SECONDS = 5.0
+CHECKPOINT_SHARE = 20.0  # at least this many times a checkpoint's cost between two checkpoints
 
 Key = tuple[str, int, str, str]  # csv name, line, image_path, task_id
 
@@ -82,6 +85,7 @@ class Journal:
     _handle: Any = None
     _broken: bool = False
     _last_checkpoint: float | None = None
+    _checkpoint_cost: float = 0.0
 
     @classmethod
     def start(cls, output_root: Path, header: dict[str, Any], resume: bool, tag: str | None = None) -> "Journal":
@@ -99,10 +103,7 @@ class Journal:
                 log.warning("%s holds the journal of an unfinished run; starting afresh "
                             "(pass --resume to finish that run instead)", output_root)
             for name in [journal.path.name, *(PREDICTION_FILES.values() if tag is None else ())]:
-                try:
-                    (Path(output_root) / name).unlink()
-                except FileNotFoundError:
-                    pass
+                (Path(output_root) / name).unlink(missing_ok=True)
         journal._open(write_header=not journal.path.exists())
         return journal
 
@@ -170,12 +171,13 @@ class Journal:
             self._fail(exc)
 
     def checkpoint_due(self) -> bool:
-        """True after the first batch, then every CHECKPOINT_SECONDS."""
-        now = time.monotonic()
-        if self._last_checkpoint is None or now - self._last_checkpoint >= CHECKPOINT_SECONDS:
-            self._last_checkpoint = now
-            return True
-        return False
+        """True after the first batch, then every CHECKPOINT_SECONDS (longer when checkpoints grow costly)."""
+        interval = max(CHECKPOINT_SECONDS, CHECKPOINT_SHARE * self._checkpoint_cost)
+        return self._last_checkpoint is None or time.monotonic() - self._last_checkpoint >= interval
+
+    def checkpoint_done(self, seconds: float) -> None:
+        """A checkpoint was written, taking ``seconds``: the next one waits accordingly."""
+        self._last_checkpoint, self._checkpoint_cost = time.monotonic(), seconds
 
     def close(self, finished: bool) -> None:
         """Close; ``finished`` (every row settled and written): the journal is no longer needed."""
@@ -186,7 +188,4 @@ class Journal:
                 self._fail(exc)
             self._handle = None
         if finished:
-            try:
-                self.path.unlink()
-            except FileNotFoundError:
-                pass
+            self.path.unlink(missing_ok=True)

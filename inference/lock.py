@@ -70,10 +70,7 @@ class RunLock:
     def release(self) -> None:
         if self.fd is None:
             return
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
+        self.path.unlink(missing_ok=True)
         os.close(self.fd)  # closing drops the lock
         self.fd = None
 

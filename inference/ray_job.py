@@ -100,28 +100,16 @@ def predict_rows(options, folder: ModelFolder, actors: int, gpus_per_actor: floa
     """Every row of the input through the actor pool; returns the layout's ``RunSummary``."""
     import ray
 
-    from contract.imaging import image_size
-    from inference.batch_csv import Job, RowFailure, check_row, read_rows
-    from inference.batch_layout import RowSink
+    from inference.batch_layout import RowSink, check_rows, read_input_rows
     from inference.layouts import RunSummary
     from inference.results import Results
     from inference.writers import OutputGuard
 
     manifest = folder.manifest
-    rows, problems = read_rows(options.input_dir)
-    for problem in problems:
-        log.error("%s", problem)
-    if not rows:
-        raise FatalError(f"no data rows in {options.input_dir}/csv_files/*.csv; nothing to predict")
+    rows, problems = read_input_rows(options.input_dir)
     guard, results = OutputGuard(options.output_dir, options.input_dir), Results(strict=options.strict)
-    default_size = tuple(manifest.model.preprocessing.input_size)
-    sink, jobs = RowSink(results, default_size), {}
-    for row in rows:
-        checked = check_row(row, manifest, guard)
-        if isinstance(checked, RowFailure):
-            results.fail(checked, image_size(row.image_file), default_size)
-        else:
-            jobs[row.index] = checked
+    sink = RowSink(results, tuple(manifest.model.preprocessing.input_size))
+    jobs = {job.row.index: job for job in check_rows(rows, folder, guard, results)}
     started = time.perf_counter()
     if jobs:
         items = [{"index": i, "image_file": str(job.image_file), "task_id": job.task.task_id,

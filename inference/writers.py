@@ -171,8 +171,5 @@ def check_writable(output_dir: Path, probe_bytes: int = WRITE_PROBE_BYTES) -> No
     except OSError as exc:
         raise write_error(probe.parent, probe_bytes, exc) from exc
     finally:
-        try:
-            probe.unlink()
-        except FileNotFoundError:
-            pass
+        probe.unlink(missing_ok=True)
 
