@@ -74,6 +74,7 @@ def fingerprint(input_dir: Path, folder: ModelFolder, options: Any) -> dict[str,
         "device": options.device,
         "precision": options.precision,
         "strict": options.strict,
+        "tta": options.tta,  # flip TTA changes the outputs: a resume must not mix the two
     }
 
 
