@@ -61,7 +61,12 @@ if [ "$mode" = container ]; then
     read -ra engine <<<"$engine_line"
     kind=$(scripts/container_engine.sh --kind)
     if [ "$build" = 1 ]; then
-        scripts/build_image.sh "$image" || die "the image build failed" 1
+        if ! scripts/build_image.sh "$image"; then
+            [ -n "${FMC_BASE_IMAGE:-}" ] || echo "HINT: if the base image could not be pulled (no registry access), build" \
+                "the same Debian 12 locally and use it: scripts/make_base_image.sh localhost/base:bookworm &&" \
+                "FMC_BASE_IMAGE=localhost/base:bookworm make test" >&2
+            die "the image build failed" 1
+        fi
     elif ! "${engine[@]}" image inspect "$image" >/dev/null 2>&1; then
         die "no image $image; build it with scripts/build_image.sh, or drop --no-build"
     fi
