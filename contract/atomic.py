@@ -25,7 +25,7 @@ import re
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence, Union
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +39,48 @@ class UnsafePathError(OSError):
     """A folder on the way to an output is a symbolic link (or not a folder): nothing was written."""
 
 
+class Chunks:
+    """A file's bytes made piece by piece (a large JSON file streamed), with their total size known ahead.
+
+    Every writer here takes ``Chunks`` where it takes ``bytes``: ``len()`` is the size (for the
+    "N bytes needed" of a full disk; 0 when it is not known ahead), iterating yields the pieces, once.
+    """
+
+    def __init__(self, pieces: Iterable[bytes], size: int = 0):
+        self._pieces, self.size = pieces, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._pieces)
+
+
+Data = Union[bytes, Chunks]
+
+
+def _write_all(handle, data: Data) -> None:
+    if isinstance(data, Chunks):
+        for piece in data:
+            handle.write(piece)
+    else:
+        handle.write(data)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
-def atomic_write_bytes(target: Path, data: bytes, durable: bool = False) -> Path:
+def atomic_write_bytes(target: Path, data: Data, durable: bool = False) -> Path:
     """Write ``data`` to ``target`` atomically (parents created); ``durable`` also fsyncs."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            _write_all(handle, data)
             os.fchmod(handle.fileno(), 0o666 & ~_umask())
             if durable:
                 handle.flush()
@@ -94,7 +122,7 @@ def open_folder_under(root_fd: int, parts: Sequence[str], create: bool = True) -
     return fd
 
 
-def atomic_write_under(root_fd: int, parts: Sequence[str], data: bytes, durable: bool = False) -> None:
+def atomic_write_under(root_fd: int, parts: Sequence[str], data: Data, durable: bool = False) -> None:
     """Write ``data`` atomically at ``root/parts...`` (folders created), never through a symbolic link."""
     if not parts:
         raise UnsafePathError("no file name to write")
@@ -105,7 +133,7 @@ def atomic_write_under(root_fd: int, parts: Sequence[str], data: bytes, durable:
         fd = os.open(tmp, _NEW_FILE_FLAGS, 0o666, dir_fd=folder)  # the umask applies, as for open()
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                _write_all(handle, data)
                 if durable:
                     handle.flush()
                     os.fsync(handle.fileno())

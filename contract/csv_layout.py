@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import csv
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 CSV_FOLDER = "csv_files"
 
@@ -65,15 +67,28 @@ def list_csv_files(input_dir: Path) -> list[Path]:
 
 def read_csv_file(path: Path) -> CsvFile:
     """All data rows of one CSV file (OSError, UnicodeDecodeError or csv.Error when unreadable)."""
+    with open_csv_file(path) as (columns, records):
+        return CsvFile(Path(path), columns, list(records))
+
+
+@contextmanager
+def open_csv_file(path: Path) -> Iterator[tuple[list[str], Iterator[CsvRecord]]]:
+    """One CSV file, streamed: ``(columns, records)``, the records read one at a time.
+
+    Only the current row is in memory, so a file of any length costs the same; errors
+    (OSError, UnicodeDecodeError, csv.Error) surface at the row where they occur.
+    """
     path = Path(path)
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = [(c or "").strip() for c in reader.fieldnames or []]
-        records = []
-        for number, raw in enumerate(reader, start=1):
-            cells = {(k or "").strip(): (v if isinstance(v, str) else "") for k, v in raw.items()}
-            records.append(CsvRecord(path.name, reader.line_num, number, cells))
-    return CsvFile(path, columns, records)
+
+        def records() -> Iterator[CsvRecord]:
+            for number, raw in enumerate(reader, start=1):
+                cells = {(k or "").strip(): (v if isinstance(v, str) else "") for k, v in raw.items()}
+                yield CsvRecord(path.name, reader.line_num, number, cells)
+
+        yield columns, records()
 
 
 def resolve(input_dir: Path, relative: str) -> Path:

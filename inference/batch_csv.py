@@ -11,8 +11,9 @@ import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
-from contract.csv_layout import CSV_FOLDER, CsvLayoutError, list_csv_files, read_csv_file, resolve
+from contract.csv_layout import CsvLayoutError, CsvRecord, list_csv_files, open_csv_file, resolve
 from inference.errors import FatalError, OutputPathError
 from contract.manifest import Manifest, TaskEntry
 from contract.tasks import TaskKind, UnknownTaskError
@@ -66,34 +67,77 @@ class RowFailure:
     mask_target: Path | None = None
 
 
-def read_rows(input_dir: Path) -> tuple[list[Row], list[str]]:
-    """All data rows of ``input_dir/csv_files/*.csv``; also the problems of whole CSV files."""
-    try:
-        files = list_csv_files(input_dir)
-    except CsvLayoutError as exc:
-        raise FatalError(str(exc)) from exc
-    rows: list[Row] = []
-    problems: list[str] = []
-    for path in files:
+class InputRows:
+    """The rows of ``input_dir/csv_files/*.csv``, streamed: read again on each iteration, never all held.
+
+    ``scan`` reads every file once to count its rows and to find the files that cannot be used
+    (unreadable, not UTF-8, malformed, without the required columns: each skipped whole, with one line
+    in ``problems``); iterating then yields the rows of the usable files, ``index`` counting over all
+    of them in file-name order. Memory stays the same whatever the number of rows.
+    """
+
+    def __init__(self, input_dir: Path, files: list[Path], problems: list[str], count: int):
+        self.input_dir, self.files, self.problems, self.count = Path(input_dir), files, problems, count
+
+    @classmethod
+    def scan(cls, input_dir: Path) -> "InputRows":
         try:
-            table = read_csv_file(path)
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            problems.append(f"{path.name}: cannot be read as CSV ({exc}); file skipped")
-            continue
-        missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
-        if missing:
-            problems.append(f"{path.name}: no column(s) {missing} (columns: {table.columns}); file skipped")
-            continue
-        for record in table.records:
-            image_path = record.cells.get("image_path") or ""
-            rows.append(Row(
-                index=len(rows), csv_name=record.csv_name, line=record.line,
-                image_path=image_path, task_id=(record.cells.get("task_id") or "").strip(),
-                task_name=record.get("task_name"), num_classes=record.get("num_classes"),
-                mask_path=record.get("mask_path"), image_file=resolve(input_dir, image_path),
-            ))
-        log.debug("%s read", path.name)
-    return rows, problems
+            paths = list_csv_files(input_dir)
+        except CsvLayoutError as exc:
+            raise FatalError(str(exc)) from exc
+        files: list[Path] = []
+        problems: list[str] = []
+        count = 0
+        for path in paths:
+            try:
+                with open_csv_file(path) as (columns, records):
+                    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+                    rows = 0 if missing else sum(1 for _ in records)
+            except (OSError, UnicodeDecodeError, csv.Error) as exc:
+                problems.append(f"{path.name}: cannot be read as CSV ({exc}); file skipped")
+                continue
+            if missing:
+                problems.append(f"{path.name}: no column(s) {missing} (columns: {columns}); file skipped")
+                continue
+            files.append(path)
+            count += rows
+        return cls(input_dir, files, problems, count)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[Row]:
+        index = 0
+        for path in self.files:
+            try:
+                with open_csv_file(path) as (_columns, records):
+                    for record in records:
+                        yield _make_row(self.input_dir, index, record)
+                        index += 1
+            except (OSError, UnicodeDecodeError, csv.Error) as exc:  # read fine by scan: changed since
+                raise FatalError(f"{path.name} changed while the run read it ({exc}); run again") from exc
+            log.debug("%s read", path.name)
+        if index != self.count:
+            raise FatalError(f"the CSV files changed while the run read them ({index} rows, {self.count} "
+                             "before); run again")
+
+
+def _make_row(input_dir: Path, index: int, record: CsvRecord) -> Row:
+    image_path = record.cells.get("image_path") or ""
+    return Row(
+        index=index, csv_name=record.csv_name, line=record.line,
+        image_path=image_path, task_id=(record.cells.get("task_id") or "").strip(),
+        task_name=record.get("task_name"), num_classes=record.get("num_classes"),
+        mask_path=record.get("mask_path"), image_file=resolve(input_dir, image_path),
+    )
+
+
+def read_rows(input_dir: Path) -> tuple[list[Row], list[str]]:
+    """All data rows of ``input_dir/csv_files/*.csv`` in a list; also the problems of whole CSV files.
+
+    For inputs of any size, iterate ``InputRows.scan(input_dir)`` instead (the rows streamed)."""
+    rows = InputRows.scan(input_dir)
+    return list(rows), rows.problems
 
 
 def _parse_count(text: str) -> int:

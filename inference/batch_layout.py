@@ -5,22 +5,27 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from contract.csv_layout import CSV_FOLDER
 from contract.imaging import image_size
 from contract.kinds import PREDICTION_FILES, Prediction, Size
 from contract.manifest import ModelFolder
 from contract.tasks import TaskKind
-from inference.batch_csv import Job, Row, RowFailure, check_row, read_rows
+from inference.batch_csv import InputRows, Job, Row, RowFailure, check_row
 from inference.ensemble import make_engine
 from inference.errors import FatalError, RunInterrupted
 from inference.journal import Journal, fingerprint, row_key
 from inference.layouts import RunOptions, RunSummary
 from inference.output_audit import audit_outputs
 from inference.pipeline import Pipeline
+from inference.record_spool import RecordSpool
 from inference.results import Results
 from inference.signals import interrupted_message, stop_requested
 from inference.writers import OutputGuard
+
+if TYPE_CHECKING:
+    from inference.shard import ShardRows
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +52,7 @@ class RowSink:
             self.journal.add(row_key(job.row), job.task.kind.value, record=payload)
 
     def mask_written(self, job: Job) -> None:
-        self.results.mask_written(job.row)
+        self.results.mask_written(job.row, job.mask_target)
         if self.journal is not None:
             self.journal.add(row_key(job.row), job.task.kind.value)
 
@@ -55,13 +60,12 @@ class RowSink:
         failure = RowFailure(job.row, reason, job.task.kind, job.task.num_classes, job.mask_target)
         if size is None and job.task.kind is not TaskKind.CLASSIFICATION:
             size = image_size(job.row.image_file)
-        fallbacks = self.results.fallbacks
-        if not self.results.fail(failure, size, self.default_size):
+        outcome = self.results.fail(failure, size, self.default_size)
+        if not outcome.settled:
             self.unsettled += 1
         elif self.journal is not None:
-            record = self.results.records.get(job.task.kind, {}).get(job.row.index)
-            self.journal.add(row_key(job.row), job.task.kind.value, record=record, failed=reason,
-                             fallback=self.results.fallbacks > fallbacks)
+            self.journal.add(row_key(job.row), job.task.kind.value, record=outcome.record, failed=reason,
+                             fallback=outcome.fallback)
 
     def batch_done(self) -> None:
         if self.journal is not None:
@@ -72,83 +76,108 @@ class RowSink:
                 self.journal.checkpoint_done(time.monotonic() - started)
 
 
-def read_input_rows(input_dir: Path) -> tuple[list[Row], list[str]]:
-    """Every CSV row of the input and the problems of whole CSV files (each logged); FatalError when no row."""
-    rows, problems = read_rows(input_dir)
-    for problem in problems:
+def read_input_rows(input_dir: Path) -> InputRows:
+    """The input's rows, streamed (``InputRows``); the problems of whole CSV files are logged here.
+
+    FatalError when there is no row at all."""
+    rows = InputRows.scan(input_dir)
+    for problem in rows.problems:
         log.error("%s", problem)
-    if not rows:
+    if not len(rows):
         raise FatalError(f"no data rows in {Path(input_dir) / CSV_FOLDER}/*.csv; nothing to predict")
-    return rows, problems
+    return rows
 
 
-def check_rows(rows: list[Row], folder: ModelFolder, guard: OutputGuard, results: Results,
+class JobStream:
+    """The rows the model must predict, one at a time, as ``Job``s; the others are settled on the way:
+    failed (with their fallback), or finished by an earlier run (``journal``, ``--resume``) and restored.
+
+    Iterated once. ``jobs`` and ``settled`` count what went by; ``on_settled`` is told of each settled row
+    (the pipeline's progress)."""
+
+    def __init__(self, rows: Iterable[Row], folder: ModelFolder, guard: OutputGuard, results: Results,
+                 journal: Journal | None = None):
+        self.rows, self.folder, self.guard, self.results, self.journal = rows, folder, guard, results, journal
+        self.jobs = self.settled = 0
+        self.on_settled: Callable[[int], None] = lambda count: None
+
+    def __iter__(self) -> Iterator[Job]:
+        manifest = self.folder.manifest
+        default_size = tuple(manifest.model.preprocessing.input_size)
+        done = self.journal.done if self.journal is not None else {}
+        for row in self.rows:
+            checked = check_row(row, manifest, self.guard)
+            if isinstance(checked, RowFailure):
+                self.results.fail(checked, image_size(row.image_file), default_size)
+            elif (entry := done.get(row_key(row))) is not None and (
+                    checked.mask_target is None or checked.mask_target.is_file()):  # a deleted mask is made again
+                self.results.restore(row, checked.task.kind, entry["record"], entry["failed"], entry["fallback"],
+                                     mask=checked.mask_target)
+            else:
+                self.jobs += 1
+                yield checked
+                continue
+            self.settled += 1
+            self.on_settled(1)
+
+
+def check_rows(rows: Iterable[Row], folder: ModelFolder, guard: OutputGuard, results: Results,
                journal: Journal | None = None) -> list[Job]:
-    """The rows the model must predict; the others are settled here: failed (with their fallback), or
-    finished by an earlier run (``journal``, ``--resume``) and restored."""
-    default_size = tuple(folder.manifest.model.preprocessing.input_size)
-    jobs: list[Job] = []
-    for row in rows:
-        checked = check_row(row, folder.manifest, guard)
-        if isinstance(checked, RowFailure):
-            results.fail(checked, image_size(row.image_file), default_size)
-        elif journal is not None and (done := journal.done.get(row_key(row))) is not None and (
-                checked.mask_target is None or checked.mask_target.is_file()):  # a deleted mask is made again
-            results.restore(row, checked.task.kind, done["record"], done["failed"], done["fallback"])
-        else:
-            jobs.append(checked)
-    return jobs
+    """``JobStream`` as a list (for callers that need every job at once, e.g. the Ray driver)."""
+    return list(JobStream(rows, folder, guard, results, journal))
 
 
 def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
     manifest = folder.manifest
-    all_rows, problems = read_input_rows(options.input_dir)
+    all_rows = read_input_rows(options.input_dir)
     rows = _shard_rows(all_rows, options)
+    tag = options.shard.tag if options.shard is not None else None
     guard = OutputGuard(options.output_dir, options.input_dir)
-    journal = Journal.start(guard.root, fingerprint(options.input_dir, folder, options),
-                            options.resume, tag=options.shard.tag if options.shard is not None else None)
-    results = Results(strict=options.strict, guard=guard)
+    journal = Journal.start(guard.root, fingerprint(options.input_dir, folder, options), options.resume, tag=tag)
+    results = Results(strict=options.strict, guard=guard, spool=RecordSpool(guard.root, tag))
     default_size = tuple(manifest.model.preprocessing.input_size)
-    jobs = check_rows(rows, folder, guard, results, journal)
     engine = make_engine(folder, options.engine, options.device, options.precision, options.threads, options.tta,
                          verify_hashes=options.verify_hashes)
     sink = RowSink(results, default_size, journal, checkpoints=options.shard is None)
     pipeline = Pipeline(engine, manifest.model.preprocessing, sink, options.batch_size,
                         options.workers, guard=guard, should_stop=stop_requested)
-    if jobs:
-        pipeline.run(jobs)
-    unwritten = _write_outputs(options, folder, all_rows, rows, results, len(problems))
+    jobs = JobStream(rows, folder, guard, results, journal)
+    jobs.on_settled = pipeline.settled
+    try:
+        pipeline.run(jobs, total=len(rows))
+        unwritten = _write_outputs(options, folder, all_rows, rows, results)
+    finally:
+        results.spool.close()
     journal.close(finished=not (pipeline.stopped or unwritten or sink.unsettled))
     guard.close()
     if pipeline.stopped:
-        raise RunInterrupted(interrupted_message(len(rows), len(jobs), pipeline.attempted))
+        raise RunInterrupted(interrupted_message(len(rows), jobs.settled + pipeline.attempted))
     if unwritten or sink.unsettled:
         log.error("%d output file(s) and %d row(s) could not be written; once the cause is fixed, run the same "
                   "command with --resume to write them", len(unwritten), sink.unsettled)
     written = [options.output_dir / name for name in PREDICTION_FILES.values()] if options.shard is None else []
-    written += [j.mask_target for j in jobs if j.mask_target is not None]
-    if not options.strict:
-        written += [f.mask_target for f in results.failed if f.mask_target is not None]
+    written += [Path(mask) for mask in results.masks]
     # a shard shares its folder with the other shards' masks and parts: only the whole run is audited
     outputs = audit_outputs(options.output_dir, written, warn_stale=options.shard is None)
+    problems = len(all_rows.problems)
     return RunSummary(
         layout=NAME, rows=len(rows), predicted=results.predicted,
-        failed=len(results.failed) + len(problems) + len(unwritten), fallbacks=results.fallbacks,
+        failed=results.failed + problems + len(unwritten), fallbacks=results.fallbacks,
         engine=engine.description, seconds=pipeline.seconds, outputs=outputs,
     )
 
 
-def _shard_rows(rows: list[Row], options: RunOptions) -> list[Row]:
+def _shard_rows(rows: InputRows, options: RunOptions) -> InputRows | ShardRows:
     """All rows, or only those of ``--shard I/N`` (``inference.shard``)."""
     if options.shard is None:
         return rows
-    from inference.shard import select_rows
+    from inference.shard import ShardRows
 
-    return select_rows(rows, options.shard)
+    return ShardRows(rows, options.shard)
 
 
-def _write_outputs(options: RunOptions, folder: ModelFolder, all_rows: list[Row], rows: list[Row],
-                   results: Results, problems: int) -> list[str]:
+def _write_outputs(options: RunOptions, folder: ModelFolder, all_rows: InputRows, rows: Iterable[Row],
+                   results: Results) -> list[str]:
     """The three JSON files; or, for a shard, its part file (``python -m inference merge`` joins them).
 
     Returns one line per file that could not be written."""
@@ -157,8 +186,7 @@ def _write_outputs(options: RunOptions, folder: ModelFolder, all_rows: list[Row]
     from inference.shard import write_part
 
     try:
-        write_part(options.output_dir, options.shard, all_rows, rows, results.records, folder,
-                   len(results.failed), problems)
+        write_part(options.output_dir, options.shard, all_rows, rows, results, folder)
     except OSError as exc:
         log.error("shard part file not written: %s", exc)
         return [str(exc)]

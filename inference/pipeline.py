@@ -1,6 +1,8 @@
 """Batched prediction of many images: decoding and mask encoding overlap with the model.
 
-Items are grouped by task and cut into batches. A small thread pool reads and
+Items are grouped by task and cut into batches, a window of ``window`` items at a time:
+items may come from a generator (rows streamed from CSV files) and are never all held. A
+small thread pool reads and
 preprocesses the images of the next batches while the engine runs the current one
 (``predictor.infer_batch``), and resizes, argmaxes and writes the masks of finished
 batches (OpenCV and file I/O release the GIL). At most ``prefetch`` batches are
@@ -25,7 +27,8 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Generic, Iterator, Protocol, Sequence, TypeVar
+from itertools import islice
+from typing import Callable, Generic, Iterable, Iterator, Protocol, Sequence, TypeVar
 
 import numpy as np
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -40,6 +43,10 @@ from inference.predictor import infer_batch
 from inference.writers import OutputGuard, write_mask
 
 log = logging.getLogger(__name__)
+
+#: Items grouped by task at a time: what the pipeline holds of a stream, whatever its length. A window
+#: ends each task's last batch early, so it costs at most one short batch per task per window.
+WINDOW = 4096
 
 
 class WorkItem(Protocol):
@@ -87,6 +94,13 @@ def make_batches(items: Sequence[Item], batch_size: int) -> list[Batch[Item]]:
     return [Batch(group[i:i + batch_size]) for group in groups.values() for i in range(0, len(group), batch_size)]
 
 
+def stream_batches(items: Iterable[Item], batch_size: int, window: int) -> Iterator[Batch[Item]]:
+    """``make_batches`` over consecutive windows of ``window`` items: batches as they are needed."""
+    source = iter(items)
+    while chunk := list(islice(source, window)):
+        yield from make_batches(chunk, batch_size)
+
+
 def _load(item: WorkItem, prep: Preprocessing) -> tuple[np.ndarray, Size]:
     """Worker: read and preprocess one image (the full-size array is dropped here)."""
     image = read_image(item.image_file)
@@ -125,7 +139,7 @@ class ProgressLog:
 class Pipeline(Generic[Item]):
     def __init__(self, engine: Engine, prep: Preprocessing, sink: Sink[Item], batch_size: int = 8,
                  workers: int = 2, prefetch: int = 2, max_pending: int = 64, guard: OutputGuard | None = None,
-                 should_stop: Callable[[], bool] | None = None):
+                 should_stop: Callable[[], bool] | None = None, window: int | None = None):
         self.engine, self.prep, self.sink, self.guard = engine, prep, sink, guard
         self.should_stop = should_stop or (lambda: False)
         self.progress_every = 30.0  # seconds between progress lines when stderr is not a terminal
@@ -133,15 +147,22 @@ class Pipeline(Generic[Item]):
         self.attempted = 0  # items of the batches run
         self.batch_size, self.workers = max(1, batch_size), max(1, workers)
         self.prefetch, self.max_pending = max(1, prefetch), max(1, max_pending)
+        self.window = max(self.batch_size, window or WINDOW)
         self.seconds = 0.0
+        self._settled = 0  # items settled outside the pipeline since the last progress update (``settled``)
 
-    def run(self, items: Sequence[Item]) -> None:
+    def settled(self, count: int = 1) -> None:
+        """Count ``count`` items of the progress ``total`` that were settled without the model (failed, resumed)."""
+        self._settled += count
+
+    def run(self, items: Iterable[Item], total: int | None = None) -> None:
+        """Predict every item; ``total``: the progress bar's length (default ``len(items)``)."""
         started = time.perf_counter()
-        batches = make_batches(items, self.batch_size)
+        total = len(items) if total is None else total  # type: ignore[arg-type]
         # log lines during the loop go through tqdm.write, so they never land inside the progress bar line
         with logging_redirect_tqdm(), ThreadPoolExecutor(self.workers, thread_name_prefix="io") as pool, \
-                _progress(len(items)) as bar:
-            upcoming: Iterator[Batch[Item]] = iter(batches)
+                _progress(total) as bar:
+            upcoming: Iterator[Batch[Item]] = stream_batches(items, self.batch_size, self.window)
             loading: deque[tuple[Batch[Item], list[Future]]] = deque()
             writing: deque[tuple[Item, Future]] = deque()
 
@@ -154,7 +175,8 @@ class Pipeline(Generic[Item]):
                 load_next()
             first = True
             batch_done = getattr(self.sink, "batch_done", None)
-            progress_log = ProgressLog(len(items), enabled=bool(bar.disable), every=self.progress_every)
+            progress_log = ProgressLog(total, enabled=bool(bar.disable), every=self.progress_every)
+            done = 0
             while loading:
                 if self.should_stop():
                     self.stopped = True
@@ -167,15 +189,19 @@ class Pipeline(Generic[Item]):
                 self._run_batch(batch, futures, pool, writing)
                 self._log_batch(batch, first)
                 first = False
-                bar.update(len(batch.items))
                 self.attempted += len(batch.items)
-                progress_log.update(self.attempted)
+                bar.update(len(batch.items) + self._settled)
+                done += len(batch.items) + self._settled
+                self._settled = 0
+                progress_log.update(done)
                 while len(writing) > self.max_pending:
                     self._collect(*writing.popleft())
                 if batch_done is not None:
                     batch_done()
             while writing:
                 self._collect(*writing.popleft())
+            bar.update(self._settled)  # items settled after the last batch
+            self._settled = 0
         self.seconds = time.perf_counter() - started
 
     @staticmethod

@@ -102,12 +102,14 @@ def predict_rows(options, folder: ModelFolder, actors: int, gpus_per_actor: floa
 
     from inference.batch_layout import RowSink, check_rows, read_input_rows
     from inference.layouts import RunSummary
+    from inference.record_spool import RecordSpool
     from inference.results import Results
     from inference.writers import OutputGuard
 
     manifest = folder.manifest
-    rows, problems = read_input_rows(options.input_dir)
-    guard, results = OutputGuard(options.output_dir, options.input_dir), Results(strict=options.strict)
+    rows = read_input_rows(options.input_dir)
+    guard = OutputGuard(options.output_dir, options.input_dir)
+    results = Results(strict=options.strict, spool=RecordSpool(guard.root, "ray"))
     sink = RowSink(results, tuple(manifest.model.preprocessing.input_size))
     jobs = {job.row.index: job for job in check_rows(rows, folder, guard, results)}
     started = time.perf_counter()
@@ -126,9 +128,12 @@ def predict_rows(options, folder: ModelFolder, actors: int, gpus_per_actor: floa
             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}},
         )
         _collect(dataset, jobs, sink)
-    results.write_json(options.output_dir)
+    try:
+        results.write_json(options.output_dir)
+    finally:
+        results.spool.close()
     return RunSummary(layout="batch (Ray)", rows=len(rows), predicted=results.predicted,
-                      failed=len(results.failed) + len(problems), fallbacks=results.fallbacks,
+                      failed=results.failed + len(rows.problems), fallbacks=results.fallbacks,
                       engine=f"Ray {ray.__version__}, {actors} actors", seconds=time.perf_counter() - started)
 
 

@@ -5,8 +5,9 @@ Failed rows get the documented fallback prediction (``postprocess.fallback``) un
 or a segmentation row without a usable mask path, cannot get one.
 
 Records are kept as the JSON payload they become (``model_dump(mode="json")``), so rows
-restored from a journal (``--resume``) write the same bytes as rows predicted now. Each
-JSON file is written on its own: a file that cannot be written (a full disk) is reported
+restored from a journal (``--resume``) write the same bytes as rows predicted now; they
+wait in a ``RecordSpool`` (on disk in the output folder), so memory does not grow with the
+number of rows, and each JSON file is streamed out of it. Each JSON file is written on its own: a file that cannot be written (a full disk) is reported
 with the bytes it needed, and the others are still written.
 """
 
@@ -16,91 +17,105 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from inference.batch_csv import Row, RowFailure
 from contract.kinds import Prediction, Size, fallback
 from contract.kinds import PREDICTION_FILES
 from contract.tasks import TaskKind
 from inference.errors import describe
-from inference.writers import OutputGuard, write_json_records, write_mask
+from inference.record_spool import RecordSpool
+from inference.writers import OutputGuard, json_chunks, write_json_records, write_mask
 
 log = logging.getLogger(__name__)
+
+
+class Settled(NamedTuple):
+    """What ``Results.fail`` did with a failed row."""
+
+    settled: bool  # its fallback is in place, or it gets none by design (False: a --resume retries it)
+    record: dict | None = None  # its fallback record (JSON kinds)
+    fallback: bool = False  # a fallback prediction was written
 
 
 @dataclass
 class Results:
     strict: bool = False
     guard: OutputGuard | None = None  # writes re-checked inside the output folder when given
-    records: dict[TaskKind, dict[int, dict]] = field(default_factory=lambda: {k: {} for k in PREDICTION_FILES})
+    spool: RecordSpool = field(default_factory=RecordSpool)  # the JSON records (on disk when given a folder)
     predicted: Counter = field(default_factory=Counter)  # task_id -> rows predicted by the model
-    failed: list[RowFailure] = field(default_factory=list)
+    failed: int = 0  # failed rows (each logged with its reason)
     fallbacks: int = 0
+    masks: set[str] = field(default_factory=set)  # every mask of the run's rows in place (for the output audit)
 
     def add(self, row: Row, prediction: Prediction) -> dict:
         """A JSON-kind prediction of the model (masks are written by the pipeline); returns its payload."""
         payload = prediction.record(row.image_path, row.task_id).model_dump(mode="json")
-        self.records[prediction.kind][row.index] = payload
+        self.spool.add(prediction.kind, row.index, payload)
         self.predicted[row.task_id] += 1
         return payload
 
-    def mask_written(self, row: Row) -> None:
+    def mask_written(self, row: Row, target: Path) -> None:
         self.predicted[row.task_id] += 1
+        self.masks.add(str(target))
 
-    def fail(self, failure: RowFailure, size: Size | None, default_size: Size) -> bool:
-        """Log one clear line for the row; write its fallback prediction unless strict.
-
-        True when the row is settled (its fallback is in place, or it gets none by design);
-        False when its fallback could not be written (a later ``--resume`` tries the row again).
-        """
+    def fail(self, failure: RowFailure, size: Size | None, default_size: Size) -> Settled:
+        """Log one clear line for the row; write its fallback prediction unless strict."""
         log.error("row failed: %s: %s", failure.row.where, failure.reason)
-        self.failed.append(failure)
+        self.failed += 1
         if self.strict:
-            return True
+            return Settled(True)
         kind, count = failure.kind, failure.num_classes
         if kind is None or (count is None and kind in (TaskKind.CLASSIFICATION, TaskKind.REGRESSION)):
             log.error("  no fallback prediction for %s: its task kind or size is unknown", failure.row.where)
-            return True
+            return Settled(True)
         if kind is TaskKind.SEGMENTATION and failure.mask_target is None:
             log.error("  no fallback mask for %s: no usable mask_path", failure.row.where)
-            return True
+            return Settled(True)
+        record = None
         try:
             prediction = fallback(kind, count or 1, size or default_size)
             if kind is TaskKind.SEGMENTATION:
                 write_mask(failure.mask_target, prediction.mask, self.guard)
+                self.masks.add(str(failure.mask_target))
             else:
-                self.records[kind][failure.row.index] = prediction.record(
-                    failure.row.image_path, failure.row.task_id).model_dump(mode="json")
+                record = prediction.record(failure.row.image_path, failure.row.task_id).model_dump(mode="json")
+                self.spool.add(kind, failure.row.index, record)
         except (OSError, ValueError) as exc:
             log.error("  fallback prediction for %s could not be written: %s", failure.row.where, exc)
-            return False
+            return Settled(False)
         except Exception as exc:  # e.g. MemoryError for a huge empty mask: this row only
             log.error("  fallback prediction for %s could not be made: %s", failure.row.where, describe(exc))
-            return False
+            return Settled(False)
         self.fallbacks += 1
-        return True
+        return Settled(True, record, fallback=True)
 
-    def restore(self, row: Row, kind: TaskKind, payload: dict | None, failure: str | None, fallback_written: bool) -> None:
+    def restore(self, row: Row, kind: TaskKind, payload: dict | None, failure: str | None, fallback_written: bool,
+                mask: Path | None = None) -> None:
         """A row finished by an earlier, interrupted run (from the journal), counted as then."""
+        if mask is not None:
+            self.masks.add(str(mask))
         if payload is not None:
-            self.records[kind][row.index] = payload
+            self.spool.add(kind, row.index, payload)
         if failure is None:
             self.predicted[row.task_id] += 1
             return
         log.error("row failed (before the resume): %s: %s", row.where, failure)
-        self.failed.append(RowFailure(row, failure, kind))
+        self.failed += 1
         self.fallbacks += int(fallback_written)
 
     def write_json(self, output_dir: Path, level: int = logging.ERROR) -> list[str]:
-        """The three JSON files, always (an empty list for an absent kind), in CSV row order.
+        """The three JSON files, always (an empty list for an absent kind), in CSV row order, each streamed
+        from the spool.
 
         Each file on its own: returns one line per file that could not be written (also logged).
         """
         problems = []
         for kind, name in PREDICTION_FILES.items():
-            ordered = [self.records[kind][i] for i in sorted(self.records[kind])]
             try:
+                count, size, records = self.spool.ordered(kind)
                 folder = self.guard.root if self.guard is not None else Path(output_dir)
-                write_json_records(folder / name, ordered, self.guard)
+                write_json_records(folder / name, json_chunks((text for _, text in records), count, size), self.guard)
             except OSError as exc:
                 log.log(level, "output file not written: %s", exc)
                 problems.append(str(exc))

@@ -25,15 +25,18 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from array import array
+from typing import TYPE_CHECKING, Iterable, Iterator
 
-from contract.atomic import atomic_write_bytes
+from contract.atomic import Chunks, atomic_write_bytes
 from contract.kinds import PREDICTION_FILES
 from contract.manifest import MANIFEST_NAME, ModelFolder, sha256_of
-from contract.tasks import TaskKind
 from inference.batch_csv import Row
-from inference.errors import FatalError, OutputPathError
+from inference.errors import FatalError
 from inference.writers import OutputGuard
+
+if TYPE_CHECKING:
+    from inference.results import Results
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +111,26 @@ def shard_of(row: Row, count: int) -> int:
     return int.from_bytes(row_key(row.csv_name, row.image_path, row.task_id)[:8], "big") % count
 
 
-def select_rows(rows: Sequence[Row], shard: Shard) -> list[Row]:
+def select_rows(rows: Iterable[Row], shard: Shard) -> list[Row]:
     """The rows of ``shard`` (their ``index`` is still their position in the whole input)."""
-    return [row for row in rows if shard_of(row, shard.count) == shard.index]
+    return list(ShardRows(rows, shard))
+
+
+class ShardRows:
+    """The rows of one shard, streamed from the whole input's rows (``InputRows``) on each iteration."""
+
+    def __init__(self, rows: Iterable[Row], shard: Shard):
+        self.rows, self.shard = rows, shard
+        self._count: int | None = None
+
+    def __iter__(self) -> Iterator[Row]:
+        count = self.shard.count
+        return (row for row in self.rows if shard_of(row, count) == self.shard.index)
+
+    def __len__(self) -> int:
+        if self._count is None:
+            self._count = sum(1 for _ in self)
+        return self._count
 
 
 def rows_digest(rows: Iterable[Row]) -> str:
@@ -126,50 +146,61 @@ def model_digest(folder: ModelFolder) -> str:
     return sha256_of(folder.path / MANIFEST_NAME)
 
 
-def mask_paths(rows: Iterable[Row], output_dir: Path) -> list[str]:
-    """The masks (relative to the output folder) that the shard's rows produced, in row order."""
-    guard = OutputGuard(output_dir)
-    found = []
-    for row in rows:
-        if row.mask_path is None:
-            continue
-        try:
-            target = guard.mask_target(row.mask_path)
-        except OutputPathError:
-            continue
-        if target.is_file():
-            found.append(target.relative_to(guard.root).as_posix())
-    return found
+def write_part(output_dir: Path, shard: Shard, all_rows: Iterable[Row], rows: Iterable[Row], results: "Results",
+               folder: ModelFolder) -> Path:
+    """The shard's part file (``PART_FOLDER/part-I-of-N.json``), streamed and written atomically.
 
-
-def write_part(output_dir: Path, shard: Shard, all_rows: Sequence[Row], rows: Sequence[Row],
-               records: dict[TaskKind, dict[int, Any]], folder: ModelFolder, failed: int, problems: int) -> Path:
-    """The shard's part file (``PART_FOLDER/part-I-of-N.json``), written atomically.
-
-    ``records`` are the run's validated records by kind and row index (``Results.records``).
+    ``all_rows``: the whole input (``InputRows``: its ``problems`` are counted), ``rows``: this shard's,
+    ``results``: the run's (records streamed from its spool, masks in place, failures).
     """
-    payload = {
+    guard = OutputGuard(output_dir)
+    head = {
         "format": PART_FORMAT,
         "version": PART_VERSION,
         "shard": shard.index,
         "shards": shard.count,
         "model_sha256": model_digest(folder),
-        "input_rows": len(all_rows),
+        "input_rows": len(all_rows),  # type: ignore[arg-type]
         "input_digest": rows_digest(all_rows),
-        "input_problems": problems,
-        "failed": failed,
-        "rows": [row.index for row in rows],
-        "records": [
-            [index, kind.value, record if isinstance(record, dict) else record.model_dump(mode="json")]
-            for kind, by_index in records.items() for index, record in sorted(by_index.items())
-        ],
-        "masks": mask_paths(rows, output_dir),
+        "input_problems": len(getattr(all_rows, "problems", ())),
+        "failed": results.failed,
     }
+    indexes = array("q", (row.index for row in rows))
+    masks = sorted(Path(mask).relative_to(guard.root).as_posix() for mask in results.masks)
+    streams = []
+    for kind in PREDICTION_FILES:
+        count, size, records = results.spool.ordered(kind)
+        streams.append((kind.value, count, size, records))
+
+    def pieces() -> Iterator[bytes]:
+        yield json.dumps(head, separators=(",", ":"))[:-1].encode() + b',"rows":['
+        yield from _joined(str(i).encode() for i in indexes)
+        yield b'],"records":['
+        yield from _joined(f'[{index},"{kind}",'.encode() + text.strip() + b"]"
+                           for kind, _, _, records in streams for index, text in records)
+        yield b'],"masks":' + json.dumps(masks, separators=(",", ":")).encode() + b"}\n"
+
     target = Path(output_dir) / PART_FOLDER / shard.part_name
-    text = json.dumps(payload, separators=(",", ":"), allow_nan=False) + "\n"
-    atomic_write_bytes(target, text.encode("utf-8"), durable=True)
-    log.info("shard %s: %d of %d rows; part written to %s", shard, len(rows), len(all_rows), target)
+    atomic_write_bytes(target, Chunks(_pieces_of(pieces())), durable=True)
+    log.info("shard %s: %d of %d rows; part written to %s", shard, len(indexes), len(all_rows), target)  # type: ignore[arg-type]
     return target
+
+
+def _joined(items: Iterable[bytes]) -> Iterator[bytes]:
+    """``items`` separated by commas."""
+    for number, item in enumerate(items):
+        yield b"," + item if number else item
+
+
+def _pieces_of(parts: Iterable[bytes], size: int = 1 << 20) -> Iterator[bytes]:
+    """Small byte strings gathered into pieces of about ``size`` bytes (fewer writes)."""
+    buffer = bytearray()
+    for part in parts:
+        buffer += part
+        if len(buffer) >= size:
+            yield bytes(buffer)
+            buffer.clear()
+    yield bytes(buffer)
 
 
 def shard_option(text: str | None, layout_name: str) -> Shard | None:

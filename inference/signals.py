@@ -52,9 +52,8 @@ def graceful_stop() -> Iterator[None]:
         _received.clear()
 
 
-def interrupted_message(rows: int, todo: int, attempted: int) -> str:
+def interrupted_message(rows: int, done: int) -> str:
     """The one line a stopped run ends with: what is done, and how to finish."""
-    done = rows - todo + attempted
     return (f"stopped by {received_name() or 'a signal'} after the current batch: {done} of {rows} rows are done "
             f"and written (the JSON files list them); run the same command with --resume to finish the other "
             f"{rows - done}")

@@ -16,12 +16,12 @@ import json
 import os
 import threading
 from pathlib import Path, PurePosixPath
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
 
-from contract.atomic import UnsafePathError, atomic_write_under
+from contract.atomic import Chunks, Data, UnsafePathError, atomic_write_under
 from contract.atomic import atomic_write_bytes as _atomic_write_bytes
 from inference.errors import OutputPathError
 from contract.kinds import Record
@@ -77,7 +77,7 @@ class OutputGuard:
                 os.close(self._root_fd)
                 self._root_fd = None
 
-    def write_bytes(self, target: Path, data: bytes, durable: bool = False) -> Path:
+    def write_bytes(self, target: Path, data: Data, durable: bool = False) -> Path:
         """Write ``data`` atomically at ``target`` (inside the output folder), never through a symbolic link."""
         target = Path(target)
         try:
@@ -116,7 +116,7 @@ class OutputGuard:
         return self.resolve(str(PurePosixPath(*parts)))
 
 
-def _write(target: Path, data: bytes, guard: OutputGuard | None, durable: bool = False) -> Path:
+def _write(target: Path, data: Data, guard: OutputGuard | None, durable: bool = False) -> Path:
     if guard is not None:
         return guard.write_bytes(target, data, durable=durable)
     try:
@@ -132,9 +132,38 @@ def json_bytes(records: Sequence[Record | dict]) -> bytes:
     return (json.dumps(payload, indent=1, allow_nan=False) + "\n").encode("utf-8")
 
 
-def write_json_records(target: Path, records: Sequence[Record | dict], guard: OutputGuard | None = None) -> Path:
-    """Validated records -> a JSON list, written atomically (plain Python floats and ints only)."""
-    return _write(Path(target), json_bytes(records), guard, durable=True)
+def record_text(record: Record | dict) -> bytes:
+    """One record as it stands inside its JSON file (``json_bytes``): indented one level, no separator."""
+    payload = record if isinstance(record, dict) else record.model_dump(mode="json")
+    return (" " + json.dumps(payload, indent=1, allow_nan=False).replace("\n", "\n ")).encode("utf-8")
+
+
+def json_chunks(texts: Iterable[bytes], count: int, text_bytes: int, piece: int = 1 << 20) -> Chunks:
+    """A JSON file streamed from its records' ``record_text`` (``count`` of them, ``text_bytes`` in all),
+    byte for byte ``json_bytes`` of the same records, in pieces of about ``piece`` bytes."""
+    if count == 0:
+        return Chunks([b"[]\n"], 3)
+
+    def pieces() -> Iterator[bytes]:
+        buffer = bytearray(b"[\n")
+        for number, text in enumerate(texts):
+            if number:
+                buffer += b",\n"
+            buffer += text
+            if len(buffer) >= piece:
+                yield bytes(buffer)
+                buffer.clear()
+        buffer += b"\n]\n"
+        yield bytes(buffer)
+
+    return Chunks(pieces(), 2 + text_bytes + 2 * (count - 1) + 3)
+
+
+def write_json_records(target: Path, records: Sequence[Record | dict] | Chunks,
+                       guard: OutputGuard | None = None) -> Path:
+    """Validated records (or a streamed file, ``json_chunks``) -> a JSON list, written atomically."""
+    data = records if isinstance(records, Chunks) else json_bytes(records)
+    return _write(Path(target), data, guard, durable=True)
 
 
 def encode_png(mask: np.ndarray) -> bytes:

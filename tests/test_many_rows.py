@@ -1,0 +1,167 @@
+"""Many rows in flat memory: rows streamed from the CSVs, records spooled to disk, JSON files streamed out.
+
+What a user relies on: a run over 100,000 rows needs no more memory than one over 1,000
+(``benchmarks.scale memory`` measures whole runs; these tests pin the parts), and the files
+are byte for byte what writing everything at once gives.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from contract.kinds import PREDICTION_FILES
+from contract.tasks import TaskKind
+from inference import pipeline as pipeline_module
+from inference.batch_csv import InputRows, read_rows
+from inference.cli import main
+from inference.errors import FatalError
+from inference.record_spool import SPOOL_PREFIX, RecordSpool
+from inference.results import Results
+from inference.writers import json_bytes, json_chunks, record_text
+
+from test_inference_cli import GOOD_ROWS, make_input
+
+ROWS = 20_000
+
+
+def _record(i: int) -> dict:
+    return {"image_path": f"../images/caf\u00e9_{i}.png", "task_id": "organ_cls",
+            "probabilities": [i / 7, 1 - i / 7, 1e-9], "extra": {"nested": [i, {"deep": None}], "empty": []}}
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 17])
+def test_streamed_json_equals_the_json_written_at_once(count):
+    records = [_record(i) for i in range(count)]
+    texts = [record_text(r) for r in records]
+    chunks = json_chunks(iter(texts), count, sum(map(len, texts)), piece=64)
+    data = b"".join(chunks)
+    assert data == json_bytes(records)
+    assert len(chunks) == len(data)  # the size a full-disk message quotes
+
+
+def test_spool_returns_records_in_row_order_from_disk_and_is_removed(tmp_path):
+    spool = RecordSpool(tmp_path, "part-0001-of-0002")
+    for index in (5, 2, 9, 2):  # row 2 stored twice: the last record wins
+        spool.add(TaskKind.CLASSIFICATION, index, _record(index * 10 + (index == 2) * len(spool.path.name)))
+    spool.add(TaskKind.DETECTION, 3, _record(3))
+    files = [p.name for p in tmp_path.iterdir()]
+    assert files == [f"{SPOOL_PREFIX}.part-0001-of-0002.spool"]  # on disk, a bookkeeping name
+    count, size, records = spool.ordered(TaskKind.CLASSIFICATION)
+    got = list(records)
+    assert [i for i, _ in got] == [2, 5, 9] and count == 3
+    assert json.loads(got[0][1]) == _record(20 + len(spool.path.name))
+    assert size == sum(len(text) for _, text in got)
+    assert spool.count(TaskKind.REGRESSION) == 0 and spool.count(TaskKind.DETECTION) == 1
+    spool.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_spool_keeps_records_in_memory_and_loses_none(tmp_path, caplog):
+    spool = RecordSpool(tmp_path)
+    spool.path.mkdir()  # the spool's name is taken by a folder: it cannot be opened as a file
+    caplog.set_level(logging.WARNING)
+    for index in (3, 1, 2):
+        spool.add(TaskKind.REGRESSION, index, _record(index))
+    count, size, records = spool.ordered(TaskKind.REGRESSION)
+    assert b"".join(json_chunks((t for _, t in records), count, size)) == json_bytes([_record(i) for i in (1, 2, 3)])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "keeping them in memory" in warnings[0] and SPOOL_PREFIX in warnings[0]
+
+
+class _Row:
+    def __init__(self, index: int):
+        self.index, self.image_path, self.task_id = index, f"../images/{index}.png", "organ_cls"
+
+
+class _Prediction:
+    kind = TaskKind.CLASSIFICATION
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def record(self, image_path, task_id):
+        class Payload:
+            def model_dump(_self, mode):
+                return {"image_path": image_path, "task_id": task_id, "probabilities": [self.index / ROWS]}
+        return Payload()
+
+
+def test_results_hold_a_few_bytes_per_row_and_write_the_same_file(tmp_path):
+    results = Results(spool=RecordSpool(tmp_path / "out"))
+    (tmp_path / "out").mkdir()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for index in reversed(range(ROWS)):  # predicted out of order, as batches grouped by task are
+        results.add(_Row(index), _Prediction(index))
+    grown = sum(stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    tracemalloc.stop()
+    # a record dict held in memory costs about 700 bytes; the spool keeps 3 integers per row
+    assert grown / ROWS < 64, f"{grown / ROWS:.0f} bytes per row"
+    assert results.write_json(tmp_path / "out") == []
+    results.spool.close()
+    expected = [{"image_path": f"../images/{i}.png", "task_id": "organ_cls", "probabilities": [i / ROWS]}
+                for i in range(ROWS)]
+    assert (tmp_path / "out" / PREDICTION_FILES[TaskKind.CLASSIFICATION]).read_bytes() == json_bytes(expected)
+    assert (tmp_path / "out" / PREDICTION_FILES[TaskKind.DETECTION]).read_bytes() == b"[]\n"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(PREDICTION_FILES.values())
+
+
+def _big_input(root: Path, rows: int) -> Path:
+    (root / "csv_files").mkdir(parents=True)
+    with (root / "csv_files" / "a.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image_path", "task_id", "task_name", "num_classes"])
+        writer.writerows([f"../images/img_{i:06d}.png", "organ_cls", "classification", "6"] for i in range(rows))
+    (root / "csv_files" / "b.csv").write_text("no,useful,columns\n1,2,3\n")
+    (root / "csv_files" / "c.csv").write_text("image_path,task_id\n../images/last.png,IUGC\n")
+    return root
+
+
+def test_rows_are_streamed_not_held(tmp_path):
+    inp = _big_input(tmp_path / "in", ROWS)
+    tracemalloc.start()
+    rows = InputRows.scan(inp)
+    count, last = 0, None
+    for row in rows:
+        count, last = count + 1, row
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert count == len(rows) == ROWS + 1
+    assert (last.index, last.csv_name, last.image_path, last.task_id) == (ROWS, "c.csv", "../images/last.png", "IUGC")
+    assert len(rows.problems) == 1 and rows.problems[0].startswith("b.csv: no column(s) ['image_path', 'task_id']")
+    # the same rows as a list take 0.6-0.9 KB each (12-18 MB here); streamed, a few rows at a time, plus
+    # pathlib's table of interned names (about 2 MB, the same at 20,000 or 100,000 rows)
+    assert peak < 5_000_000, f"peak {peak / 1e6:.1f} MB while streaming {ROWS} rows"
+    listed, problems = read_rows(inp)
+    assert [r.index for r in listed] == list(range(ROWS + 1)) and problems == rows.problems
+
+
+def test_a_csv_changed_during_the_run_stops_it_with_a_clear_error(tmp_path):
+    inp = _big_input(tmp_path / "in", 10)
+    rows = InputRows.scan(inp)
+    with (inp / "csv_files" / "a.csv").open("a") as handle:
+        handle.write("../images/added.png,organ_cls,classification,6\n")
+    with pytest.raises(FatalError, match="the CSV files changed while the run read them"):
+        list(rows)
+
+
+def test_a_small_window_predicts_the_same_bytes(tmp_path, tiny_model_dir, monkeypatch):
+    """Rows grouped by task a window at a time (as for a long input) give the outputs of one window."""
+    inp = make_input(tmp_path / "in", GOOD_ROWS * 5)
+    outputs = {}
+    for window in (pipeline_module.WINDOW, 3):
+        monkeypatch.setattr(pipeline_module, "WINDOW", window)
+        out = tmp_path / f"out-{window}"
+        assert main(["--input", str(inp), "--output", str(out), "--weights", str(tiny_model_dir),
+                     "--batch-size", "2"]) == 0
+        outputs[window] = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    assert outputs[3] == outputs[pipeline_module.WINDOW]
+    assert sorted(outputs[3]) == sorted([*PREDICTION_FILES.values(), "Segmentation/ds/MASKS/wide.png",
+                                         "Segmentation/multi/MASKS/tall.png"])
+    assert len(json.loads(outputs[3]["classification_predictions.json"])) == 10
