@@ -15,7 +15,7 @@ from contract.tasks import TaskKind
 from inference.batch_csv import InputRows, Job, Row, RowFailure, check_row
 from inference.ensemble import make_engine
 from inference.errors import FatalError, RunInterrupted
-from inference.journal import Journal, fingerprint, row_key
+from inference.journal import FinishedRows, Journal, fingerprint, row_key
 from inference.layouts import RunOptions, RunSummary
 from inference.output_audit import audit_outputs
 from inference.pipeline import Pipeline
@@ -104,7 +104,7 @@ class JobStream:
     def __iter__(self) -> Iterator[Job]:
         manifest = self.folder.manifest
         default_size = tuple(manifest.model.preprocessing.input_size)
-        done = self.journal.done if self.journal is not None else {}
+        done = self.journal.done if self.journal is not None else FinishedRows()
         for row in self.rows:
             checked = check_row(row, manifest, self.guard)
             if isinstance(checked, RowFailure):

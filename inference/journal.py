@@ -9,7 +9,8 @@ the OS after every batch, so they survive a SIGKILL (a half-written last line is
 ignored). A row whose outputs could not be written (a full disk) is not journaled:
 ``--resume`` tries it again.
 
-``--resume`` keeps the journaled rows (their records come back byte for byte) and
+``--resume`` keeps the journaled rows (their records come back byte for byte, read back
+from the journal as each row comes up: ``FinishedRows`` holds 24 bytes per row) and
 predicts the others; a journal of other inputs, another model or other options is
 refused. Without ``--resume`` a run starts afresh: the old journal and the three JSON
 files of an earlier run are removed first, so no stale JSON looks current. The JSON
@@ -27,9 +28,12 @@ import json
 import logging
 import os
 import time
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from contract.csv_layout import list_csv_files
 from contract.kinds import PREDICTION_FILES
@@ -79,11 +83,61 @@ def fingerprint(input_dir: Path, folder: ModelFolder, options: Any) -> dict[str,
     }
 
 
+def _key_hash(key: Key) -> int:
+    digest = hashlib.blake2b("\0".join(map(str, key)).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+class FinishedRows:
+    """The journal's rows of an earlier run, by key, without holding them: 24 bytes per row in memory
+    (a 64-bit hash of the key, the line's offset and length); ``get`` reads the line back from the journal."""
+
+    def __init__(self):
+        self._hashes, self._offsets, self._lengths = array("q"), array("q"), array("q")
+        self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._fd: int | None = None  # the journal, open for reading back lines
+
+    def add(self, key: Key, offset: int, length: int) -> None:
+        self._hashes.append(_key_hash(key))
+        self._offsets.append(offset)
+        self._lengths.append(length)
+
+    def open(self, path: Path) -> None:
+        """The rows are all added: sort them by hash (a key journaled twice: its last line wins)."""
+        hashes = np.array(self._hashes, dtype=np.int64)
+        order = np.argsort(hashes, kind="stable")
+        self._sorted = (hashes[order], np.array(self._offsets, dtype=np.int64)[order],
+                        np.array(self._lengths, dtype=np.int64)[order])
+        self._hashes = self._offsets = self._lengths = array("q")
+        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __len__(self) -> int:
+        return 0 if self._sorted is None else len(self._sorted[0])
+
+    def get(self, key: Key) -> dict[str, Any] | None:
+        """The journal entry of ``key`` (its record, failure, fallback), or None when it was not finished."""
+        if not len(self) or self._fd is None:
+            return None
+        hashes, offsets, lengths = self._sorted
+        wanted = _key_hash(key)
+        first, last = np.searchsorted(hashes, wanted, "left"), np.searchsorted(hashes, wanted, "right")
+        for slot in range(last - 1, first - 1, -1):  # the last line of this key first
+            entry = json.loads(os.pread(self._fd, int(lengths[slot]), int(offsets[slot])))
+            if (entry["key"][0], int(entry["key"][1]), entry["key"][2], entry["key"][3]) == key:
+                return entry
+        return None
+
+
 @dataclass
 class Journal:
     path: Path
     header: dict[str, Any]
-    done: dict[Key, dict[str, Any]] = field(default_factory=dict)  # rows finished before this run
+    done: "FinishedRows" = field(default_factory=lambda: FinishedRows())  # rows finished before this run
     _handle: Any = None
     _broken: bool = False
     _last_checkpoint: float | None = None
@@ -111,30 +165,36 @@ class Journal:
 
     def _read(self) -> None:
         try:
-            content = self.path.read_bytes()
+            handle = self.path.open("rb")
         except FileNotFoundError:
             log.info("--resume: no journal in %s (nothing was interrupted there); predicting every row",
                      self.path.parent)
             return
-        lines = content.split(b"\n")
-        try:
-            header = json.loads(lines[0])
-        except ValueError:
-            raise FatalError(f"{self.path} is not a journal this runtime can read; run without --resume "
-                             "to start afresh") from None
-        if header != self.header:
-            changed = [k for k in self.header if header.get(k) != self.header[k]] or ["format"]
-            raise FatalError(f"--resume: the journal in {self.path.parent} was written for other "
-                             f"{', '.join(changed)} than this run's; run without --resume to start afresh")
-        for number, line in enumerate(lines[1:-1], start=2):  # lines[-1]: b"" or a line cut by a kill
+        with handle:
             try:
-                entry = json.loads(line)
-                key = (entry["key"][0], int(entry["key"][1]), entry["key"][2], entry["key"][3])
-            except (ValueError, KeyError, IndexError, TypeError):
-                raise FatalError(f"{self.path} line {number} is damaged; run without --resume to start afresh") from None
-            self.done[key] = entry
-        if lines[-1]:
-            os.truncate(self.path, len(content) - len(lines[-1]))  # appends start on a line of their own
+                header = json.loads(handle.readline())
+            except ValueError:
+                raise FatalError(f"{self.path} is not a journal this runtime can read; run without --resume "
+                                 "to start afresh") from None
+            if header != self.header:
+                changed = [k for k in self.header if header.get(k) != self.header[k]] or ["format"]
+                raise FatalError(f"--resume: the journal in {self.path.parent} was written for other "
+                                 f"{', '.join(changed)} than this run's; run without --resume to start afresh")
+            offset, number = handle.tell(), 1
+            for line in handle:
+                number += 1
+                if not line.endswith(b"\n"):  # a line cut by a kill: appends start on a line of their own
+                    os.truncate(self.path, offset)
+                    break
+                try:
+                    entry = json.loads(line)
+                    key = (entry["key"][0], int(entry["key"][1]), entry["key"][2], entry["key"][3])
+                except (ValueError, KeyError, IndexError, TypeError):
+                    raise FatalError(f"{self.path} line {number} is damaged; run without --resume to start "
+                                     "afresh") from None
+                self.done.add(key, offset, len(line))
+                offset += len(line)
+        self.done.open(self.path)
         log.info("--resume: %d row(s) finished before; predicting the others", len(self.done))
 
     def _open(self, write_header: bool) -> None:
@@ -183,6 +243,7 @@ class Journal:
 
     def close(self, finished: bool) -> None:
         """Close; ``finished`` (every row settled and written): the journal is no longer needed."""
+        self.done.close()
         if self._handle is not None:
             try:
                 self._handle.close()

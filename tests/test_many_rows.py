@@ -165,3 +165,34 @@ def test_a_small_window_predicts_the_same_bytes(tmp_path, tiny_model_dir, monkey
     assert sorted(outputs[3]) == sorted([*PREDICTION_FILES.values(), "Segmentation/ds/MASKS/wide.png",
                                          "Segmentation/multi/MASKS/tall.png"])
     assert len(json.loads(outputs[3]["classification_predictions.json"])) == 10
+
+
+def test_resume_reads_finished_rows_back_from_the_journal(tmp_path, monkeypatch):
+    """--resume holds 24 bytes per finished row and reads each row's entry back; colliding hashes are told
+    apart by the key, and a row journaled twice gives its last entry."""
+    from inference import journal as journal_module
+
+    header = {"journal": 1, "inputs": "x"}
+    first = journal_module.Journal.start(tmp_path, header, resume=False)
+    keys = [(f"{i % 3}.csv", i + 2, f"../images/{i}.png", "organ_cls") for i in range(ROWS)]
+    for i, key in enumerate(keys):
+        first.add(key, "classification", record=_record(i))
+    first.add(keys[7], "classification", record=_record(-7), failed="image unreadable", fallback=True)
+    first.flush()
+    first.close(finished=False)
+    tracemalloc.start()
+    resumed = journal_module.Journal.start(tmp_path, header, resume=True)
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(resumed.done) == ROWS + 1 and current / ROWS < 64, f"{current / ROWS:.0f} bytes per row"
+    assert resumed.done.get(keys[5])["record"] == _record(5)
+    assert resumed.done.get(keys[7])["failed"] == "image unreadable"  # the last entry of a row wins
+    assert resumed.done.get(("0.csv", 1, "../images/none.png", "organ_cls")) is None
+    resumed.close(finished=False)
+
+    monkeypatch.setattr(journal_module, "_key_hash", lambda key: 42)  # every key collides
+    collided = journal_module.Journal.start(tmp_path, header, resume=True)
+    assert collided.done.get(keys[3])["record"] == _record(3)
+    assert collided.done.get(("9.csv", 1, "no", "organ_cls")) is None
+    collided.close(finished=True)
+    assert not (tmp_path / journal_module.JOURNAL_NAME).exists()
