@@ -17,19 +17,22 @@ fix it) or OUT is not writable; 2 usage error; 3 merged, but some rows failed in
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+import numpy as np
 
 from contract.atomic import atomic_write_bytes
 from contract.kinds import PREDICTION_FILES, RECORD_TYPES
 from contract.tasks import TaskKind
 from inference.errors import EXIT_FATAL, EXIT_OK, EXIT_ROWS_FAILED, OutputPathError
 from inference.shard import PART_FOLDER, PART_FORMAT, PART_VERSION
-from inference.writers import OutputGuard, check_writable, write_json_records
+from inference.writers import OutputGuard, check_writable, json_chunks, record_text, write_json_records
 
 log = logging.getLogger("inference.merge")
 
@@ -44,7 +47,7 @@ class MergeError(ValueError):
 @dataclass(frozen=True)
 class Part:
     path: Path
-    data: dict[str, Any]
+    data: dict[str, Any]  # the header line
 
     @property
     def folder(self) -> Path:
@@ -54,6 +57,36 @@ class Part:
     @property
     def label(self) -> str:
         return f"{self.path} (shard {self.data['shard']}/{self.data['shards']})"
+
+    def lines(self) -> Iterator[Any]:
+        """The part's lines after the header, parsed, one at a time."""
+        try:
+            with self.path.open("rb") as handle:
+                handle.readline()
+                for number, line in enumerate(handle, start=2):
+                    try:
+                        yield json.loads(line)
+                    except ValueError as exc:
+                        raise MergeError(f"{self.path} line {number} is damaged ({exc}); rerun that shard") from None
+        except OSError as exc:
+            raise MergeError(f"{self.path}: cannot be read ({exc}); rerun that shard") from exc
+
+    def chunks(self, key: str) -> Iterator[Any]:
+        """The items of the part's ``{key: [...]}`` lines (``rows``, ``masks``)."""
+        for line in self.lines():
+            if isinstance(line, dict) and key in line:
+                yield from line[key]
+
+    def records(self, kind: TaskKind) -> Iterator[tuple[int, dict]]:
+        """``(row index, record)`` of one kind, in row order (MergeError when the part is out of order)."""
+        last = -1
+        for line in self.lines():
+            if isinstance(line, list) and len(line) == 3 and line[0] == kind.value:
+                if not isinstance(line[1], int) or line[1] <= last:
+                    raise MergeError(f"{self.path}: {kind.value} records are not in row order at row {line[1]}; "
+                                     "rerun that shard")
+                last = line[1]
+                yield line[1], line[2]
 
 
 def find_parts(paths: list[Path]) -> list[Path]:
@@ -74,8 +107,10 @@ def find_parts(paths: list[Path]) -> list[Path]:
 
 
 def load_part(path: Path) -> Part:
+    """The part's header line (the rest is read later, a line at a time)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            data = json.loads(handle.readline())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise MergeError(f"{path}: cannot be read as a part file ({exc}); rerun that shard") from exc
     if not isinstance(data, dict) or data.get("format") != PART_FORMAT:
@@ -86,8 +121,10 @@ def load_part(path: Path) -> Part:
     return Part(path, data)
 
 
-def check_parts(parts: list[Part]) -> None:
-    """MergeError unless the parts are every shard of one split of one input, by one model, disjoint."""
+def check_parts(parts: list[Part]) -> np.ndarray:
+    """MergeError unless the parts are every shard of one split of one input, by one model, disjoint.
+
+    Returns which part holds each row (by position in ``parts``): one byte per row of the input."""
     first = parts[0]
     for key, what in _SAME:
         for part in parts[1:]:
@@ -106,29 +143,36 @@ def check_parts(parts: list[Part]) -> None:
     if missing:
         raise MergeError(f"missing shard(s) {', '.join(missing)} of {count}; run python -m inference "
                          f"--shard {missing[0]} ... and pass its output too")
-    owner: dict[int, Part] = {}
-    for part in parts:
-        for index in part.data["rows"]:
-            other = owner.setdefault(index, part)
-            if other is not part:
-                raise MergeError(f"row {index} is in both {other.label} and {part.label}; "
-                                 "the parts overlap: rerun those shards with this runtime")
     total = first.data["input_rows"]
-    if len(owner) != total or set(owner) != set(range(total)):
-        raise MergeError(f"the parts hold {len(owner)} rows, the input has {total}; rerun the shards")
+    owner = np.full(total, -1, dtype=np.int32)
+    held = 0
+    for number, part in enumerate(parts):
+        for index in part.chunks("rows"):
+            if not isinstance(index, int) or not 0 <= index < total:
+                raise MergeError(f"{part.label} names row {index!r}, the input has {total}; rerun that shard")
+            if owner[index] >= 0:
+                raise MergeError(f"row {index} is in both {parts[owner[index]].label} and {part.label}; "
+                                 "the parts overlap: rerun those shards with this runtime")
+            owner[index] = number
+            held += 1
+    if held != total:
+        raise MergeError(f"the parts hold {held} rows, the input has {total}; rerun the shards")
+    return owner
 
 
-def _records(parts: list[Part]) -> dict[TaskKind, list]:
-    """Every part's records, validated, by kind, in the single run's row order."""
-    by_kind: dict[TaskKind, dict[int, Any]] = {kind: {} for kind in PREDICTION_FILES}
-    for part in parts:
-        for index, kind_value, fields in part.data["records"]:
-            kind = TaskKind(kind_value)
+def _records(parts: list[Part], owner: np.ndarray, kind: TaskKind) -> Iterator[tuple[int, bytes]]:
+    """Every part's records of ``kind``, validated, as ``(row index, record text)`` in the single run's order."""
+    def validated(number: int, part: Part) -> Iterator[tuple[int, bytes]]:
+        for index, fields in part.records(kind):
+            if not 0 <= index < len(owner) or owner[index] != number:
+                raise MergeError(f"{part.path}: a record of row {index}, which is not this shard's; rerun that shard")
             try:
-                by_kind[kind][index] = RECORD_TYPES[kind].model_validate(fields)
+                record = RECORD_TYPES[kind].model_validate(fields)
             except ValueError as exc:
                 raise MergeError(f"{part.path}: record of row {index} is invalid ({exc}); rerun that shard") from exc
-    return {kind: [records[i] for i in sorted(records)] for kind, records in by_kind.items()}
+            yield index, record_text(record)
+
+    return heapq.merge(*(validated(number, part) for number, part in enumerate(parts)), key=lambda item: item[0])
 
 
 def _copy_masks(parts: list[Part], output_dir: Path) -> int:
@@ -139,7 +183,7 @@ def _copy_masks(parts: list[Part], output_dir: Path) -> int:
         if part.folder.resolve() == target_guard.root:
             continue
         source_guard = OutputGuard(part.folder)
-        for relative in part.data["masks"]:
+        for relative in part.chunks("masks"):
             try:
                 source, target = source_guard.resolve(relative), target_guard.resolve(relative)
                 atomic_write_bytes(target, source.read_bytes())
@@ -151,17 +195,26 @@ def _copy_masks(parts: list[Part], output_dir: Path) -> int:
 
 
 def merge(paths: list[Path], output_dir: Path, keep_parts: bool = False) -> dict[str, int]:
-    """Merge the parts into ``output_dir``; returns counts (rows, records, masks copied, failed)."""
+    """Merge the parts into ``output_dir``; returns counts (rows, records, masks copied, failed).
+
+    Streamed: memory holds one byte per input row (which part has it) and a line per part; every part
+    is checked (rows, then every record) before anything is written."""
     parts = [load_part(path) for path in find_parts(paths)]
-    check_parts(parts)
+    owner = check_parts(parts)
+    counts: dict[TaskKind, int] = {}
+    for kind in PREDICTION_FILES:
+        counts[kind] = sum(1 for _ in _records(parts, owner, kind))
     try:
         check_writable(output_dir)
     except OSError as exc:
         raise MergeError(f"output folder {output_dir} is not writable ({exc})") from exc
-    records = _records(parts)
     copied = _copy_masks(parts, output_dir)
     for kind, name in PREDICTION_FILES.items():
-        write_json_records(output_dir / name, records[kind])
+        texts = (text for _, text in _records(parts, owner, kind))
+        try:
+            write_json_records(output_dir / name, json_chunks(texts, counts[kind], None))
+        except OSError as exc:
+            raise MergeError(f"{output_dir / name} not written: {exc}") from exc
     root = output_dir.resolve()
     if not keep_parts:
         for part in parts:
@@ -172,7 +225,7 @@ def merge(paths: list[Path], output_dir: Path, keep_parts: bool = False) -> dict
             shards_dir.rmdir()
     return {
         "parts": len(parts), "rows": parts[0].data["input_rows"],
-        "records": sum(len(r) for r in records.values()), "masks": copied,
+        "records": sum(counts.values()), "masks": copied,
         "failed": sum(p.data["failed"] for p in parts) + parts[0].data["input_problems"],
     }
 

@@ -44,7 +44,8 @@ SHARD_ENV = "FMC_SHARD"
 INDEX_ENV = "JOB_COMPLETION_INDEX"
 PART_FOLDER = "shards"
 PART_FORMAT = "fmc-uia-shard-part"
-PART_VERSION = 1
+PART_VERSION = 2  # 2: JSON Lines, read a line at a time
+CHUNK = 4096  # row indexes or mask paths per line of a part file
 #: The JSON file a kind's records go to, by the kind's value (what a part file stores).
 KIND_FILES: dict[str, str] = {kind.value: name for kind, name in PREDICTION_FILES.items()}
 
@@ -150,10 +151,18 @@ def write_part(output_dir: Path, shard: Shard, all_rows: Iterable[Row], rows: It
                folder: ModelFolder) -> Path:
     """The shard's part file (``PART_FOLDER/part-I-of-N.json``), streamed and written atomically.
 
+    JSON Lines (``PART_VERSION`` 2), so that ``merge`` reads it a line at a time: a header object (what
+    the parts must share, the counts), then ``{"rows": [...]}`` lines (the row indexes this shard
+    handled, ``CHUNK`` per line), one ``[kind, row index, record]`` line per JSON record (by kind, in
+    row order) and ``{"masks": [...]}`` lines (the masks in place, relative to the output folder).
+
     ``all_rows``: the whole input (``InputRows``: its ``problems`` are counted), ``rows``: this shard's,
     ``results``: the run's (records streamed from its spool, masks in place, failures).
     """
     guard = OutputGuard(output_dir)
+    indexes = array("q", (row.index for row in rows))
+    masks = sorted(Path(mask).relative_to(guard.root).as_posix() for mask in results.masks)
+    streams = [(kind.value, *results.spool.ordered(kind)) for kind in PREDICTION_FILES]
     head = {
         "format": PART_FORMAT,
         "version": PART_VERSION,
@@ -164,32 +173,27 @@ def write_part(output_dir: Path, shard: Shard, all_rows: Iterable[Row], rows: It
         "input_digest": rows_digest(all_rows),
         "input_problems": len(getattr(all_rows, "problems", ())),
         "failed": results.failed,
+        "counts": {"rows": len(indexes), "masks": len(masks), **{kind: count for kind, count, _, _ in streams}},
     }
-    indexes = array("q", (row.index for row in rows))
-    masks = sorted(Path(mask).relative_to(guard.root).as_posix() for mask in results.masks)
-    streams = []
-    for kind in PREDICTION_FILES:
-        count, size, records = results.spool.ordered(kind)
-        streams.append((kind.value, count, size, records))
 
-    def pieces() -> Iterator[bytes]:
-        yield json.dumps(head, separators=(",", ":"))[:-1].encode() + b',"rows":['
-        yield from _joined(str(i).encode() for i in indexes)
-        yield b'],"records":['
-        yield from _joined(f'[{index},"{kind}",'.encode() + text.strip() + b"]"
-                           for kind, _, _, records in streams for index, text in records)
-        yield b'],"masks":' + json.dumps(masks, separators=(",", ":")).encode() + b"}\n"
+    def lines() -> Iterator[bytes]:
+        yield _line(head)
+        for start in range(0, len(indexes), CHUNK):
+            yield _line({"rows": indexes[start:start + CHUNK].tolist()})
+        for kind, _, _, records in streams:
+            for index, text in records:
+                yield f'["{kind}",{index},'.encode() + text.strip().replace(b"\n", b"") + b"]\n"
+        for start in range(0, len(masks), CHUNK):
+            yield _line({"masks": masks[start:start + CHUNK]})
 
     target = Path(output_dir) / PART_FOLDER / shard.part_name
-    atomic_write_bytes(target, Chunks(_pieces_of(pieces())), durable=True)
+    atomic_write_bytes(target, Chunks(_pieces_of(lines())), durable=True)
     log.info("shard %s: %d of %d rows; part written to %s", shard, len(indexes), len(all_rows), target)  # type: ignore[arg-type]
     return target
 
 
-def _joined(items: Iterable[bytes]) -> Iterator[bytes]:
-    """``items`` separated by commas."""
-    for number, item in enumerate(items):
-        yield b"," + item if number else item
+def _line(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
 def _pieces_of(parts: Iterable[bytes], size: int = 1 << 20) -> Iterator[bytes]:

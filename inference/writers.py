@@ -40,7 +40,8 @@ def write_error(target: Path | str, size: int, exc: OSError) -> OutputWriteError
         return exc
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         reason = "no space left on the device" if exc.errno == errno.ENOSPC else "disk quota exceeded"
-        text = f"{target}: {reason}; {size} bytes needed (free some space, then run again with --resume)"
+        needed = f"{size} bytes needed" if size > 0 else "more space needed"
+        text = f"{target}: {reason}; {needed} (free some space, then run again with --resume)"
     elif isinstance(exc, UnsafePathError):
         text = f"{target}: not written: {exc.strerror or exc}"
     else:
@@ -138,9 +139,10 @@ def record_text(record: Record | dict) -> bytes:
     return (" " + json.dumps(payload, indent=1, allow_nan=False).replace("\n", "\n ")).encode("utf-8")
 
 
-def json_chunks(texts: Iterable[bytes], count: int, text_bytes: int, piece: int = 1 << 20) -> Chunks:
-    """A JSON file streamed from its records' ``record_text`` (``count`` of them, ``text_bytes`` in all),
-    byte for byte ``json_bytes`` of the same records, in pieces of about ``piece`` bytes."""
+def json_chunks(texts: Iterable[bytes], count: int, text_bytes: int | None, piece: int = 1 << 20) -> Chunks:
+    """A JSON file streamed from its records' ``record_text`` (``count`` of them, ``text_bytes`` in all,
+    None when not known: the size is then unknown too), byte for byte ``json_bytes`` of the same
+    records, in pieces of about ``piece`` bytes."""
     if count == 0:
         return Chunks([b"[]\n"], 3)
 
@@ -156,7 +158,7 @@ def json_chunks(texts: Iterable[bytes], count: int, text_bytes: int, piece: int 
         buffer += b"\n]\n"
         yield bytes(buffer)
 
-    return Chunks(pieces(), 2 + text_bytes + 2 * (count - 1) + 3)
+    return Chunks(pieces(), 0 if text_bytes is None else 2 + text_bytes + 2 * (count - 1) + 3)
 
 
 def write_json_records(target: Path, records: Sequence[Record | dict] | Chunks,

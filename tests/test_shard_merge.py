@@ -96,7 +96,7 @@ def test_every_row_in_exactly_one_shard_whatever_the_csv_order(runs):
     random.Random(7).shuffle(shuffled)
     assert all(shard_of(r, SHARDS) == i for i, s in enumerate(by_shard) for r in shuffled
                if (r.csv_name, r.image_path, r.task_id) in s)
-    part_rows = [json.loads(p.read_text())["rows"] for p in parts(runs)]
+    part_rows = [_part_rows(p) for p in parts(runs)]
     assert sorted(i for rows_ in part_rows for i in rows_) == list(range(len(rows)))
 
 
@@ -124,26 +124,43 @@ def test_cli_refuses_a_bad_shard_before_predicting(runs, tmp_path, caplog):
     assert not (tmp_path / "out" / PART_FOLDER).exists()
 
 
-def _edited(part: Path, tmp_path: Path, name: str, **changes) -> Path:
-    data = json.loads(part.read_text())
+def _part_rows(part: Path) -> list[int]:
+    """The row indexes a part file lists (its ``{"rows": [...]}`` lines)."""
+    lines = [json.loads(line) for line in part.read_text().splitlines()[1:]]
+    return [i for line in lines if isinstance(line, dict) and "rows" in line for i in line["rows"]]
+
+
+def _edited(part: Path, tmp_path: Path, name: str, rows: list[int] | None = None, lines: list[str] | None = None,
+            **changes) -> Path:
+    """A copy of ``part`` with header fields changed, its rows replaced, or its body lines replaced."""
+    head, *body = part.read_text().splitlines()
+    data = json.loads(head)
     data.update(changes)
+    if rows is not None:
+        body = [json.dumps({"rows": rows})] + [line for line in body if not line.startswith('{"rows"')]
     target = tmp_path / name / PART_FOLDER / part.name
     target.parent.mkdir(parents=True)
-    target.write_text(json.dumps(data))
+    target.write_text("\n".join([json.dumps(data), *(body if lines is None else lines)]) + "\n")
     return target
 
 
 def test_merge_refuses_parts_that_do_not_fit(runs, tmp_path, caplog):
     p = parts(runs)
-    first = json.loads(p[0].read_text())
+    first = _part_rows(p[0])
+    record_lines = [line for line in p[2].read_text().splitlines()[1:] if line.startswith("[")]
     cases = [
         (p[:3], "missing shard(s) 3/4"),
         ([*p, _edited(p[1], tmp_path, "copy", masks=[])], "shard 1/4 given twice"),
         ([_edited(p[0], tmp_path, "n", shards=5), *p[1:]], "shard count N"),
         ([_edited(p[0], tmp_path, "model", model_sha256="0" * 64), *p[1:]], "model (manifest sha256)"),
         ([_edited(p[0], tmp_path, "input", input_digest="0" * 64), *p[1:]], "input rows"),
-        ([_edited(p[0], tmp_path, "overlap", rows=first["rows"] + [json.loads(p[1].read_text())["rows"][0]]),
-          *p[1:]], "the parts overlap"),
+        ([_edited(p[0], tmp_path, "overlap", rows=first + [_part_rows(p[1])[0]]), *p[1:]], "the parts overlap"),
+        ([_edited(p[0], tmp_path, "short", rows=first[1:]), *p[1:]], "the parts hold"),
+        ([*p[:2], _edited(p[2], tmp_path, "order", lines=[json.dumps({"rows": _part_rows(p[2])}),
+                                                         *record_lines[::-1]]), p[3]], "not in row order"),
+        ([*p[:2], _edited(p[2], tmp_path, "cut", lines=[json.dumps({"rows": _part_rows(p[2])}),
+                                                       record_lines[0][:-5]]), p[3]], "line 3 is damaged"),
+        ([_edited(p[0], tmp_path, "v1", version=1), *p[1:]], "part format version 1"),
         ([tmp_path / "nowhere"], "no such part file"),
         ([runs["input"]], "holds no shards/part-"),
     ]
