@@ -1,6 +1,6 @@
 """Many rows: peak memory against the number of rows, and rows/s of one process, two shards and Ray.
 
-    python -m benchmarks.scale memory --rows 1000 10000 100000 [--weights DIR | --tiny]
+    python -m benchmarks.scale memory --rows 1000 10000 100000 [--weights DIR | --tiny] [--shards]
     python -m benchmarks.scale throughput --rows 200 800 [--weights DIR | --tiny]
 
 Input: classification rows only (the model's classification tasks in turn), cycling over
@@ -9,7 +9,9 @@ under ``--work`` (default ``data/bench/scale``). Every run is a fresh process me
 ``benchmarks.measure`` (wall time from process start to exit, peak RSS of the largest
 process); each run's record count is checked.
 
-``memory``: ``python -m inference`` at each row count; peak RSS should stay flat.
+``memory``: ``python -m inference`` at each row count; peak RSS should stay flat. With
+``--shards``, also the two shards of a ``--shard I/2`` split (run at once) and their
+``merge`` (checked equal to the single run), each with its peak RSS.
 
 ``throughput``: at each row count, (a) one process (2 ONNX Runtime threads), (b) two
 shards at once (``--shard 0/2`` and ``1/2``, 1 thread each) then ``python -m inference
@@ -102,17 +104,38 @@ def _check(out: Path, rows: int, run: Measurement, what: str) -> None:
         raise RuntimeError(f"{what}: {records} records for {rows} rows; see {run.log_file}")
 
 
-def run_memory(work: Path, model_dir: Path, counts: list[int]) -> list[dict]:
+def run_memory(work: Path, model_dir: Path, counts: list[int], shards: bool = False) -> list[dict]:
     results = []
     for rows in counts:
         inp, out = make_input(work / f"input-{rows}", rows, model_dir), work / f"memory-{model_dir.name}-{rows}"
         run = measure(_cli("--input", inp, "--output", out, "--weights", model_dir, "--device", "cpu"),
                       work / "logs" / f"memory-{model_dir.name}-{rows}.log")
         _check(out, rows, run, f"memory run of {rows} rows")
-        results.append({"rows": rows, "wall_s": run.wall_s, "rows_per_s": rows / run.wall_s,
-                        "peak_rss_mb": run.peak_rss_largest_mb})
-        log.info("memory: %d rows: %.1f s, peak RSS %.0f MB", rows, run.wall_s, run.peak_rss_largest_mb)
+        result = {"rows": rows, "wall_s": run.wall_s, "rows_per_s": rows / run.wall_s,
+                  "peak_rss_mb": run.peak_rss_largest_mb}
+        if shards:
+            result.update(_shard_memory(work, model_dir, inp, out, rows))
+        results.append(result)
+        log.info("memory: %d rows: %s", rows, ", ".join(f"{k} {v:.1f}" for k, v in result.items() if k != "rows"))
     return results
+
+
+def _shard_memory(work: Path, model_dir: Path, inp: Path, single: Path, rows: int) -> dict[str, float]:
+    """Peak RSS of a shard (``--shard I/2``, the two at once) and of ``merge``; the merge must equal ``single``."""
+    logs, base = work / "logs", ["--input", inp, "--weights", model_dir, "--device", "cpu", "--threads", "1"]
+    folders = [work / f"memory-shard{i}-{rows}" for i in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda i: measure(_cli(*base, "--output", folders[i], "--shard", f"{i}/2"),
+                                               logs / f"memory-shard{i}-{rows}.log"), range(2)))
+    if any(r.returncode for r in runs):
+        raise RuntimeError(f"a shard failed; see {[r.log_file for r in runs]}")
+    merged = work / f"memory-merged-{rows}"
+    merge = measure(_cli("merge", *folders, "--output", merged), logs / f"memory-merge-{rows}.log")
+    _check(merged, rows, merge, "merge")
+    if not _same(single, merged):
+        raise RuntimeError(f"{merged / JSON_FILE} differs from the single process's")
+    return {"shard_peak_rss_mb": max(r.peak_rss_largest_mb for r in runs), "merge_s": merge.wall_s,
+            "merge_peak_rss_mb": merge.peak_rss_largest_mb}
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -174,8 +197,11 @@ def run_throughput(work: Path, model_dir: Path, counts: list[int]) -> dict:
 def markdown(result: dict) -> str:
     lines = []
     if "memory" in result:
-        lines += ["| rows | wall s | rows/s (with start-up) | peak RSS MB |", "|---:|---:|---:|---:|"]
-        lines += [f"| {r['rows']:,} | {r['wall_s']:.1f} | {r['rows_per_s']:.1f} | {r['peak_rss_mb']:.0f} |"
+        lines += ["| rows | wall s | rows/s (with start-up) | peak RSS MB | shard peak RSS MB | merge s | "
+                  "merge peak RSS MB |", "|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['rows']:,} | {r['wall_s']:.1f} | {r['rows_per_s']:.1f} | {r['peak_rss_mb']:.0f} | "
+                  + " | ".join(f"{r[k]:.1f}" if k in r else "-" for k in ("shard_peak_rss_mb", "merge_s",
+                                                                          "merge_peak_rss_mb")) + " |"
                   for r in result["memory"]]
     if "throughput" in result:
         table = result["throughput"]["table"]
@@ -192,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, nargs="+", required=True, help="row counts")
     parser.add_argument("--weights", type=Path, default=REPO / "model_weights", help="model folder")
     parser.add_argument("--tiny", action="store_true", help="use a small random-weight model (made once)")
+    parser.add_argument("--shards", action="store_true",
+                        help="memory: also run --shard 0/2 and 1/2 (at once) and merge them, peak RSS of each")
     parser.add_argument("--work", type=Path, default=REPO / "data" / "bench" / "scale", help="scratch folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
@@ -199,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = tiny_model(args.work) if args.tiny else args.weights
     result: dict = {"model": str(model_dir), "machine": f"{os.cpu_count()} CPUs", "load_before": os.getloadavg()}
     if args.what == "memory":
-        result["memory"] = run_memory(args.work, model_dir, args.rows)
+        result["memory"] = run_memory(args.work, model_dir, args.rows, shards=args.shards)
     else:
         result["throughput"] = run_throughput(args.work, model_dir, sorted(args.rows))
     result["load_after"] = os.getloadavg()

@@ -76,12 +76,16 @@ class RecordSpool:
         return len(self._order(kind)[0])
 
     def ordered(self, kind: TaskKind) -> tuple[int, int, Iterator[tuple[int, bytes]]]:
-        """``(count, bytes, records)``: the kind's records as ``(row index, text)`` in row order, one per row."""
-        indexes, source = self._order(kind)
-        offsets, lengths = (np.array(a, dtype=np.int64) for a in self._where[kind][1:])  # copies: appends go on
+        """``(count, bytes, records)``: the kind's records as ``(row index, text)`` in row order, one per row.
+
+        Costs about 17 bytes per record while it runs (the sort order), beside the 24 kept."""
+        indexes, slots = self._order(kind)
+        _, offsets, lengths = self._where[kind]
         memory = self._memory[kind]
-        spooled = source[source >= 0]
-        total = int(lengths[spooled].sum()) + sum(len(memory[int(i)]) for i in indexes[source < 0])
+        spooled = slots >= 0
+        view = np.frombuffer(lengths, dtype=np.int64) if len(lengths) else np.zeros(0, np.int64)
+        total = int(view[slots[spooled]].sum()) + sum(len(memory[int(i)]) for i in indexes[~spooled])
+        del view  # a view pins the array: appends would fail while it lives
         if self._writer is not None:
             try:
                 self._writer.flush()
@@ -89,27 +93,27 @@ class RecordSpool:
                 raise OSError(exc.errno, f"the record spool {self.path} cannot be read back: {exc.strerror}") from exc
 
         def records() -> Iterator[tuple[int, bytes]]:
-            for index, slot in zip(indexes.tolist(), source.tolist()):
-                if slot < 0:
-                    yield index, memory[index]
-                else:
-                    yield index, os.pread(self._reader, int(lengths[slot]), int(offsets[slot]))
+            for start in range(0, len(indexes), 4096):  # Python ints a few thousand at a time
+                for index, slot in zip(indexes[start:start + 4096].tolist(), slots[start:start + 4096].tolist()):
+                    yield index, memory[index] if slot < 0 else os.pread(self._reader, lengths[slot], offsets[slot])
 
         return len(indexes), total, records()
 
     def _order(self, kind: TaskKind) -> tuple[np.ndarray, np.ndarray]:
         """Row indexes sorted, and where each lives: a slot in the spool (>= 0) or -1 (in memory)."""
-        spooled = self._where[kind][0]
-        on_disk = np.array(spooled, dtype=np.int64)
-        in_memory = np.fromiter(self._memory[kind], dtype=np.int64, count=len(self._memory[kind]))
-        indexes = np.concatenate([on_disk, in_memory])
-        source = np.concatenate([np.arange(len(on_disk), dtype=np.int64), np.full(len(in_memory), -1, np.int64)])
-        order = np.argsort(indexes, kind="stable")
-        indexes, source = indexes[order], source[order]
+        on_disk = self._where[kind][0]
+        indexes = np.array(on_disk, dtype=np.int64)  # a copy: the spool's arrays must stay appendable
+        if self._memory[kind]:
+            extra = np.fromiter(self._memory[kind], dtype=np.int64, count=len(self._memory[kind]))
+            indexes = np.concatenate([indexes, extra])
+        slots = np.argsort(indexes, kind="stable")  # stable: of a row stored twice, the later comes last
+        indexes = indexes[slots]
+        slots[slots >= len(on_disk)] = -1  # entries past the spool's are in memory
         if len(indexes) > 1:  # a row stored twice: its last record wins (memory entries come last)
             keep = np.append(indexes[1:] != indexes[:-1], True)
-            indexes, source = indexes[keep], source[keep]
-        return indexes, source
+            if not keep.all():
+                indexes, slots = indexes[keep], slots[keep]
+        return indexes, slots
 
     def close(self) -> None:
         """Close and remove the spool file (the JSON files hold the records now)."""
