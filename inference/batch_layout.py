@@ -92,13 +92,13 @@ class JobStream:
     """The rows the model must predict, one at a time, as ``Job``s; the others are settled on the way:
     failed (with their fallback), or finished by an earlier run (``journal``, ``--resume``) and restored.
 
-    Iterated once. ``jobs`` and ``settled`` count what went by; ``on_settled`` is told of each settled row
-    (the pipeline's progress)."""
+    Iterated once. ``settled`` counts the rows settled so; ``on_settled`` is told of each (the pipeline's
+    progress)."""
 
     def __init__(self, rows: Iterable[Row], folder: ModelFolder, guard: OutputGuard, results: Results,
                  journal: Journal | None = None):
         self.rows, self.folder, self.guard, self.results, self.journal = rows, folder, guard, results, journal
-        self.jobs = self.settled = 0
+        self.settled = 0
         self.on_settled: Callable[[int], None] = lambda count: None
 
     def __iter__(self) -> Iterator[Job]:
@@ -114,7 +114,6 @@ class JobStream:
                 self.results.restore(row, checked.task.kind, entry["record"], entry["failed"], entry["fallback"],
                                      mask=checked.mask_target)
             else:
-                self.jobs += 1
                 yield checked
                 continue
             self.settled += 1

@@ -1,9 +1,9 @@
 """Batched prediction of many images: decoding and mask encoding overlap with the model.
 
-Items are grouped by task and cut into batches, a window of ``window`` items at a time:
-items may come from a generator (rows streamed from CSV files) and are never all held. A
-small thread pool reads and
-preprocesses the images of the next batches while the engine runs the current one
+Items are grouped by task and cut into batches, a window of ``WINDOW`` items at a time:
+items may come from a generator (rows streamed from CSV files) and are never all held.
+A small thread pool reads and preprocesses the images of the next batches while the
+engine runs the current one
 (``predictor.infer_batch``), and resizes, argmaxes and writes the masks of finished
 batches (OpenCV and file I/O release the GIL). At most ``prefetch`` batches are
 decoded ahead and at most ``max_pending`` masks wait to be written, so memory stays

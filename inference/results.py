@@ -7,8 +7,9 @@ or a segmentation row without a usable mask path, cannot get one.
 Records are kept as the JSON payload they become (``model_dump(mode="json")``), so rows
 restored from a journal (``--resume``) write the same bytes as rows predicted now; they
 wait in a ``RecordSpool`` (on disk in the output folder), so memory does not grow with the
-number of rows, and each JSON file is streamed out of it. Each JSON file is written on its own: a file that cannot be written (a full disk) is reported
-with the bytes it needed, and the others are still written.
+number of rows, and each JSON file is streamed out of it. Each JSON file is written on
+its own: a file that cannot be written (a full disk) is reported with the bytes it
+needed, and the others are still written.
 """
 
 from __future__ import annotations
