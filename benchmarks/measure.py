@@ -134,14 +134,18 @@ def parse_log(text: str, started: float) -> tuple[float | None, dict[str, int], 
     return (float(first[1]) - started if first else None), images, seconds
 
 
-def measure(command: list[str], log_file: Path, env: dict[str, str] | None = None) -> Measurement:
-    """Run ``command`` under the wrapper and return its Measurement (the log is kept in ``log_file``)."""
+def measure(command: list[str], log_file: Path, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> Measurement:
+    """Run ``command`` under the wrapper and return its Measurement (the log is kept in ``log_file``).
+
+    ``cwd``: where the command runs (another checkout, for ``python -m inference`` of another version);
+    the wrapper is always this file."""
     log_file = Path(log_file)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     figures_file = log_file.with_suffix(".measure.json")
-    wrapper = [sys.executable, "-m", "benchmarks.measure", "--figures", str(figures_file),
+    wrapper = [sys.executable, str(Path(__file__).resolve()), "--figures", str(figures_file),
                "--log", str(log_file), "--", *command]
-    subprocess.run(wrapper, check=True, env=env)
+    subprocess.run(wrapper, check=True, env=env, cwd=cwd)
     figures = json.loads(figures_file.read_text())
     first, images, seconds = parse_log(log_file.read_text(errors="replace"), figures["started"])
     return Measurement(

@@ -1,6 +1,6 @@
 """Many rows: peak memory against the number of rows, and rows/s of one process, two shards and Ray.
 
-    python -m benchmarks.scale memory --rows 1000 10000 100000 [--weights DIR | --tiny] [--shards]
+    python -m benchmarks.scale memory --rows 1000 10000 100000 [--weights DIR | --tiny] [--shards] [--reference DIR]
     python -m benchmarks.scale throughput --rows 200 800 [--weights DIR | --tiny]
 
 Input: classification rows only (the model's classification tasks in turn), cycling over
@@ -11,7 +11,9 @@ process); each run's record count is checked.
 
 ``memory``: ``python -m inference`` at each row count; peak RSS should stay flat. With
 ``--shards``, also the two shards of a ``--shard I/2`` split (run at once) and their
-``merge`` (checked equal to the single run), each with its peak RSS.
+``merge`` (checked equal to the single run), each with its peak RSS. With ``--reference
+DIR`` (a checkout of another version, e.g. ``git worktree add ../before COMMIT``), the
+same run in DIR first at each row count: outputs compared, wall and peak RSS ratios.
 
 ``throughput``: at each row count, (a) one process (2 ONNX Runtime threads), (b) two
 shards at once (``--shard 0/2`` and ``1/2``, 1 thread each) then ``python -m inference
@@ -104,15 +106,27 @@ def _check(out: Path, rows: int, run: Measurement, what: str) -> None:
         raise RuntimeError(f"{what}: {records} records for {rows} rows; see {run.log_file}")
 
 
-def run_memory(work: Path, model_dir: Path, counts: list[int], shards: bool = False) -> list[dict]:
+def run_memory(work: Path, model_dir: Path, counts: list[int], shards: bool = False,
+               reference: Path | None = None) -> list[dict]:
     results = []
     for rows in counts:
         inp, out = make_input(work / f"input-{rows}", rows, model_dir), work / f"memory-{model_dir.name}-{rows}"
+        result: dict = {"rows": rows}
+        if reference is not None:  # the same command in the other checkout first, then this one
+            ref_out = work / f"memory-reference-{rows}"
+            ref = measure(_cli("--input", inp, "--output", ref_out, "--weights", model_dir, "--device", "cpu"),
+                          work / "logs" / f"memory-reference-{rows}.log", cwd=reference)
+            _check(ref_out, rows, ref, f"reference run of {rows} rows")
+            result.update({"ref_wall_s": ref.wall_s, "ref_peak_rss_mb": ref.peak_rss_largest_mb})
         run = measure(_cli("--input", inp, "--output", out, "--weights", model_dir, "--device", "cpu"),
                       work / "logs" / f"memory-{model_dir.name}-{rows}.log")
         _check(out, rows, run, f"memory run of {rows} rows")
-        result = {"rows": rows, "wall_s": run.wall_s, "rows_per_s": rows / run.wall_s,
-                  "peak_rss_mb": run.peak_rss_largest_mb}
+        result.update({"wall_s": run.wall_s, "rows_per_s": rows / run.wall_s, "peak_rss_mb": run.peak_rss_largest_mb})
+        if reference is not None:
+            if not _same(ref_out, out):
+                raise RuntimeError(f"{out / JSON_FILE} differs from the reference's {ref_out / JSON_FILE}")
+            result.update({"wall_ratio": run.wall_s / result["ref_wall_s"],
+                           "peak_ratio": run.peak_rss_largest_mb / result["ref_peak_rss_mb"]})
         if shards:
             result.update(_shard_memory(work, model_dir, inp, out, rows))
         results.append(result)
@@ -197,12 +211,9 @@ def run_throughput(work: Path, model_dir: Path, counts: list[int]) -> dict:
 def markdown(result: dict) -> str:
     lines = []
     if "memory" in result:
-        lines += ["| rows | wall s | rows/s (with start-up) | peak RSS MB | shard peak RSS MB | merge s | "
-                  "merge peak RSS MB |", "|---:|---:|---:|---:|---:|---:|---:|"]
-        lines += [f"| {r['rows']:,} | {r['wall_s']:.1f} | {r['rows_per_s']:.1f} | {r['peak_rss_mb']:.0f} | "
-                  + " | ".join(f"{r[k]:.1f}" if k in r else "-" for k in ("shard_peak_rss_mb", "merge_s",
-                                                                          "merge_peak_rss_mb")) + " |"
-                  for r in result["memory"]]
+        keys = [k for k in result["memory"][0] if k != "rows"]
+        lines += ["| rows | " + " | ".join(keys) + " |", "|---:|" + "---:|" * len(keys)]
+        lines += [f"| {r['rows']:,} | " + " | ".join(f"{r[k]:.2f}" for k in keys) + " |" for r in result["memory"]]
     if "throughput" in result:
         table = result["throughput"]["table"]
         keys = [k for k in table[0] if k != "path"]
@@ -218,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, nargs="+", required=True, help="row counts")
     parser.add_argument("--weights", type=Path, default=REPO / "model_weights", help="model folder")
     parser.add_argument("--tiny", action="store_true", help="use a small random-weight model (made once)")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="memory: another checkout (e.g. a git worktree of an earlier commit) run on the same "
+                             "input before each run of this one; outputs compared, ratios given")
     parser.add_argument("--shards", action="store_true",
                         help="memory: also run --shard 0/2 and 1/2 (at once) and merge them, peak RSS of each")
     parser.add_argument("--work", type=Path, default=REPO / "data" / "bench" / "scale", help="scratch folder")
@@ -227,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = tiny_model(args.work) if args.tiny else args.weights
     result: dict = {"model": str(model_dir), "machine": f"{os.cpu_count()} CPUs", "load_before": os.getloadavg()}
     if args.what == "memory":
-        result["memory"] = run_memory(args.work, model_dir, args.rows, shards=args.shards)
+        result["memory"] = run_memory(args.work, model_dir, args.rows, shards=args.shards,
+                                      reference=args.reference.resolve() if args.reference else None)
     else:
         result["throughput"] = run_throughput(args.work, model_dir, sorted(args.rows))
     result["load_after"] = os.getloadavg()
