@@ -136,20 +136,27 @@ def run_memory(work: Path, model_dir: Path, counts: list[int], shards: bool = Fa
 
 def _shard_memory(work: Path, model_dir: Path, inp: Path, single: Path, rows: int) -> dict[str, float]:
     """Peak RSS of a shard (``--shard I/2``, the two at once) and of ``merge``; the merge must equal ``single``."""
-    logs, base = work / "logs", ["--input", inp, "--weights", model_dir, "--device", "cpu", "--threads", "1"]
-    folders = [work / f"memory-shard{i}-{rows}" for i in range(2)]
-    with ThreadPoolExecutor(2) as pool:
-        runs = list(pool.map(lambda i: measure(_cli(*base, "--output", folders[i], "--shard", f"{i}/2"),
-                                               logs / f"memory-shard{i}-{rows}.log"), range(2)))
-    if any(r.returncode for r in runs):
-        raise RuntimeError(f"a shard failed; see {[r.log_file for r in runs]}")
-    merged = work / f"memory-merged-{rows}"
-    merge = measure(_cli("merge", *folders, "--output", merged), logs / f"memory-merge-{rows}.log")
-    _check(merged, rows, merge, "merge")
+    base = ["--input", inp, "--weights", model_dir, "--device", "cpu", "--threads", "1"]
+    runs, merge, merged = _shards_and_merge(work, base, rows, "memory-")
     if not _same(single, merged):
         raise RuntimeError(f"{merged / JSON_FILE} differs from the single process's")
     return {"shard_peak_rss_mb": max(r.peak_rss_largest_mb for r in runs), "merge_s": merge.wall_s,
             "merge_peak_rss_mb": merge.peak_rss_largest_mb}
+
+
+def _shards_and_merge(work: Path, base: list, rows: int, prefix: str) -> tuple[list[Measurement], Measurement, Path]:
+    """``--shard 0/2`` and ``1/2`` at once (``base``: the rest of the command line), then ``merge``."""
+    logs = work / "logs"
+    folders = [work / f"{prefix}shard{i}-{rows}" for i in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda i: measure(_cli(*base, "--output", folders[i], "--shard", f"{i}/2"),
+                                               logs / f"{prefix}shard{i}-{rows}.log"), range(2)))
+    if any(r.returncode for r in runs):
+        raise RuntimeError(f"a shard failed; see {[r.log_file for r in runs]}")
+    merged = work / f"{prefix}merged-{rows}"
+    merge = measure(_cli("merge", *folders, "--output", merged), logs / f"{prefix}merge-{rows}.log")
+    _check(merged, rows, merge, "merge")
+    return runs, merge, merged
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -167,15 +174,7 @@ def run_paths(work: Path, model_dir: Path, rows: int) -> dict[str, float]:
     walls = {"single": run.wall_s}
 
     started = time.perf_counter()
-    shards = [work / f"shard{i}-{rows}" for i in range(2)]
-    with ThreadPoolExecutor(2) as pool:
-        runs = list(pool.map(lambda i: measure(_cli(*base, "--output", shards[i], "--threads", "1", "--shard", f"{i}/2"),
-                                               logs / f"shard{i}-{rows}.log"), range(2)))
-    if any(r.returncode for r in runs):
-        raise RuntimeError(f"a shard failed; see {[r.log_file for r in runs]}")
-    merged = work / f"merged-{rows}"
-    merge = measure(_cli("merge", *shards, "--output", merged), logs / f"merge-{rows}.log")
-    _check(merged, rows, merge, "merge")
+    _, merge, merged = _shards_and_merge(work, [*base, "--threads", "1"], rows, "")
     walls["2 shards + merge"] = time.perf_counter() - started
     walls["merge alone"] = merge.wall_s
 
