@@ -124,7 +124,7 @@ def load_part(path: Path) -> Part:
 def check_parts(parts: list[Part]) -> np.ndarray:
     """MergeError unless the parts are every shard of one split of one input, by one model, disjoint.
 
-    Returns which part holds each row (by position in ``parts``): one byte per row of the input."""
+    Returns which part holds each row (by position in ``parts``): 4 bytes per row of the input."""
     first = parts[0]
     for key, what in _SAME:
         for part in parts[1:]:
@@ -197,7 +197,7 @@ def _copy_masks(parts: list[Part], output_dir: Path) -> int:
 def merge(paths: list[Path], output_dir: Path, keep_parts: bool = False) -> dict[str, int]:
     """Merge the parts into ``output_dir``; returns counts (rows, records, masks copied, failed).
 
-    Streamed: memory holds one byte per input row (which part has it) and a line per part; every part
+    Streamed: memory holds 4 bytes per input row (which part has it) and a line per part; every part
     is checked (rows, then every record) before anything is written."""
     parts = [load_part(path) for path in find_parts(paths)]
     owner = check_parts(parts)
