@@ -15,6 +15,7 @@ one WARNING: the run loses nothing, it only stops being flat in memory.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from array import array
@@ -37,9 +38,8 @@ class RecordSpool:
         """``folder``: where the spool file goes (the output folder); None keeps records in memory."""
         name = f"{SPOOL_PREFIX}.{tag}.spool" if tag else f"{SPOOL_PREFIX}.spool"
         self.path = Path(folder) / name if folder is not None else None
-        self._writer = None
-        self._reader: int | None = None
-        self._end = 0  # bytes appended so far
+        self._fd: int | None = None
+        self._end = 0  # bytes appended so far: each record lies whole at its offset, or is not in the file
         self._broken = self.path is None
         self._where: dict[TaskKind, tuple[array, array, array]] = {
             kind: (array("q"), array("q"), array("q")) for kind in PREDICTION_FILES}  # index, offset, length
@@ -58,15 +58,19 @@ class RecordSpool:
         self._memory[kind][index] = text
 
     def _append(self, text: bytes) -> bool:
+        """Write ``text`` at the end (unbuffered: a record is on disk whole, or the file is cut back to before it)."""
         try:
-            if self._writer is None:
+            if self._fd is None:
                 flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-                fd = os.open(self.path, flags, 0o600)
-                self._writer = os.fdopen(fd, "wb", buffering=1 << 16)
-                self._reader = os.dup(fd)
-            self._writer.write(text)
+                self._fd = os.open(self.path, flags, 0o600)
+            view, written = memoryview(text), 0
+            while written < len(text):
+                written += os.pwrite(self._fd, view[written:], self._end + written)
             return True
         except OSError as exc:
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self._end)
             self._broken = True
             log.warning("records cannot be spooled to %s (%s); keeping them in memory from now on",
                         self.path, exc.strerror or exc)
@@ -86,16 +90,11 @@ class RecordSpool:
         view = np.frombuffer(lengths, dtype=np.int64) if len(lengths) else np.zeros(0, np.int64)
         total = int(view[slots[spooled]].sum()) + sum(len(memory[int(i)]) for i in indexes[~spooled])
         del view  # a view pins the array: appends would fail while it lives
-        if self._writer is not None:
-            try:
-                self._writer.flush()
-            except OSError as exc:
-                raise OSError(exc.errno, f"the record spool {self.path} cannot be read back: {exc.strerror}") from exc
 
         def records() -> Iterator[tuple[int, bytes]]:
             for start in range(0, len(indexes), 4096):  # Python ints a few thousand at a time
                 for index, slot in zip(indexes[start:start + 4096].tolist(), slots[start:start + 4096].tolist()):
-                    yield index, memory[index] if slot < 0 else os.pread(self._reader, lengths[slot], offsets[slot])
+                    yield index, memory[index] if slot < 0 else os.pread(self._fd, lengths[slot], offsets[slot])
 
         return len(indexes), total, records()
 
@@ -117,12 +116,8 @@ class RecordSpool:
 
     def close(self) -> None:
         """Close and remove the spool file (the JSON files hold the records now)."""
-        if self._writer is not None:
-            try:
-                self._writer.close()
-            except OSError:
-                pass  # the spool is scratch: what it failed to take was reported when it was written
-            os.close(self._reader)
-            self._writer = self._reader = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         if self.path is not None:
             self.path.unlink(missing_ok=True)

@@ -196,3 +196,33 @@ def test_resume_reads_finished_rows_back_from_the_journal(tmp_path, monkeypatch)
     assert collided.done.get(("9.csv", 1, "no", "organ_cls")) is None
     collided.close(finished=True)
     assert not (tmp_path / journal_module.JOURNAL_NAME).exists()
+
+
+def test_a_disk_filling_up_mid_record_loses_nothing(tmp_path, monkeypatch, caplog):
+    """The third record's write stops half way (ENOSPC): the spool is cut back to whole records, that record and
+    the later ones are kept in memory, and the JSON file is complete and in order."""
+    import errno
+    import os
+
+    from inference import record_spool as spool_module
+
+    real_pwrite, calls = os.pwrite, []
+
+    def pwrite(fd, data, offset):
+        calls.append(offset)
+        if len(calls) == 3:
+            real_pwrite(fd, bytes(data[: len(data) // 2]), offset)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(spool_module.os, "pwrite", pwrite)
+    caplog.set_level(logging.WARNING)
+    spool = RecordSpool(tmp_path)
+    for index in (4, 0, 3, 1, 2):
+        spool.add(TaskKind.CLASSIFICATION, index, _record(index))
+    assert spool.path.stat().st_size == len(record_text(_record(4))) + len(record_text(_record(0)))
+    count, size, records = spool.ordered(TaskKind.CLASSIFICATION)
+    data = b"".join(json_chunks((t for _, t in records), count, size))
+    assert data == json_bytes([_record(i) for i in range(5)]) and size + 2 * 4 + 5 == len(data)
+    assert sum("keeping them in memory" in r.getMessage() for r in caplog.records) == 1
+    spool.close()
