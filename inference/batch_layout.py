@@ -154,8 +154,9 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
     if unwritten or sink.unsettled:
         log.error("%d output file(s) and %d row(s) could not be written; once the cause is fixed, run the same "
                   "command with --resume to write them", len(unwritten), sink.unsettled)
-    written = [options.output_dir / name for name in PREDICTION_FILES.values()] if options.shard is None else []
-    written += [Path(mask) for mask in results.masks]
+    written = results.masks  # the masks in place, and the three JSON files of a whole run
+    for name in PREDICTION_FILES.values() if options.shard is None else ():
+        written.add(guard.root / name)
     # a shard shares its folder with the other shards' masks and parts: only the whole run is audited
     outputs = audit_outputs(options.output_dir, written, warn_stale=options.shard is None)
     problems = len(all_rows.problems)

@@ -4,32 +4,88 @@ The runtime never deletes anything in the output folder. A folder that already h
 results of another run (other CSVs, other masks) would silently mix them with this run's;
 ``audit_outputs`` makes that visible with one WARNING line: the count of files under the
 output folder that this run did not write, and the first few of their paths.
+
+Both sides stay small whatever the number of rows: the run's files are a ``PathSet``
+(8 bytes per path), and the folder is walked, not listed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+from array import array
 from pathlib import Path
 from typing import Iterable
+
+import numpy as np
 
 log = logging.getLogger(__name__)
 
 SHOWN = 5
-BOOKKEEPING = ".fmc-"  # the run's own lock and journal files (inference.lock, inference.journal)
+BOOKKEEPING = ".fmc-"  # the run's own lock, journal and record spool (inference.lock, .journal, .record_spool)
 
 
-def audit_outputs(output_dir: Path, written: Iterable[Path], warn_stale: bool = True) -> str:
+def _path_hash(path: Path | str) -> int:
+    digest = hashlib.blake2b(os.fsencode(os.path.abspath(path)), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+class PathSet:
+    """A set of file paths kept as 64-bit hashes of their absolute form: 8 bytes per path.
+
+    Two paths could share a hash (about one chance in 10^10 for 100,000 paths): the audit would then
+    count a stale file as written, which is harmless for a warning and never deletes or skips anything."""
+
+    def __init__(self, paths: Iterable[Path | str] = ()):
+        self._hashes = array("q")
+        self._sorted: np.ndarray | None = None
+        for path in paths:
+            self.add(path)
+
+    def add(self, path: Path | str) -> None:
+        self._hashes.append(_path_hash(path))
+        self._sorted = None
+
+    def __len__(self) -> int:
+        return len(self._lookup())
+
+    def __contains__(self, path: object) -> bool:
+        if not isinstance(path, (str, os.PathLike)):
+            return False
+        hashes = self._lookup()
+        wanted = _path_hash(path)
+        at = int(np.searchsorted(hashes, wanted))
+        return at < len(hashes) and int(hashes[at]) == wanted
+
+    def _lookup(self) -> np.ndarray:
+        if self._sorted is None:
+            self._sorted = np.unique(np.array(self._hashes, dtype=np.int64))
+        return self._sorted
+
+
+def audit_outputs(output_dir: Path, written: PathSet, warn_stale: bool = True) -> str:
     """Log the WARNING for stale files (if any, and ``warn_stale``); return the closing INFO line (folder, file count)."""
     output_dir = Path(output_dir)
-    ours = {Path(p).resolve() for p in written}
-    present = sorted(p for p in output_dir.rglob("*") if p.is_file() and not p.name.startswith(BOOKKEEPING))
-    mine = [p for p in present if p.resolve() in ours]
-    stale = [p for p in present if p.resolve() not in ours]
+    root = output_dir.resolve()
+    mine = masks = stale = 0
+    shown: list[str] = []
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            if name.startswith(BOOKKEEPING):
+                continue
+            path = os.path.join(folder, name)
+            if path in written:
+                mine += 1
+                masks += name.lower().endswith(".png")
+            else:
+                stale += 1
+                if len(shown) < SHOWN:
+                    shown.append(os.path.relpath(path, root))
     if stale and warn_stale:
-        shown = ", ".join(str(p.relative_to(output_dir)) for p in stale[:SHOWN])
-        more = f" and {len(stale) - SHOWN} more" if len(stale) > SHOWN else ""
+        more = f" and {stale - SHOWN} more" if stale > SHOWN else ""
         log.warning("output folder %s holds %d file(s) this run did not write (left from another run?): %s%s; "
                     "nothing was deleted: use an empty --output folder to keep runs apart",
-                    output_dir, len(stale), shown, more)
-    masks = sum(1 for p in mine if p.suffix.lower() == ".png")
-    return f"outputs: {len(mine)} files written to {output_dir} ({masks} mask PNGs, {len(mine) - masks} JSON files)"
+                    output_dir, stale, ", ".join(shown), more)
+    return f"outputs: {mine} files written to {output_dir} ({masks} mask PNGs, {mine - masks} JSON files)"

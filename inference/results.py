@@ -25,6 +25,7 @@ from contract.kinds import Prediction, Size, fallback
 from contract.kinds import PREDICTION_FILES
 from contract.tasks import TaskKind
 from inference.errors import describe
+from inference.output_audit import PathSet
 from inference.record_spool import RecordSpool
 from inference.writers import OutputGuard, json_chunks, write_json_records, write_mask
 
@@ -47,7 +48,7 @@ class Results:
     predicted: Counter = field(default_factory=Counter)  # task_id -> rows predicted by the model
     failed: int = 0  # failed rows (each logged with its reason)
     fallbacks: int = 0
-    masks: set[str] = field(default_factory=set)  # every mask of the run's rows in place (for the output audit)
+    masks: PathSet = field(default_factory=PathSet)  # every mask of the run's rows in place (the output audit's)
 
     def add(self, row: Row, prediction: Prediction) -> dict:
         """A JSON-kind prediction of the model (masks are written by the pipeline); returns its payload."""
@@ -58,7 +59,7 @@ class Results:
 
     def mask_written(self, row: Row, target: Path) -> None:
         self.predicted[row.task_id] += 1
-        self.masks.add(str(target))
+        self.masks.add(target)
 
     def fail(self, failure: RowFailure, size: Size | None, default_size: Size) -> Settled:
         """Log one clear line for the row; write its fallback prediction unless strict."""
@@ -78,7 +79,7 @@ class Results:
             prediction = fallback(kind, count or 1, size or default_size)
             if kind is TaskKind.SEGMENTATION:
                 write_mask(failure.mask_target, prediction.mask, self.guard)
-                self.masks.add(str(failure.mask_target))
+                self.masks.add(failure.mask_target)
             else:
                 record = prediction.record(failure.row.image_path, failure.row.task_id).model_dump(mode="json")
                 self.spool.add(kind, failure.row.index, record)
@@ -95,7 +96,7 @@ class Results:
                 mask: Path | None = None) -> None:
         """A row finished by an earlier, interrupted run (from the journal), counted as then."""
         if mask is not None:
-            self.masks.add(str(mask))
+            self.masks.add(mask)
         if payload is not None:
             self.spool.add(kind, row.index, payload)
         if failure is None:

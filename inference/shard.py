@@ -26,16 +26,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from array import array
+from itertools import islice
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from contract.atomic import Chunks, atomic_write_bytes
 from contract.kinds import PREDICTION_FILES
 from contract.manifest import MANIFEST_NAME, ModelFolder, sha256_of
 from inference.batch_csv import Row
-from inference.errors import FatalError
+from inference.errors import FatalError, OutputPathError
 from inference.writers import OutputGuard
 
 if TYPE_CHECKING:
+    from inference.output_audit import PathSet
     from inference.results import Results
 
 log = logging.getLogger(__name__)
@@ -161,7 +163,6 @@ def write_part(output_dir: Path, shard: Shard, all_rows: Iterable[Row], rows: It
     """
     guard = OutputGuard(output_dir)
     indexes = array("q", (row.index for row in rows))
-    masks = sorted(Path(mask).relative_to(guard.root).as_posix() for mask in results.masks)
     streams = [(kind.value, *results.spool.ordered(kind)) for kind in PREDICTION_FILES]
     head = {
         "format": PART_FORMAT,
@@ -173,7 +174,7 @@ def write_part(output_dir: Path, shard: Shard, all_rows: Iterable[Row], rows: It
         "input_digest": rows_digest(all_rows),
         "input_problems": len(getattr(all_rows, "problems", ())),
         "failed": results.failed,
-        "counts": {"rows": len(indexes), "masks": len(masks), **{kind: count for kind, count, _, _ in streams}},
+        "counts": {"rows": len(indexes), "masks": len(results.masks), **{kind: count for kind, count, _, _ in streams}},
     }
 
     def lines() -> Iterator[bytes]:
@@ -183,13 +184,27 @@ def write_part(output_dir: Path, shard: Shard, all_rows: Iterable[Row], rows: It
         for kind, _, _, records in streams:
             for index, text in records:
                 yield f'["{kind}",{index},'.encode() + text.strip().replace(b"\n", b"") + b"]\n"
-        for start in range(0, len(masks), CHUNK):
-            yield _line({"masks": masks[start:start + CHUNK]})
+        masks = _masks_in_place(rows, guard, results.masks)
+        while chunk := list(islice(masks, CHUNK)):
+            yield _line({"masks": chunk})
 
     target = Path(output_dir) / PART_FOLDER / shard.part_name
     atomic_write_bytes(target, Chunks(_pieces_of(lines())), durable=True)
     log.info("shard %s: %d of %d rows; part written to %s", shard, len(indexes), len(all_rows), target)  # type: ignore[arg-type]
     return target
+
+
+def _masks_in_place(rows: Iterable[Row], guard: OutputGuard, written: "PathSet") -> Iterator[str]:
+    """The masks (relative to the output folder) that the shard's rows have in place, in row order."""
+    for row in rows:
+        if row.mask_path is None:
+            continue
+        try:
+            target = guard.mask_target(row.mask_path)
+        except OutputPathError:
+            continue
+        if target in written and target.is_file():
+            yield target.relative_to(guard.root).as_posix()
 
 
 def _line(value: object) -> bytes:

@@ -124,22 +124,27 @@ def _big_input(root: Path, rows: int) -> Path:
 
 
 def test_rows_are_streamed_not_held(tmp_path):
-    inp = _big_input(tmp_path / "in", ROWS)
-    tracemalloc.start()
+    rows_count = 2 * ROWS
+    inp = _big_input(tmp_path / "in", rows_count)
     rows = InputRows.scan(inp)
+    tracemalloc.start()
     count, last = 0, None
     for row in rows:
         count, last = count + 1, row
     _, peak = tracemalloc.get_traced_memory()
+    # what stays allocated, less the interpreter's table of interned names (pathlib interns every path part;
+    # the table is reallocated as names come and go, a few MB whatever the number of rows)
+    kept = sum(t.size for t in tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, "*pathlib.py")]).traces)
     tracemalloc.stop()
-    assert count == len(rows) == ROWS + 1
-    assert (last.index, last.csv_name, last.image_path, last.task_id) == (ROWS, "c.csv", "../images/last.png", "IUGC")
+    assert count == len(rows) == rows_count + 1
+    assert (last.index, last.csv_name, last.image_path, last.task_id) == (rows_count, "c.csv", "../images/last.png",
+                                                                        "IUGC")
     assert len(rows.problems) == 1 and rows.problems[0].startswith("b.csv: no column(s) ['image_path', 'task_id']")
-    # the same rows as a list take 0.6-0.9 KB each (12-18 MB here); streamed, a few rows at a time, plus
-    # pathlib's table of interned names (about 2 MB, the same at 20,000 or 100,000 rows)
-    assert peak < 5_000_000, f"peak {peak / 1e6:.1f} MB while streaming {ROWS} rows"
+    # as a list these rows take 0.6-0.9 KB each (24-36 MB here); streamed, a few rows at a time
+    assert peak < 12_000_000 and kept < 500_000, f"peak {peak / 1e6:.1f} MB, kept {kept / 1e6:.2f} MB"
     listed, problems = read_rows(inp)
-    assert [r.index for r in listed] == list(range(ROWS + 1)) and problems == rows.problems
+    assert [r.index for r in listed] == list(range(rows_count + 1)) and problems == rows.problems
 
 
 def test_a_csv_changed_during_the_run_stops_it_with_a_clear_error(tmp_path):
@@ -226,3 +231,18 @@ def test_a_disk_filling_up_mid_record_loses_nothing(tmp_path, monkeypatch, caplo
     assert data == json_bytes([_record(i) for i in range(5)]) and size + 2 * 4 + 5 == len(data)
     assert sum("keeping them in memory" in r.getMessage() for r in caplog.records) == 1
     spool.close()
+
+
+def test_the_output_audit_holds_8_bytes_per_file(tmp_path):
+    from inference.output_audit import PathSet
+
+    tracemalloc.start()
+    written = PathSet(tmp_path / f"Segmentation/masks/{i:06d}.png" for i in range(ROWS))
+    written.add(tmp_path / "Segmentation/masks/000007.png")  # a mask named by two rows
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert current / ROWS < 16, f"{current / ROWS:.1f} bytes per path"
+    assert len(written) == ROWS
+    assert tmp_path / "Segmentation/masks/019999.png" in written
+    assert str(tmp_path / "Segmentation/masks/000000.png") in written
+    assert tmp_path / "Segmentation/masks/020000.png" not in written and 7 not in written
