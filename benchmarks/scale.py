@@ -1,9 +1,11 @@
 """Many rows: peak memory against the number of rows, and rows/s of one process, two shards and Ray.
 
     python -m benchmarks.scale memory --rows 1000 10000 100000 [--weights DIR | --tiny] [--shards] [--reference DIR]
+                                      [--kind segmentation]
     python -m benchmarks.scale throughput --rows 200 800 [--weights DIR | --tiny]
 
-Input: classification rows only (the model's classification tasks in turn), cycling over
+Input: classification rows only (the model's classification tasks in turn; ``memory --kind
+segmentation``: segmentation rows, each writing a mask), cycling over
 64 distinct 32x32 PNG images (seeded noise), in one CSV of the challenge layout, made
 under ``--work`` (default ``data/bench/scale``). Every run is a fresh process measured by
 ``benchmarks.measure`` (wall time from process start to exit, peak RSS of the largest
@@ -55,10 +57,11 @@ IMAGE_SIZE = 32
 JSON_FILE = "classification_predictions.json"
 
 
-def make_input(root: Path, rows: int, model_dir: Path) -> Path:
-    """``root/csv_files/rows.csv`` with ``rows`` classification rows over ``IMAGES`` tiny images."""
+def make_input(root: Path, rows: int, model_dir: Path, kind: str = "classification") -> Path:
+    """``root/csv_files/rows.csv`` with ``rows`` rows of ``kind`` (the model's tasks of that kind in turn) over
+    ``IMAGES`` tiny images; segmentation rows write their masks to ``OUT/masks/TASK/N.png``."""
     manifest = ModelFolder.open(model_dir).manifest
-    tasks = [t for t in manifest.tasks if t.kind is TaskKind.CLASSIFICATION]
+    tasks = [t for t in manifest.tasks if t.kind is TaskKind.parse(kind)]
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "csv_files").mkdir(exist_ok=True)
     rng = np.random.default_rng(0)
@@ -68,10 +71,11 @@ def make_input(root: Path, rows: int, model_dir: Path) -> Path:
             cv2.imwrite(str(target), rng.integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8))
     with (root / "csv_files" / "rows.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["image_path", "task_id", "task_name", "num_classes"])
+        writer.writerow(["image_path", "task_id", "task_name", "num_classes", "mask_path"])
         for i in range(rows):
             task = tasks[i % len(tasks)]
-            writer.writerow([f"../images/img_{i % IMAGES:03d}.png", task.task_id, "classification", task.num_classes])
+            mask = f"../masks/{task.task_id}/{i:07d}.png" if task.kind is TaskKind.SEGMENTATION else ""
+            writer.writerow([f"../images/img_{i % IMAGES:03d}.png", task.task_id, kind, task.num_classes, mask])
     return root
 
 
@@ -98,48 +102,56 @@ def _cli(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "inference", *map(str, args)]
 
 
+def _outputs(out: Path) -> int:
+    """The predictions in ``out``: records of the JSON file, plus mask PNGs."""
+    masks = sum(1 for _ in (out / "masks").rglob("*.png")) if (out / "masks").is_dir() else 0
+    return len(json.loads((out / JSON_FILE).read_text())) + masks
+
+
 def _check(out: Path, rows: int, run: Measurement, what: str) -> None:
     if run.returncode != 0:
         raise RuntimeError(f"{what} exited {run.returncode}; see {run.log_file}")
-    records = len(json.loads((out / JSON_FILE).read_text()))
-    if records != rows:
-        raise RuntimeError(f"{what}: {records} records for {rows} rows; see {run.log_file}")
+    found = _outputs(out)
+    if found != rows:
+        raise RuntimeError(f"{what}: {found} predictions for {rows} rows; see {run.log_file}")
 
 
 def run_memory(work: Path, model_dir: Path, counts: list[int], shards: bool = False,
-               reference: Path | None = None) -> list[dict]:
+               reference: Path | None = None, kind: str = "classification") -> list[dict]:
     results = []
     for rows in counts:
-        inp, out = make_input(work / f"input-{rows}", rows, model_dir), work / f"memory-{model_dir.name}-{rows}"
+        label = "" if kind == "classification" else f"{kind}-"
+        name = f"{label}{rows}"
+        inp, out = make_input(work / f"input-{name}", rows, model_dir, kind), work / f"memory-{model_dir.name}-{name}"
         result: dict = {"rows": rows}
         if reference is not None:  # the same command in the other checkout first, then this one
-            ref_out = work / f"memory-reference-{rows}"
+            ref_out = work / f"memory-reference-{name}"
             ref = measure(_cli("--input", inp, "--output", ref_out, "--weights", model_dir, "--device", "cpu"),
-                          work / "logs" / f"memory-reference-{rows}.log", cwd=reference)
+                          work / "logs" / f"memory-reference-{name}.log", cwd=reference)
             _check(ref_out, rows, ref, f"reference run of {rows} rows")
             result.update({"ref_wall_s": ref.wall_s, "ref_peak_rss_mb": ref.peak_rss_largest_mb})
         run = measure(_cli("--input", inp, "--output", out, "--weights", model_dir, "--device", "cpu"),
-                      work / "logs" / f"memory-{model_dir.name}-{rows}.log")
+                      work / "logs" / f"memory-{model_dir.name}-{name}.log")
         _check(out, rows, run, f"memory run of {rows} rows")
         result.update({"wall_s": run.wall_s, "rows_per_s": rows / run.wall_s, "peak_rss_mb": run.peak_rss_largest_mb})
         if reference is not None:
             if not _same(ref_out, out):
-                raise RuntimeError(f"{out / JSON_FILE} differs from the reference's {ref_out / JSON_FILE}")
+                raise RuntimeError(f"{out} differs from the reference's {ref_out}")
             result.update({"wall_ratio": run.wall_s / result["ref_wall_s"],
                            "peak_ratio": run.peak_rss_largest_mb / result["ref_peak_rss_mb"]})
         if shards:
-            result.update(_shard_memory(work, model_dir, inp, out, rows))
+            result.update(_shard_memory(work, model_dir, inp, out, rows, f"memory-{label}"))
         results.append(result)
         log.info("memory: %d rows: %s", rows, ", ".join(f"{k} {v:.1f}" for k, v in result.items() if k != "rows"))
     return results
 
 
-def _shard_memory(work: Path, model_dir: Path, inp: Path, single: Path, rows: int) -> dict[str, float]:
+def _shard_memory(work: Path, model_dir: Path, inp: Path, single: Path, rows: int, prefix: str) -> dict[str, float]:
     """Peak RSS of a shard (``--shard I/2``, the two at once) and of ``merge``; the merge must equal ``single``."""
     base = ["--input", inp, "--weights", model_dir, "--device", "cpu", "--threads", "1"]
-    runs, merge, merged = _shards_and_merge(work, base, rows, "memory-")
+    runs, merge, merged = _shards_and_merge(work, base, rows, prefix)
     if not _same(single, merged):
-        raise RuntimeError(f"{merged / JSON_FILE} differs from the single process's")
+        raise RuntimeError(f"{merged} differs from the single process's")
     return {"shard_peak_rss_mb": max(r.peak_rss_largest_mb for r in runs), "merge_s": merge.wall_s,
             "merge_peak_rss_mb": merge.peak_rss_largest_mb}
 
@@ -160,7 +172,10 @@ def _shards_and_merge(work: Path, base: list, rows: int, prefix: str) -> tuple[l
 
 
 def _same(a: Path, b: Path) -> bool:
-    return filecmp.cmp(a / JSON_FILE, b / JSON_FILE, shallow=False)
+    """The JSON file and every mask equal, byte for byte."""
+    masks = sorted(p.relative_to(a).as_posix() for p in (a / "masks").rglob("*.png")) if (a / "masks").is_dir() else []
+    return filecmp.cmp(a / JSON_FILE, b / JSON_FILE, shallow=False) and all(
+        filecmp.cmp(a / m, b / m, shallow=False) for m in masks)
 
 
 def run_paths(work: Path, model_dir: Path, rows: int) -> dict[str, float]:
@@ -231,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", type=Path, default=None,
                         help="memory: another checkout (e.g. a git worktree of an earlier commit) run on the same "
                              "input before each run of this one; outputs compared, ratios given")
+    parser.add_argument("--kind", choices=("classification", "segmentation"), default="classification",
+                        help="memory: the rows' kind (segmentation rows each write a mask; default: classification)")
     parser.add_argument("--shards", action="store_true",
                         help="memory: also run --shard 0/2 and 1/2 (at once) and merge them, peak RSS of each")
     parser.add_argument("--work", type=Path, default=REPO / "data" / "bench" / "scale", help="scratch folder")
@@ -241,11 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"model": str(model_dir), "machine": f"{os.cpu_count()} CPUs", "load_before": os.getloadavg()}
     if args.what == "memory":
         result["memory"] = run_memory(args.work, model_dir, args.rows, shards=args.shards,
-                                      reference=args.reference.resolve() if args.reference else None)
+                                      reference=args.reference.resolve() if args.reference else None, kind=args.kind)
     else:
         result["throughput"] = run_throughput(args.work, model_dir, sorted(args.rows))
     result["load_after"] = os.getloadavg()
-    name = f"{args.what}{'-tiny' if args.tiny else ''}-{'-'.join(map(str, args.rows))}.json"
+    kind = f"-{args.kind}" if args.what == "memory" and args.kind != "classification" else ""
+    name = f"{args.what}{'-tiny' if args.tiny else ''}{kind}-{'-'.join(map(str, args.rows))}.json"
     (args.work / name).write_text(json.dumps(result, indent=1))
     print(markdown(result))
     print(f"\nmodel {model_dir}; load average before {result['load_before']}, after {result['load_after']}")
