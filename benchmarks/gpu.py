@@ -38,18 +38,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from benchmarks.compare import FP32_VS_REFERENCE, REDUCED_VS_FP32, compare_folders
 from benchmarks.dataset import benchmark_set, kind_totals
 from benchmarks.gpu_checks import CudaUnusable, GpuMemoryPoller, gpu_identity, parity, require_cuda
 from benchmarks.report import machine, update_benchmarks_md
-from benchmarks.run import (
-    INFORMATION_ONLY,
-    add_workload_arguments,
-    measure_pipeline,
-    ratio_or_refusal,
-    reference_command,
-    runtime_command,
-)
+from benchmarks.run import add_workload_arguments, measure_pipeline, reference_command, runtime_command
+from benchmarks.run import judge as judge_outputs
 from contract.atomic import atomic_write_text
 from inference.errors import InferenceError
 
@@ -112,28 +105,14 @@ def measure_all(args: argparse.Namespace, input_dir: Path, model_dir: Path, stat
 
 
 def judge(input_dir: Path, outputs: Path, pipelines: dict) -> tuple[dict, dict, list[str]]:
-    """(comparisons, ratios, refusals): the agreement rules and refusal rule of ``benchmarks.run``."""
-    comparisons = {"ours_fp32 vs reference": compare_folders(input_dir, outputs / "reference", outputs / "ours_fp32",
-                                                            FP32_VS_REFERENCE).as_dict()}
-    if "ours_fp16" in pipelines:
-        comparisons["ours_fp16 vs ours_fp32"] = compare_folders(input_dir, outputs / "ours_fp32", outputs / "ours_fp16",
-                                                               REDUCED_VS_FP32).as_dict()
-        comparisons["ours_fp16 vs reference"] = compare_folders(input_dir, outputs / "reference", outputs / "ours_fp16",
-                                                               INFORMATION_ONLY).as_dict()
-    wall = {name: m["wall_s"] for name, m in pipelines.items()}
-    ratios: dict[str, float | None] = {}
-    refusals = []
-    for name, m in pipelines.items():
-        if name == "reference":
-            continue
-        needed = [comparisons["ours_fp32 vs reference"]] + ([comparisons["ours_fp16 vs ours_fp32"]]
-                                                            if name == "ours_fp16" else [])
-        ok = m["returncode"] == 0 and pipelines["reference"]["returncode"] == 0
-        ratios[name], why = ratio_or_refusal(name, wall, ok, needed)
-        if ratios[name] is not None and not (m["on_requested_device"] and pipelines["reference"]["on_requested_device"]):
-            ratios[name], why = None, f"{name}: ratio refused, a pipeline did not run on the requested device"
-        if why:
-            refusals.append(why)
+    """(comparisons, ratios, refusals): ``benchmarks.run.judge`` with fp16 as the reduced precision, and a
+    ratio refused when a pipeline did not run on the requested device."""
+    comparisons, ratios, refusals = judge_outputs(input_dir, outputs, pipelines, "ours_fp16")
+    for name, ratio in ratios.items():
+        if ratio is not None and not (pipelines[name]["on_requested_device"]
+                                      and pipelines["reference"]["on_requested_device"]):
+            ratios[name] = None
+            refusals.append(f"{name}: ratio refused, a pipeline did not run on the requested device")
     return comparisons, ratios, refusals
 
 

@@ -84,6 +84,32 @@ def ratio_or_refusal(name: str, wall: dict[str, float], ok: bool, comparisons: l
     return wall["reference"] / wall[name], ""
 
 
+def judge(input_dir: Path, outputs: Path, pipelines: dict, reduced: str) -> tuple[dict, dict, list[str]]:
+    """(comparisons, ratios, refusals): each pipeline's outputs against the reference's (and the ``reduced``
+    precision's against fp32), and its speed ratio, or why the ratio is refused."""
+    def compare(a: str, b: str, tolerances: Tolerances) -> dict:
+        return compare_folders(input_dir, outputs / a, outputs / b, tolerances).as_dict()
+
+    comparisons = {"ours_fp32 vs reference": compare("reference", "ours_fp32", FP32_VS_REFERENCE)}
+    if reduced in pipelines:
+        comparisons[f"{reduced} vs ours_fp32"] = compare("ours_fp32", reduced, REDUCED_VS_FP32)
+        comparisons[f"{reduced} vs reference"] = compare("reference", reduced, INFORMATION_ONLY)
+    wall = {name: m["wall_s"] for name, m in pipelines.items()}
+    ratios: dict[str, float | None] = {}
+    refusals = []
+    for name, m in pipelines.items():
+        if name == "reference":
+            continue
+        needed = [comparisons["ours_fp32 vs reference"]]
+        if name == reduced:
+            needed.append(comparisons[f"{reduced} vs ours_fp32"])
+        ok = m["returncode"] == 0 and pipelines["reference"]["returncode"] == 0
+        ratios[name], why = ratio_or_refusal(name, wall, ok, needed)
+        if why:
+            refusals.append(why)
+    return comparisons, ratios, refusals
+
+
 def runtime_command(input_dir: Path, model_dir: Path, device: str, precision: str, batch_size: int) -> list[str]:
     """Our runtime (``python -m inference``) on ``device`` at ``precision``, logging what measure parses."""
     return [sys.executable, "-m", "inference", "--input", str(input_dir), "--weights", str(model_dir),
@@ -177,25 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pipelines = run_pipelines(args, input_dir, model_dir, state_dict)
     outputs = args.cache / "outputs"
-    comparisons = {"ours_fp32 vs reference": compare_folders(input_dir, outputs / "reference", outputs / "ours_fp32",
-                                                            FP32_VS_REFERENCE).as_dict()}
-    if "ours_int8" in pipelines:
-        comparisons["ours_int8 vs ours_fp32"] = compare_folders(input_dir, outputs / "ours_fp32", outputs / "ours_int8",
-                                                               REDUCED_VS_FP32).as_dict()
-        comparisons["ours_int8 vs reference"] = compare_folders(input_dir, outputs / "reference", outputs / "ours_int8",
-                                                               INFORMATION_ONLY).as_dict()
-    wall = {name: m["wall_s"] for name, m in pipelines.items()}
-    ok = {name: m["returncode"] == 0 for name, m in pipelines.items()}
-    ratios, refusals = {}, []
-    for name in pipelines:
-        if name == "reference":
-            continue
-        needed = [comparisons["ours_fp32 vs reference"]]
-        if name == "ours_int8":
-            needed.append(comparisons["ours_int8 vs ours_fp32"])
-        ratios[name], why = ratio_or_refusal(name, wall, ok[name] and ok["reference"], needed)
-        if why:
-            refusals.append(why)
+    comparisons, ratios, refusals = judge(input_dir, outputs, pipelines, "ours_int8")
     from benchmarks.stages import model_floor, profile_stages
 
     log.info("profiling the stages")
@@ -239,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             for row in c["differing_rows"][:20]:
                 print(f"  {row}")
     print(f"results: {args.out / 'results.md'}")
-    return 0 if all(ok.values()) else 1
+    return 0 if all(m["returncode"] == 0 for m in pipelines.values()) else 1
 
 
 if __name__ == "__main__":

@@ -43,17 +43,25 @@ class Chunks:
     """A file's bytes made piece by piece (a large JSON file streamed), with their total size known ahead.
 
     Every writer here takes ``Chunks`` where it takes ``bytes``: ``len()`` is the size (for the
-    "N bytes needed" of a full disk; 0 when it is not known ahead), iterating yields the pieces, once.
+    "N bytes needed" of a full disk; 0 when it is not known ahead). Iterating yields the parts, once,
+    gathered into writes of about ``piece`` bytes (parts may be as small as a separator).
     """
 
-    def __init__(self, pieces: Iterable[bytes], size: int = 0):
-        self._pieces, self.size = pieces, size
+    def __init__(self, parts: Iterable[bytes], size: int = 0, piece: int = 1 << 20):
+        self._parts, self.size, self.piece = parts, size, piece
 
     def __len__(self) -> int:
         return self.size
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._pieces)
+        buffer = bytearray()
+        for part in self._parts:
+            buffer += part
+            if len(buffer) >= self.piece:
+                yield bytes(buffer)
+                buffer.clear()
+        if buffer:
+            yield bytes(buffer)
 
 
 Data = Union[bytes, Chunks]

@@ -176,7 +176,7 @@ def _shard_rows(rows: InputRows, options: RunOptions) -> InputRows | ShardRows:
     return ShardRows(rows, options.shard)
 
 
-def _write_outputs(options: RunOptions, folder: ModelFolder, all_rows: InputRows, rows: Iterable[Row],
+def _write_outputs(options: RunOptions, folder: ModelFolder, all_rows: InputRows, rows: "InputRows | ShardRows",
                    results: Results) -> list[str]:
     """The three JSON files; or, for a shard, its part file (``python -m inference merge`` joins them).
 
@@ -186,7 +186,7 @@ def _write_outputs(options: RunOptions, folder: ModelFolder, all_rows: InputRows
     from inference.shard import write_part
 
     try:
-        write_part(options.output_dir, options.shard, all_rows, rows, results, folder)
+        write_part(options.output_dir, all_rows, rows, results, folder)
     except OSError as exc:
         log.error("shard part file not written: %s", exc)
         return [str(exc)]

@@ -10,7 +10,7 @@ ignored). A row whose outputs could not be written (a full disk) is not journale
 ``--resume`` tries it again.
 
 ``--resume`` keeps the journaled rows (their records come back byte for byte, read back
-from the journal as each row comes up: ``FinishedRows`` holds 24 bytes per row) and
+from the journal as each row comes up: ``FinishedRows`` holds about 36 bytes per row) and
 predicts the others; a journal of other inputs, another model or other options is
 refused. Without ``--resume`` a run starts afresh: the old journal and the three JSON
 files of an earlier run are removed first, so no stale JSON looks current. The JSON
@@ -33,12 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from contract.csv_layout import list_csv_files
 from contract.kinds import PREDICTION_FILES
 from contract.manifest import MANIFEST_NAME, ModelFolder
 from inference.errors import FatalError
+from inference.hash_index import HashIndex, hash64
 
 log = logging.getLogger(__name__)
 
@@ -84,31 +83,26 @@ def fingerprint(input_dir: Path, folder: ModelFolder, options: Any) -> dict[str,
 
 
 def _key_hash(key: Key) -> int:
-    digest = hashlib.blake2b("\0".join(map(str, key)).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "little", signed=True)
+    return hash64("\0".join(map(str, key)))
 
 
 class FinishedRows:
-    """The journal's rows of an earlier run, by key, without holding them: 24 bytes per row in memory
-    (a 64-bit hash of the key, the line's offset and length); ``get`` reads the line back from the journal."""
+    """The journal's rows of an earlier run, by key, without holding them: about 36 bytes per row in memory
+    (a 64-bit hash of the key, the line's offset and length, the sort order); ``get`` reads the line back
+    from the journal."""
 
     def __init__(self):
-        self._hashes, self._offsets, self._lengths = array("q"), array("q"), array("q")
-        self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._index = HashIndex()
+        self._offsets, self._lengths = array("q"), array("q")
         self._fd: int | None = None  # the journal, open for reading back lines
 
     def add(self, key: Key, offset: int, length: int) -> None:
-        self._hashes.append(_key_hash(key))
+        self._index.add(_key_hash(key))
         self._offsets.append(offset)
         self._lengths.append(length)
 
     def open(self, path: Path) -> None:
-        """The rows are all added: sort them by hash (a key journaled twice: its last line wins)."""
-        hashes = np.array(self._hashes, dtype=np.int64)
-        order = np.argsort(hashes, kind="stable")
-        self._sorted = (hashes[order], np.array(self._offsets, dtype=np.int64)[order],
-                        np.array(self._lengths, dtype=np.int64)[order])
-        self._hashes = self._offsets = self._lengths = array("q")
+        """The rows are all added: their lines can be read back from ``path``."""
         self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
 
     def close(self) -> None:
@@ -117,17 +111,16 @@ class FinishedRows:
             self._fd = None
 
     def __len__(self) -> int:
-        return 0 if self._sorted is None else len(self._sorted[0])
+        return len(self._index)
 
     def get(self, key: Key) -> dict[str, Any] | None:
-        """The journal entry of ``key`` (its record, failure, fallback), or None when it was not finished."""
+        """The journal entry of ``key`` (its record, failure, fallback), or None when it was not finished.
+
+        A key journaled twice gives its last line; keys that share a hash are told apart by the line's key."""
         if not len(self) or self._fd is None:
             return None
-        hashes, offsets, lengths = self._sorted
-        wanted = _key_hash(key)
-        first, last = np.searchsorted(hashes, wanted, "left"), np.searchsorted(hashes, wanted, "right")
-        for slot in range(last - 1, first - 1, -1):  # the last line of this key first
-            entry = json.loads(os.pread(self._fd, int(lengths[slot]), int(offsets[slot])))
+        for slot in self._index.positions(_key_hash(key)):
+            entry = json.loads(os.pread(self._fd, self._lengths[slot], self._offsets[slot]))
             if (entry["key"][0], int(entry["key"][1]), entry["key"][2], entry["key"][3]) == key:
                 return entry
         return None

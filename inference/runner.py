@@ -10,6 +10,7 @@ Every ONNX Runtime failure becomes ``EngineError`` naming the graph file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -35,19 +36,15 @@ def default_threads() -> int:
 
 
 def _cgroup_cpus() -> int | None:
-    try:  # cgroup v2: "max 100000" or "200000 100000"
+    with contextlib.suppress(OSError, ValueError):  # cgroup v2: "max 100000" or "200000 100000"
         quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
         if quota != "max":
             return max(1, -(-int(quota) // int(period)))
-    except (OSError, ValueError):
-        pass
-    try:  # cgroup v1
+    with contextlib.suppress(OSError, ValueError):  # cgroup v1
         quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
         period_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
         if quota_us > 0 and period_us > 0:
             return max(1, -(-quota_us // period_us))
-    except (OSError, ValueError):
-        pass
     return None
 
 

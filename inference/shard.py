@@ -23,16 +23,16 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
-from pathlib import Path
 from array import array
+from dataclasses import dataclass
 from itertools import islice
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from contract.atomic import Chunks, atomic_write_bytes
 from contract.kinds import PREDICTION_FILES
 from contract.manifest import MANIFEST_NAME, ModelFolder, sha256_of
-from inference.batch_csv import Row
+from inference.batch_csv import InputRows, Row
 from inference.errors import FatalError, OutputPathError
 from inference.writers import OutputGuard
 
@@ -110,47 +110,56 @@ def row_key(csv_name: str, image_path: str, task_id: str) -> bytes:
     return hashlib.sha256("\0".join((csv_name, image_path, task_id)).encode("utf-8")).digest()
 
 
-def shard_of(row: Row, count: int) -> int:
-    return int.from_bytes(row_key(row.csv_name, row.image_path, row.task_id)[:8], "big") % count
-
-
 def select_rows(rows: Iterable[Row], shard: Shard) -> list[Row]:
     """The rows of ``shard`` (their ``index`` is still their position in the whole input)."""
     return list(ShardRows(rows, shard))
 
 
 class ShardRows:
-    """The rows of one shard, streamed from the whole input's rows (``InputRows``) on each iteration."""
+    """The rows of one shard, streamed from the whole input's rows (``InputRows``) on each iteration.
+
+    ``len()`` first reads the whole input once (``summary``): the shard's row count, its row indexes
+    (8 bytes each) and the digest of the whole input's row list, which the part file needs."""
 
     def __init__(self, rows: Iterable[Row], shard: Shard):
         self.rows, self.shard = rows, shard
-        self._count: int | None = None
+        self._summary: tuple[array, str] | None = None
 
     def __iter__(self) -> Iterator[Row]:
         count = self.shard.count
         return (row for row in self.rows if shard_of(row, count) == self.shard.index)
 
     def __len__(self) -> int:
-        if self._count is None:
-            self._count = sum(1 for _ in self)
-        return self._count
+        return len(self.summary()[0])
+
+    def summary(self) -> tuple[array, str]:
+        """``(indexes, input digest)``: this shard's row indexes, and a fingerprint of the whole input's row
+        list (every shard must have read the same rows), in one pass."""
+        if self._summary is None:
+            indexes, digest = array("q"), hashlib.sha256()
+            for row in self.rows:
+                key = row_key(row.csv_name, row.image_path, row.task_id)
+                digest.update(key)
+                digest.update(f"{row.index}:{row.line}".encode())
+                if _shard_of_key(key, self.shard.count) == self.shard.index:
+                    indexes.append(row.index)
+            self._summary = (indexes, digest.hexdigest())
+        return self._summary
 
 
-def rows_digest(rows: Iterable[Row]) -> str:
-    """A fingerprint of the whole input's row list (every shard must have read the same rows)."""
-    digest = hashlib.sha256()
-    for row in rows:
-        digest.update(row_key(row.csv_name, row.image_path, row.task_id))
-        digest.update(f"{row.index}:{row.line}".encode())
-    return digest.hexdigest()
+def shard_of(row: Row, count: int) -> int:
+    return _shard_of_key(row_key(row.csv_name, row.image_path, row.task_id), count)
+
+
+def _shard_of_key(key: bytes, count: int) -> int:
+    return int.from_bytes(key[:8], "big") % count
 
 
 def model_digest(folder: ModelFolder) -> str:
     return sha256_of(folder.path / MANIFEST_NAME)
 
 
-def write_part(output_dir: Path, shard: Shard, all_rows: Iterable[Row], rows: Iterable[Row], results: "Results",
-               folder: ModelFolder) -> Path:
+def write_part(output_dir: Path, all_rows: InputRows, rows: ShardRows, results: "Results", folder: ModelFolder) -> Path:
     """The shard's part file (``PART_FOLDER/part-I-of-N.json``), streamed and written atomically.
 
     JSON Lines (``PART_VERSION`` 2), so that ``merge`` reads it a line at a time: a header object (what
@@ -158,11 +167,12 @@ def write_part(output_dir: Path, shard: Shard, all_rows: Iterable[Row], rows: It
     handled, ``CHUNK`` per line), one ``[kind, row index, record]`` line per JSON record (by kind, in
     row order) and ``{"masks": [...]}`` lines (the masks in place, relative to the output folder).
 
-    ``all_rows``: the whole input (``InputRows``: its ``problems`` are counted), ``rows``: this shard's,
-    ``results``: the run's (records streamed from its spool, masks in place, failures).
+    ``all_rows``: the whole input (its ``problems`` are counted), ``rows``: this shard's (their indexes and the
+    input's digest come from ``ShardRows.summary``), ``results``: the run's (records streamed from its spool,
+    masks in place, failures).
     """
-    guard = OutputGuard(output_dir)
-    indexes = array("q", (row.index for row in rows))
+    guard, shard = OutputGuard(output_dir), rows.shard
+    indexes, input_digest = rows.summary()
     streams = [(kind.value, *results.spool.ordered(kind)) for kind in PREDICTION_FILES]
     head = {
         "format": PART_FORMAT,
@@ -170,9 +180,9 @@ def write_part(output_dir: Path, shard: Shard, all_rows: Iterable[Row], rows: It
         "shard": shard.index,
         "shards": shard.count,
         "model_sha256": model_digest(folder),
-        "input_rows": len(all_rows),  # type: ignore[arg-type]
-        "input_digest": rows_digest(all_rows),
-        "input_problems": len(getattr(all_rows, "problems", ())),
+        "input_rows": len(all_rows),
+        "input_digest": input_digest,
+        "input_problems": len(all_rows.problems),
         "failed": results.failed,
         "counts": {"rows": len(indexes), "masks": len(results.masks), **{kind: count for kind, count, _, _ in streams}},
     }
@@ -184,13 +194,13 @@ def write_part(output_dir: Path, shard: Shard, all_rows: Iterable[Row], rows: It
         for kind, _, _, records in streams:
             for index, text in records:
                 yield f'["{kind}",{index},'.encode() + text.strip().replace(b"\n", b"") + b"]\n"
-        masks = _masks_in_place(rows, guard, results.masks)
+        masks = _masks_in_place(rows, guard, results.masks) if len(results.masks) else iter(())
         while chunk := list(islice(masks, CHUNK)):
             yield _line({"masks": chunk})
 
     target = Path(output_dir) / PART_FOLDER / shard.part_name
-    atomic_write_bytes(target, Chunks(_pieces_of(lines())), durable=True)
-    log.info("shard %s: %d of %d rows; part written to %s", shard, len(indexes), len(all_rows), target)  # type: ignore[arg-type]
+    atomic_write_bytes(target, Chunks(lines()), durable=True)
+    log.info("shard %s: %d of %d rows; part written to %s", shard, len(indexes), len(all_rows), target)
     return target
 
 
@@ -209,17 +219,6 @@ def _masks_in_place(rows: Iterable[Row], guard: OutputGuard, written: "PathSet")
 
 def _line(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode("utf-8") + b"\n"
-
-
-def _pieces_of(parts: Iterable[bytes], size: int = 1 << 20) -> Iterator[bytes]:
-    """Small byte strings gathered into pieces of about ``size`` bytes (fewer writes)."""
-    buffer = bytearray()
-    for part in parts:
-        buffer += part
-        if len(buffer) >= size:
-            yield bytes(buffer)
-            buffer.clear()
-    yield bytes(buffer)
 
 
 def shard_option(text: str | None, layout_name: str) -> Shard | None:

@@ -146,19 +146,15 @@ def json_chunks(texts: Iterable[bytes], count: int, text_bytes: int | None, piec
     if count == 0:
         return Chunks([b"[]\n"], 3)
 
-    def pieces() -> Iterator[bytes]:
-        buffer = bytearray(b"[\n")
+    def parts() -> Iterator[bytes]:
+        yield b"[\n"
         for number, text in enumerate(texts):
             if number:
-                buffer += b",\n"
-            buffer += text
-            if len(buffer) >= piece:
-                yield bytes(buffer)
-                buffer.clear()
-        buffer += b"\n]\n"
-        yield bytes(buffer)
+                yield b",\n"
+            yield text
+        yield b"\n]\n"
 
-    return Chunks(pieces(), 0 if text_bytes is None else 2 + text_bytes + 2 * (count - 1) + 3)
+    return Chunks(parts(), 0 if text_bytes is None else 2 + text_bytes + 2 * (count - 1) + 3, piece)
 
 
 def write_json_records(target: Path, records: Sequence[Record | dict] | Chunks,
