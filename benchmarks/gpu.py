@@ -41,7 +41,7 @@ from pathlib import Path
 from benchmarks.dataset import benchmark_set, kind_totals
 from benchmarks.gpu_checks import CudaUnusable, GpuMemoryPoller, gpu_identity, parity, require_cuda
 from benchmarks.report import machine, update_benchmarks_md
-from benchmarks.run import add_workload_arguments, measure_pipeline, reference_command, runtime_command
+from benchmarks.run import add_workload_arguments, measure_pipeline, reference_command, runtime_command, start_run
 from benchmarks.run import judge as judge_outputs
 from contract.atomic import atomic_write_text
 from inference.errors import InferenceError
@@ -167,11 +167,7 @@ def render(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("evaluation", "phantoms"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    if not 0 < args.scale <= 1:
-        print(f"error: --scale must be in (0, 1], got {args.scale}", file=sys.stderr)
+    if not start_run(args):
         return 2
     notes = []
     if args.device == "cuda":

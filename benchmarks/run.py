@@ -52,6 +52,18 @@ def add_workload_arguments(p: argparse.ArgumentParser, out: Path) -> None:
     p.add_argument("--state-dict", type=Path, default=None, help="with --model: its plain state_dict for the reference")
 
 
+def start_run(args: argparse.Namespace) -> bool:
+    """Logging for a benchmark run (the evaluator's and phantoms' chatter quieted); False, with the error
+    printed, when ``--scale`` is out of range."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("evaluation", "phantoms"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not 0 < args.scale <= 1:
+        print(f"error: --scale must be in (0, 1], got {args.scale}", file=sys.stderr)
+        return False
+    return True
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -182,11 +194,7 @@ def targets(result: dict) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("evaluation", "phantoms"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    if not 0 < args.scale <= 1:
-        print(f"error: --scale must be in (0, 1], got {args.scale}", file=sys.stderr)
+    if not start_run(args):
         return 2
     load_before = os.getloadavg()[0]
     if load_before > 0.5:
