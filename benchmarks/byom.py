@@ -72,7 +72,7 @@ def _median_run(engine, task, batch: np.ndarray, repeats: int) -> float:
 
 def run_times(model_dir: Path, repeats: int) -> dict[str, float]:
     from contract.manifest import ModelFolder
-    from inference.engine import OnnxEngine
+    from inference.engines.onnx_engine import OnnxEngine
 
     folder = ModelFolder.open(model_dir)
     manifest = folder.manifest
@@ -101,7 +101,7 @@ def whole_graph_cls_time(whole: Path, repeats: int) -> float:
 
 def rss_after_every_task(model_dir: Path) -> float:
     """Resident memory (MB) a fresh process gains by running every task once (batch 8, CPU fp32)."""
-    code = ("import sys, numpy as np; from pathlib import Path; from inference.engine import OnnxEngine; "
+    code = ("import sys, numpy as np; from pathlib import Path; from inference.engines.onnx_engine import OnnxEngine; "
             "from contract.manifest import ModelFolder; import onnxruntime; "
             "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20; "
             "f = ModelFolder.open(Path(sys.argv[1])); m = f.manifest; before = rss(); "

@@ -10,7 +10,7 @@ ONNX Runtime optimized the whole graph once before the split: ``folded`` at the 
 (batch norm folded into the convolutions, constants folded; standard ONNX operators) and
 ``nchwc`` at the all level (convolution weights reordered into this CPU's blocked NCHWc
 layout, ``com.microsoft.nchwc`` operators: tied to the CPU's vector width). Then, for each
-configuration, a fresh process creates the 27 sessions through ``inference.runner.GraphRunner`` and runs
+configuration, a fresh process creates the 27 sessions through ``inference.engines.runner.GraphRunner`` and runs
 every task once on a batch of 8 (256 x 256, CPU fp32), and reports what its memory grew by:
 RSS (what ``benchmarks.byom`` reports; counts a file page once per mapping), anonymous RSS
 and PSS (physical memory: a file page mapped by several sessions counts once).
@@ -117,7 +117,7 @@ def measure(folder: Path, level: str, shared: bool, no_prepack: bool, repeats: i
     import onnxruntime as ort
 
     from contract.manifest import GraphFile, GraphSet
-    from inference.runner import GraphRunner
+    from inference.engines.runner import GraphRunner
 
     index = json.loads((folder / "index.json").read_text())
     levels = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,

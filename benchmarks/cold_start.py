@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("\n".join(import_summary(cases[0], args.weights, env)))
     if args.ort_levels:
-        from inference.cli import resolve_model_dir
+        from inference.startup import resolve_model_dir
 
         model_dir, _ = resolve_model_dir(args.weights)
         print()

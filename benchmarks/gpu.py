@@ -2,7 +2,7 @@
 
 On the machine's first GPU (``--device cuda``, the default), in one invocation:
 
-1. the CUDA provider must be usable (``inference.providers.cuda_unavailable_reason``) and PyTorch must
+1. the CUDA provider must be usable (``inference.engines.providers.cuda_unavailable_reason``) and PyTorch must
    see the GPU; otherwise the run stops with one line naming the reason (exit 1), nothing timed;
 2. the same inputs as ``benchmarks.run`` (``benchmarks.dataset``: 674 phantoms at scale 0.1) and the same
    random-weight B4 (``benchmarks.model``), exported with fp32 and fp16 graphs (cached under

@@ -1,7 +1,7 @@
 """The GPU-specific parts of ``python -m benchmarks.gpu``: the device, its memory, and parity on it.
 
 - ``gpu_identity()``: the GPU's name and driver (``nvidia-smi --query-gpu=name,driver_version``);
-- ``require_cuda()``: ``CudaUnusable`` naming the reason (``inference.providers.cuda_unavailable_reason``,
+- ``require_cuda()``: ``CudaUnusable`` naming the reason (``inference.engines.providers.cuda_unavailable_reason``,
   or PyTorch seeing no GPU) before anything is timed;
 - ``GpuMemoryPoller``: a thread that runs ``nvidia-smi --query-compute-apps=pid,used_memory`` every
   ``POLL_S`` seconds (or as fast as nvidia-smi answers, if slower) while one pipeline runs, keeping the
@@ -64,7 +64,7 @@ def gpu_identity() -> dict[str, str]:
 
 def require_cuda() -> None:
     """CudaUnusable naming why ONNX Runtime's CUDA provider or PyTorch's CUDA cannot be used here."""
-    from inference.providers import cuda_unavailable_reason
+    from inference.engines.providers import cuda_unavailable_reason
 
     reason = cuda_unavailable_reason()
     if reason:
@@ -148,7 +148,7 @@ def parity(input_dir: Path, model_dir: Path, device: str, precisions: tuple[str,
 
     from contract.manifest import ModelFolder
     from exporter.parity import relative_error
-    from inference.engine import OnnxEngine
+    from inference.engines.onnx_engine import OnnxEngine
     from network.weights import load_model_from_folder
 
     model, manifest = load_model_from_folder(model_dir)

@@ -25,6 +25,7 @@ from pathlib import Path
 from contract.defaults import DEFAULT_ENCODER
 from benchmarks.dataset import CACHE_ROOT, cached_phantoms
 from contract.manifest import MANIFEST_NAME, ModelConfig, load_manifest
+from contract.kinds import spec_of
 from contract.tasks import TaskRegistry
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ SOURCE_NOTE = ("benchmark: {encoder}, 27 heads, random weights (torch seed {seed
 def calibration_counts(registry: TaskRegistry | None = None) -> dict[str, int]:
     """About 40 images: one per task, two for the dense (FPN) tasks."""
     registry = registry or TaskRegistry.official()
-    return {t.task_id: 2 if t.kind.is_dense else 1 for t in registry}
+    return {t.task_id: 2 if spec_of(t.kind).dense else 1 for t in registry}
 
 
 def _cached(model_dir: Path, state_dict: Path, source: str, precisions: tuple[str, ...]) -> bool:

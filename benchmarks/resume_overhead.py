@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from inference import journal as journal_module
+    from inference.bookkeeping import journal as journal_module
 
-    from inference import batch_layout
+    from inference.layouts import batch as batch_layout
 
     spent = [0.0]
 

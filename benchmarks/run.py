@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _gpu_note() -> str:
-    from inference.providers import cuda_unavailable_reason
+    from inference.engines.providers import cuda_unavailable_reason
 
     reason = cuda_unavailable_reason()
     return f"none ({reason}); the GPU part was not run" if reason else "CUDA visible but not benchmarked by this run"

@@ -19,7 +19,7 @@ same run in DIR first at each row count: outputs compared, wall and peak RSS rat
 
 ``throughput``: at each row count, (a) one process (2 ONNX Runtime threads), (b) two
 shards at once (``--shard 0/2`` and ``1/2``, 1 thread each) then ``python -m inference
-merge``, (c) ``python -m inference.ray_job --actors 2`` (a local Ray instance, 1 CPU and
+merge``, (c) ``python -m inference.scale.ray_job --actors 2`` (a local Ray instance, 1 CPU and
 1 thread per actor). Outputs of (b) and (c) must equal (a) byte for byte. With two row
 counts the wall times are fitted as ``fixed + per_row * rows``: the fixed part is
 start-up (interpreter, model, Ray), the per-row part the steady cost; the overhead per
@@ -194,7 +194,7 @@ def run_paths(work: Path, model_dir: Path, rows: int) -> dict[str, float]:
     walls["merge alone"] = merge.wall_s
 
     ray_out = work / f"ray-{rows}"
-    ray = measure([sys.executable, "-m", "inference.ray_job", *map(str, base), "--output", str(ray_out),
+    ray = measure([sys.executable, "-m", "inference.scale.ray_job", *map(str, base), "--output", str(ray_out),
                    "--actors", "2", "--cpus-per-actor", "1", "--threads", "1"], logs / f"ray-{rows}.log")
     _check(ray_out, rows, ray, "Ray job")
     walls["Ray, 2 actors"] = ray.wall_s

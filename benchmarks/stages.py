@@ -31,10 +31,10 @@ import numpy as np
 
 from benchmarks.compare import input_rows
 from contract.imaging import preprocess, read_image
-from contract.manifest import IMAGE_INPUT, OUTPUT_ROLE, load_manifest
+from contract.manifest import IMAGE_INPUT, OUTPUT_ROLE
 from contract.kinds import decode
 from contract.tasks import TaskKind
-from inference.writers import write_mask
+from inference.outputs.writers import write_mask
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class _GraphTimer:
 
     def __init__(self, model_dir: Path, precision: str, threads: int):
         from contract.manifest import ModelFolder
-        from inference.engine import OnnxEngine
+        from inference.engines.onnx_engine import OnnxEngine
 
         folder = ModelFolder.open(model_dir)
         self.manifest = folder.manifest

@@ -1,6 +1,6 @@
 """The challenge's batch layout on disk: ``INPUT/csv_files/*.csv``, read once for every consumer.
 
-The runtime (``inference.batch_csv``), the evaluator (``evaluation.labels``) and the
+The runtime (``inference.layouts.batch_rows``), the evaluator (``evaluation.labels``) and the
 training data loader all read the same files the same way: every ``*.csv`` of the
 ``csv_files/`` folder in name order, UTF-8 (a BOM is accepted), header names stripped.
 Paths inside a CSV are relative to the ``csv_files/`` folder (``resolve``). What a row

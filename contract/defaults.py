@@ -19,3 +19,8 @@ PRECISIONS = ("fp32", "fp16", "int8")
 DEVICES = ("auto", "cuda", "cpu")
 #: ``--engine``: auto = ONNX Runtime, PyTorch on the same weights when it fails.
 ENGINES = ("auto", "onnxruntime", "torch")
+#: ``--tta``: none, or flip (each image and its mirror, averaged); tools add "auto" (what the manifest says).
+TTA_MODES = ("none", "flip")
+TTA_CHOICES = ("auto", *TTA_MODES)
+#: ``--precision`` of the runtime: auto = fp16 on CUDA when the model has it, else fp32.
+PRECISION_CHOICES = ("auto", *PRECISIONS)

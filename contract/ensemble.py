@@ -19,8 +19,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from contract.flip import FlipRule
-
-TTA_MODES = ("none", "flip")
 MEMBERS_FOLDER = "members"
 
 

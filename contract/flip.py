@@ -59,7 +59,8 @@ from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from contract.tasks import TaskKind, TaskSpec
+from contract.kinds import KIND_SPECS, spec_of
+from contract.tasks import TaskSpec
 
 FlipKind = Literal["safe", "unsafe", "permute_classes", "permute_points"]
 
@@ -108,16 +109,13 @@ class FlipRule(BaseModel):
 
     def check(self, task: TaskSpec) -> "FlipRule":
         """The rule, if it fits ``task`` (kind and size); FlipRuleError naming the task otherwise."""
-        if self.rule == "permute_points":
-            if task.kind is not TaskKind.REGRESSION:
-                raise FlipRuleError(f"task {task.task_id}: permute_points is for keypoint tasks, "
+        if self.rule == "permute_points" or self.rule == "permute_classes":
+            what = self.rule.removeprefix("permute_")
+            if spec_of(task.kind).flip_permutes != what:
+                fitting = [k.value for k, s in KIND_SPECS.items() if s.flip_permutes == what]
+                raise FlipRuleError(f"task {task.task_id}: {self.rule} is for {' or '.join(fitting)} tasks, "
                                     f"not {task.kind.value}")
-            size, what = task.num_points, "points"
-        elif self.rule == "permute_classes":
-            if task.kind not in (TaskKind.CLASSIFICATION, TaskKind.SEGMENTATION):
-                raise FlipRuleError(f"task {task.task_id}: permute_classes is for classification or segmentation, "
-                                    f"not {task.kind.value}")
-            size, what = task.num_classes, "classes"
+            size = task.num_points if what == "points" else task.num_classes
         else:
             return self
         if len(self.permutation or ()) != size:
@@ -183,7 +181,7 @@ def _official_defaults() -> dict[str, FlipRule]:
     for task in OFFICIAL_TASKS:
         if task.task_id in _OFFICIAL_EXCEPTIONS:
             rules[task.task_id] = _OFFICIAL_EXCEPTIONS[task.task_id]
-        elif task.kind in (TaskKind.SEGMENTATION, TaskKind.DETECTION) or task.task_id in _OFFICIAL_SAFE_CLASSIFICATION:
+        elif spec_of(task.kind).flip_safe_default or task.task_id in _OFFICIAL_SAFE_CLASSIFICATION:
             rules[task.task_id] = SAFE
         else:  # pragma: no cover - every official task is covered above (tests/test_ensemble_tta.py)
             rules[task.task_id] = UNSAFE
@@ -198,7 +196,7 @@ def default_rule(task: TaskSpec) -> FlipRule:
     rule = DEFAULT_FLIP_RULES.get(task.task_id)
     if rule is not None and rule.fits(task):  # same id, other size: not the official task
         return rule
-    return SAFE if task.kind in (TaskKind.SEGMENTATION, TaskKind.DETECTION) else UNSAFE
+    return SAFE if spec_of(task.kind).flip_safe_default else UNSAFE
 
 
 def resolve_rules(tasks: list[TaskSpec], overrides: Mapping[str, FlipRule] | None = None) -> dict[str, FlipRule]:

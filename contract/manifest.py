@@ -279,9 +279,3 @@ class ModelFolder:
         """Names of the graphs of ``precision`` whose files are missing."""
         graphs = self.manifest.graph_set(precision).graphs
         return [name for name, graph in graphs.items() if not (self.path / graph.path).is_file()]
-
-    def graph_path(self, precision: str, name: str) -> Path:
-        graph = self.manifest.graph_set(precision).graphs.get(name)
-        if graph is None:
-            raise ManifestError(f"graph {name!r} is not in the model's {precision} graph set")
-        return self.path / graph.path

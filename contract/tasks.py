@@ -13,7 +13,7 @@ generator and the evaluator all read it. What each kind means is in ``contract.k
 from __future__ import annotations
 
 from enum import Enum
-from typing import Iterable, Mapping
+from typing import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,13 +25,6 @@ class TaskKind(str, Enum):
     CLASSIFICATION = "classification"
     DETECTION = "detection"
     REGRESSION = "Regression"
-
-    @property
-    def is_dense(self) -> bool:
-        """Dense kinds run on the FPN output; global kinds on the deepest encoder map (``KindSpec.dense``)."""
-        from contract.kinds import spec_of
-
-        return spec_of(self).dense
 
     @classmethod
     def parse(cls, text: str) -> "TaskKind":
@@ -56,15 +49,6 @@ class TaskSpec(BaseModel):
         """Keypoints of a Regression task (the CSV's ``num_classes`` column holds it)."""
         if self.kind is not TaskKind.REGRESSION:
             raise AttributeError(f"task {self.task_id} is {self.kind.value}, it has no keypoints")
-        return self.num_classes
-
-    @property
-    def output_width(self) -> int:
-        """Channels (segmentation/classification/detection) or coordinates (Regression) the head emits."""
-        if self.kind is TaskKind.REGRESSION:
-            return 2 * self.num_classes
-        if self.kind is TaskKind.DETECTION:
-            return 4 + self.num_classes
         return self.num_classes
 
 
@@ -163,10 +147,3 @@ class TaskRegistry:
     def extend(self, extra: Iterable[TaskSpec]) -> "TaskRegistry":
         """Add tasks (new ids only); a clash with an existing id raises ValueError."""
         return TaskRegistry([*self._tasks.values(), *extra])
-
-    def to_list(self) -> list[dict]:
-        return [t.model_dump(mode="json") for t in self._tasks.values()]
-
-    @classmethod
-    def from_list(cls, items: Iterable[Mapping]) -> "TaskRegistry":
-        return cls(TaskSpec.model_validate(dict(item)) for item in items)

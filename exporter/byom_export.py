@@ -37,8 +37,8 @@ from exporter.graphs import check_mode_unchanged, mode_snapshot
 from exporter.images import calibration_batches, image_like_batch, random_batch
 from exporter.parity import BATCH_SIZES, INPUT_KINDS, TOLERANCE_FP32, parity_inputs, relative_error
 from inference.errors import EngineError
-from inference.feeds import TASK_INDEX_INPUT, extra_feeds
-from inference.runner import GraphRunner
+from inference.engines.feeds import TASK_INDEX_INPUT, extra_feeds
+from inference.engines.runner import GraphRunner
 from network.byom import ByomNetwork
 
 log = logging.getLogger(__name__)

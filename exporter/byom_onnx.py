@@ -46,7 +46,7 @@ from exporter.errors import ExportError, ParityError
 from exporter.folder import staged_folder
 from exporter.images import image_like_batch, random_batch
 from exporter.parity import BATCH_SIZES, TOLERANCE_FP32, relative_error
-from inference.feeds import TASK_INDEX_INPUT
+from inference.engines.feeds import TASK_INDEX_INPUT
 from network.byom import ONNX_ARCHITECTURE, ByomError, check_output
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ The top-level manifest repeats member 0's description with its graph paths under
 ``members/0/`` (so the shared tasks and preprocessing are read from one place, and a
 runtime that predates ensembles still runs member 0), keeps the graph sets every member
 has, the worst parity and deviation of any member per task, and lists the members. The
-averaging rules are in ``inference.combine``; the flip rules in ``contract.flip``.
+averaging rules are in ``inference.engines.combine``; the flip rules in ``contract.flip``.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from exporter.errors import ExportError
 from exporter.graphs import graph_file
 from exporter.images import calibration_batches, image_like_batch
 from exporter.runner import CheckRunner
-from inference.providers import cuda_unavailable_reason
+from inference.engines.providers import cuda_unavailable_reason
 from contract.manifest import GraphSet, ModelConfig, TaskEntry
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The exporter's checks run the graphs with the runtime's own runner (``inference.runner``).
+"""The exporter's checks run the graphs with the runtime's own runner (``inference.engines.runner``).
 
 Parity and precision deviations are therefore measured on the code the image runs:
 the same session options, the same provider choice, the same graph chaining. Its
@@ -14,7 +14,7 @@ import numpy as np
 from contract.manifest import GraphSet
 from exporter.errors import ExportError
 from inference.errors import EngineError
-from inference.runner import GraphRunner
+from inference.engines.runner import GraphRunner
 
 
 class CheckRunner:

@@ -15,7 +15,7 @@ RGB); grey (H x W), RGBA and other dtypes are converted as the CLI converts file
 (``contract.imaging.to_rgb8``). ``predict`` groups the images by task, runs each group in
 batches of ``batch_size`` and returns the results in the order given; every result holds
 ``task_id`` (and ``image_path`` when ``image_paths`` is given). It is the CLI's prediction
-(``inference.predictor``: the same preprocessing, engine and decoding), so a record equals
+(``inference.engines.predictor``: the same preprocessing, engine and decoding), so a record equals
 the CLI's record for that row and a mask equals the CLI's PNG, pixel for pixel.
 
 A ``Model`` is meant to live as long as its process (a worker, an actor, a UDF's
@@ -32,9 +32,9 @@ from typing import Any, Sequence, cast
 import numpy as np
 
 from contract.imaging import read_image, to_rgb8
-from contract.kinds import Prediction
+from contract.kinds import Prediction, spec_of
 from contract.tasks import TaskKind
-from inference.predictor import Predictor
+from inference.engines.predictor import Predictor
 
 __all__ = ["Model", "load"]
 
@@ -101,18 +101,18 @@ class Model:
 
 
 def load(model_dir: str | Path | None = None, device: str = "auto", precision: str = "auto",
-         engine: str = "auto", threads: int | None = None, batch_size: int = 8) -> Model:
+         engine: str = "auto", threads: int | None = None, batch_size: int = 8, tta: str = "auto") -> Model:
     """Open a model folder (manifest.json + ONNX graphs); ``ManifestError`` says what is wrong with it.
 
     ``model_dir`` None: the folder ``python -m inference`` would use (``/opt/ml/model``, then
     ``$FMC_MODEL_DIR``, then the baked-in ``model_weights/``). ``device``, ``precision``,
-    ``engine`` and ``threads`` mean what the CLI's options of those names mean.
+    ``engine``, ``threads`` and ``tta`` mean what the CLI's options of those names mean.
     """
     if model_dir is None:
-        from inference.cli import resolve_model_dir
+        from inference.startup import resolve_model_dir
 
         model_dir, _origin = resolve_model_dir(None)
-    return Model(Predictor.open(Path(model_dir), engine, device, precision, threads), batch_size)
+    return Model(Predictor.open(Path(model_dir), engine, device, precision, threads, tta), batch_size)
 
 
 def _as_rgb(image: np.ndarray, position: int) -> np.ndarray:
@@ -125,7 +125,7 @@ def _as_rgb(image: np.ndarray, position: int) -> np.ndarray:
 
 
 def _result(prediction: Prediction, task_id: str, image_path: str | None) -> dict[str, Any]:
-    if prediction.kind is TaskKind.SEGMENTATION:
+    if spec_of(prediction.kind).writes_mask:
         result: dict[str, Any] = {"image_path": image_path, "task_id": task_id, "mask": prediction.mask}
     else:
         result = prediction.record(image_path or "", task_id).model_dump(mode="json")

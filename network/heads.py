@@ -162,7 +162,7 @@ DENSE_VARIANTS: set[tuple[TaskKind, str]] = {(TaskKind.REGRESSION, "heatmap")}
 
 def reads_dense(kind: TaskKind, variant: str) -> bool:
     """Whether a head reads the FPN output (dense) or the deepest encoder map (global)."""
-    return kind.is_dense or (kind, variant) in DENSE_VARIANTS
+    return spec_of(kind).dense or (kind, variant) in DENSE_VARIANTS
 
 
 def _identity(raw: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from segmentation_models_pytorch.decoders.fpn.decoder import FPNDecoder
 from torch import nn
 
 from contract.manifest import IMAGE_INPUT, OUTPUT_ROLE, ModelConfig
-from contract.tasks import TaskKind, TaskSpec
+from contract.tasks import TaskSpec
 from network.heads import HEAD_BUILDERS, head_variant, reads_dense, to_roles
 
 FPN_DEFAULTS: dict[str, int | float | str] = {

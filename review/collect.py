@@ -1,7 +1,7 @@
 """What the review shows: every CSV row with its prediction, its label (when the input has
 labels) and its own score, grouped by task; plus the run's failures.
 
-Rows come from the runtime's CSV reader (``inference.batch_csv.read_rows``), labels from the
+Rows come from the runtime's CSV reader (``inference.layouts.batch_rows.read_rows``), labels from the
 evaluator's reader (``evaluation.labels.read_labels``), per-image scores from the official
 metric definitions (``evaluation.official_metrics``).
 """
@@ -21,7 +21,7 @@ import numpy as np
 from evaluation import official_metrics as OM
 from evaluation.labels import LabelLayoutError, LabelRow, read_labels
 from evaluation.predictions import JSON_FILES, output_mask_path
-from inference.batch_csv import Row, read_rows
+from inference.layouts.batch_rows import Row, read_rows
 from contract.tasks import TaskKind, TaskRegistry
 
 log = logging.getLogger(__name__)

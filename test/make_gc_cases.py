@@ -7,7 +7,7 @@
 
 Each case is one job of the platform: input/inputs.json, input/task-id.json and one image in
 input/images/ultrasound-image/. The cases cover every task kind and the image formats and pixel
-types the runtime accepts (see inference/gc_inputs.py), and both ``socket`` and ``interface``
+types the runtime accepts (see inference/layouts/case_inputs.py), and both ``socket`` and ``interface``
 spellings of inputs.json. Images are phantoms (python -m phantoms), downscaled to keep files small.
 """
 

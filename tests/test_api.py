@@ -9,11 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from contract.csv_layout import resolve
 from contract.kinds import PREDICTION_FILES
 from contract.tasks import TaskKind, UnknownTaskError
 from inference import api
-from inference.batch_csv import read_rows
+from inference.layouts.batch_rows import read_rows
 from inference.cli import main
 from inference.errors import EXIT_OK
 
@@ -81,7 +80,7 @@ def test_bad_calls_fail_clearly_before_running(model):
 
 
 def test_load_without_a_folder_uses_the_cli_default(monkeypatch, tmp_path):
-    monkeypatch.setattr("inference.cli.OPT_ML_MODEL", tmp_path / "absent")
+    monkeypatch.setattr("inference.startup.OPT_ML_MODEL", tmp_path / "absent")
     monkeypatch.setenv("FMC_MODEL_DIR", str(WEIGHTS))
     loaded = api.load()
     assert loaded.model_dir == WEIGHTS and "fetal_head" in loaded.tasks

@@ -63,7 +63,7 @@ def test_cpu_smoke_run_writes_every_figure_and_claims_no_gpu(fp16_model, tmp_pat
 
 
 def test_cuda_without_a_gpu_stops_naming_the_reason(tmp_path):
-    from inference.providers import cuda_unavailable_reason
+    from inference.engines.providers import cuda_unavailable_reason
 
     reason = cuda_unavailable_reason()
     if reason is None:

@@ -47,8 +47,8 @@ def test_engine_feeds_task_index_on_host_and_through_io_binding(tmp_path):
     import numpy as np
 
     from contract.manifest import OUTPUT_ROLE, ModelFolder
-    from inference.engine import OnnxEngine
-    from inference.feeds import extra_feeds
+    from inference.engines.onnx_engine import OnnxEngine
+    from inference.engines.feeds import extra_feeds
 
     net = seeded(byom_nets.make_conditioned_net(), seed=4)
     with torch.no_grad():

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 import SimpleITK as sitk
 
 _SPEC = importlib.util.spec_from_file_location("compare", Path(__file__).resolve().parents[1] / "test" / "compare.py")

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from contract.manifest import ModelFolder
-from inference import providers
-from inference.engine import OnnxEngine
+from inference.engines import providers
+from inference.engines.onnx_engine import OnnxEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,10 +21,12 @@ from contract.flip import DEFAULT_FLIP_RULES, PHANTOM_DIRECTION_PERMUTATION, UNS
 from contract.imaging import preprocess
 from contract.manifest import ModelFolder, load_manifest
 from contract.tasks import OFFICIAL_TASKS, TaskKind, TaskRegistry, TaskSpec
-from inference.backend import FallbackEngine
-from inference.engine import OnnxEngine
-from inference.ensemble import EnsembleEngine, make_engine
-from inference.predictor import Predictor, infer_batch
+from inference.engines.fallback import FallbackEngine
+from inference.engines.onnx_engine import OnnxEngine
+from inference.engines.ensemble import EnsembleEngine
+from inference.engines.factory import make_engine
+from inference.engines.infer import infer_batch
+from inference.engines.predictor import Predictor
 from tests.conftest import make_tiny_config
 
 OFFICIAL = TaskRegistry.official()

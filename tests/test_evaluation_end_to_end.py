@@ -2,7 +2,6 @@
 
 import csv
 import json
-import math
 import shutil
 from pathlib import Path
 

@@ -8,6 +8,7 @@ import torch
 
 from exporter.runner import GraphRunner
 from contract.manifest import OUTPUT_ROLE, load_manifest, sha256_of
+from contract.kinds import spec_of
 from contract.tasks import TaskKind, TaskRegistry
 from network.weights import load_model_from_folder
 
@@ -32,7 +33,7 @@ def test_each_task_runs_only_its_own_path(tiny_model_dir):
     graphs = manifest.graph_sets["fp32"].graphs
     assert graphs["encoder"].path == "encoder.onnx" and graphs["fpn"].path == "fpn.onnx"
     for task in manifest.tasks:
-        expected = ["encoder", "fpn"] if task.kind.is_dense else ["encoder"]
+        expected = ["encoder", "fpn"] if spec_of(task.kind).dense else ["encoder"]
         assert task.path == [*expected, f"head.{task.task_id}"]
         assert graphs[f"head.{task.task_id}"].path == f"heads/{task.task_id}.onnx"
     # a head graph holds only its own weights

@@ -1,7 +1,7 @@
 """What the image's Python code imports is what its requirements files install.
 
 The default image installs requirements.txt (+ the CUDA wheels); the WITH_TORCH=1 image adds
-requirements-torch.txt for the PyTorch fallback (inference.torch_engine, network.*). Building
+requirements-torch.txt for the PyTorch fallback (inference.engines.torch_engine, network.*). Building
 the torch image in CI is too heavy (PyPI's torch is a CUDA 13 build with ~4 GB of wheels), so
 this walks the import statements instead: every module of the runtime packages (modules
 are also imported by name, e.g. the layouts, so all are roots), function-level imports
@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TORCH_BOUNDARY = "inference.torch_engine"
+TORCH_BOUNDARY = "inference.engines.torch_engine"
 #: Optional entry points the image does not run; their own requirements file pins what they add.
-OPTIONAL_ENTRY_POINTS = {"inference.ray_job": "requirements-ray.txt"}
+OPTIONAL_ENTRY_POINTS = {"inference.scale.ray_job": "requirements-ray.txt"}
 
 
 def _pinned(*files: str) -> set[str]:

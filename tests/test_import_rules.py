@@ -51,7 +51,7 @@ def test_shared_side_imports_nothing_from_the_runtime(package):
 def test_runtime_imports_network_only_inside_the_torch_fallback():
     users = sorted(file for file, names in imported_modules("inference").items()
                    if any(n.split(".")[0] in ("network", "torch") for n in names))
-    assert users == ["inference/torch_engine.py"]
+    assert users == ["inference/engines/torch_engine.py"]
 
 
 def test_runtime_imports_no_exporter_training_or_evaluation():
@@ -86,8 +86,8 @@ def test_contract_imports_with_torch_and_onnxruntime_blocked():
 def test_onnx_path_imports_and_predicts_with_torch_blocked(tiny_model_dir):
     code = f"""
 import numpy as np
-import inference.cli, inference.batch_layout, inference.gc_layout, inference.pipeline
-from inference.predictor import Predictor
+import inference.cli, inference.layouts.batch, inference.layouts.case, inference.layouts.pipeline
+from inference.engines.predictor import Predictor
 predictor = Predictor.open({str(tiny_model_dir)!r}, engine="onnxruntime", device="cpu")
 [pred] = predictor.predict("fetal_head", [np.full((40, 50, 3), 90, np.uint8)])
 assert pred.mask.shape == (40, 50)
@@ -96,3 +96,81 @@ print("ok")
     result = _run_blocked({"torch", "network"}, code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok")
+
+
+PROJECT_MODULES_ROOTS = PROJECT + ("review", "biometry")
+
+
+def _module_names() -> dict[str, Path]:
+    names = {}
+    for package in PROJECT_MODULES_ROOTS:
+        for path in sorted((ROOT / package).rglob("*.py")) if (ROOT / package).is_dir() else ():
+            names[".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")] = path
+    return names
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the project modules it imports, anywhere in the file (function-level imports included).
+
+    ``from package import name`` counts as importing ``package.name`` when that is a module (the package's
+    ``__init__`` is then only passed through), else as importing ``package``."""
+    modules = _module_names()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                subs = {f"{node.module}.{a.name}" for a in node.names} & modules.keys()
+                if len(subs) < len(node.names) and node.module in modules:
+                    deps.add(node.module)
+                deps |= subs
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names} & modules.keys()
+        graph[name] = deps - {name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for dep in sorted(graph.get(node, ())):
+            if dep not in index:
+                visit(dep)
+                low[node] = min(low[node], low[dep])
+            elif dep in on_stack:
+                low[node] = min(low[node], index[dep])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_import_cycle_finder_finds_a_cycle():
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_between_modules():
+    graph = import_graph()
+    assert "inference.engines.ensemble" in graph and graph["inference.layouts.batch"]
+    assert import_cycles(graph) == []

@@ -134,7 +134,7 @@ def test_strict_gives_failed_rows_no_prediction(tmp_path, tiny_model_dir):
 
 
 def test_torch_fallback_when_onnxruntime_fails(tmp_path, tiny_model_dir, monkeypatch, caplog):
-    from inference import engine as engine_module
+    from inference.engines import onnx_engine as engine_module
 
     _, reference = _run(tmp_path / "ref", tiny_model_dir, GOOD_ROWS[2:6])
 
@@ -203,7 +203,7 @@ def test_usage_and_help(capsys):
 
 def test_predictor_matches_the_batch_run(tmp_path, tiny_model_dir):
     from contract.imaging import read_image
-    from inference.predictor import Predictor
+    from inference.engines.predictor import Predictor
 
     code, out = _run(tmp_path, tiny_model_dir, GOOD_ROWS)
     assert code == EXIT_OK

@@ -1,4 +1,4 @@
-"""inference.batch_csv: CSV rows read as the challenge writes them, and checked against the model."""
+"""inference.layouts.batch_rows: CSV rows read as the challenge writes them, and checked against the model."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from inference.batch_csv import Job, RowFailure, check_row, read_rows
+from inference.layouts.batch_rows import Job, RowFailure, check_row, read_rows
 from inference.errors import FatalError
 from contract.manifest import GraphFile, GraphSet, Manifest, ModelConfig, TaskEntry
+from contract.kinds import spec_of
 from contract.tasks import TaskKind, TaskRegistry
-from inference.writers import OutputGuard
+from inference.outputs.writers import OutputGuard
 
 TASKS = TaskRegistry.official().select(["fetal_head", "lung_2cls", "IUGC", "thyroid_nodule_det"])
 
@@ -22,7 +23,7 @@ def _manifest() -> Manifest:
     graphs = {n: GraphFile(path=f"{n}.onnx", sha256="0", bytes=0, inputs=[], outputs=[]) for n in names}
     entries = []
     for t in TASKS:
-        path = ["encoder", "fpn", f"head.{t.task_id}"] if t.kind.is_dense else ["encoder", f"head.{t.task_id}"]
+        path = ["encoder", "fpn", f"head.{t.task_id}"] if spec_of(t.kind).dense else ["encoder", f"head.{t.task_id}"]
         role = {"segmentation": "logits", "classification": "probs", "detection": "grid", "Regression": "points"}
         entries.append(TaskEntry(task_id=t.task_id, kind=t.kind, num_classes=t.num_classes, path=path,
                                  outputs={role[t.kind.value]: f"{t.task_id}.x"}))

@@ -1,4 +1,4 @@
-"""inference.engine: provider choice, threads, and the graph chaining on a tiny exported model."""
+"""inference.engines.onnx_engine: provider choice, threads, and the graph chaining on a tiny exported model."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 
 from contract.imaging import preprocess
 from contract.manifest import ModelFolder, load_manifest
-from inference import providers as providers_module
-from inference.engine import OnnxEngine
+from inference.engines import providers as providers_module
+from inference.engines.onnx_engine import OnnxEngine
 from inference.errors import EngineError
-from inference.runner import default_threads
+from inference.engines.runner import default_threads
 
 
 def test_default_threads_is_positive():

@@ -12,8 +12,8 @@ import uuid
 import cv2
 import pytest
 
-from inference import pipeline as pipeline_module
-from inference import writers as writers_module
+from inference.layouts import pipeline as pipeline_module
+from inference.outputs import writers as writers_module
 from inference.cli import main
 from inference.errors import EXIT_FATAL, EXIT_ROWS_FAILED
 

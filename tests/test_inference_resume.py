@@ -16,7 +16,7 @@ import pytest
 
 from inference.cli import main
 from inference.errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK
-from inference.journal import JOURNAL_NAME
+from inference.bookkeeping.journal import JOURNAL_NAME
 
 from test_inference_cli import GOOD_ROWS, make_input
 
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 # python -m inference with each batch slowed by 40 ms, as a slower model would be: kills land mid-run
 SLOW_RUN = """
 import sys, time
-from inference import pipeline
+from inference.layouts import pipeline
 real = pipeline.Pipeline._run_batch
 def slow(*args, **kwargs):
     time.sleep(0.04)

@@ -10,14 +10,14 @@ from pathlib import Path
 
 from inference.cli import main
 from inference.errors import EXIT_FATAL, EXIT_OK
-from inference.lock import LOCK_NAME
+from inference.bookkeeping.lock import LOCK_NAME
 
 from test_inference_cli import GOOD_ROWS, make_input
 
 REPO = Path(__file__).resolve().parent.parent
 HOLDER = """
 import sys, time
-from inference.lock import RunLock
+from inference.bookkeeping.lock import RunLock
 with RunLock(sys.argv[1]):
     print("locked", flush=True)
     sys.stdin.readline()

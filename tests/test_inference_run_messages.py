@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from inference import providers as engine_module
-from inference import pipeline as pipeline_module
+from inference.engines import providers as engine_module
+from inference.layouts import pipeline as pipeline_module
 from tests.test_inference_cli import GOOD_ROWS, _run
 
 

@@ -1,4 +1,4 @@
-"""inference.writers and records: atomic files, schema validation, the output path guard."""
+"""inference.outputs.writers and records: atomic files, schema validation, the output path guard."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from inference import writers
+from inference.outputs import writers
 from inference.errors import OutputPathError
 from contract.kinds import ClassificationRecord, DetectionRecord, RegressionRecord
-from inference.writers import OutputGuard, write_json_records, write_mask
+from inference.outputs.writers import OutputGuard, write_json_records, write_mask
 
 
 def _record(p: float = 0.75) -> ClassificationRecord:

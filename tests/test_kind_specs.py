@@ -24,12 +24,11 @@ def test_every_kind_has_a_spec_with_distinct_roles_files_and_sockets():
         assert spec.kind is kind and spec.metrics and spec.label_columns
         assert (spec.record_type is None) == (spec.prediction_file is None)
         assert spec.meaning.startswith(spec.role + ":")
-        assert kind.is_dense == spec.dense
 
 
 @pytest.mark.parametrize("table", ["network.heads:HEAD_BUILDERS", "network.heads:ROLE_ACTIVATIONS",
                                    "training.losses:KIND_LOSSES", "evaluation.scoring:_SCORERS",
-                                   "evaluation.labels:_LABEL_COLUMNS", "inference.gc_layout:OUTPUT_SLUGS"])
+                                   "evaluation.labels:_LABEL_COLUMNS", "inference.layouts.case:OUTPUT_SLUGS"])
 def test_per_kind_tables_cover_every_kind(table):
     import importlib
 

@@ -17,13 +17,13 @@ import pytest
 
 from contract.kinds import PREDICTION_FILES
 from contract.tasks import TaskKind
-from inference import pipeline as pipeline_module
-from inference.batch_csv import InputRows, read_rows
+from inference.layouts import pipeline as pipeline_module
+from inference.layouts.batch_rows import InputRows, read_rows
 from inference.cli import main
 from inference.errors import FatalError
-from inference.record_spool import SPOOL_PREFIX, RecordSpool
-from inference.results import Results
-from inference.writers import json_bytes, json_chunks, record_text
+from inference.bookkeeping.record_spool import SPOOL_PREFIX, RecordSpool
+from inference.outputs.results import Results
+from inference.outputs.writers import json_bytes, json_chunks, record_text
 
 from test_inference_cli import GOOD_ROWS, make_input
 
@@ -175,7 +175,7 @@ def test_a_small_window_predicts_the_same_bytes(tmp_path, tiny_model_dir, monkey
 def test_resume_reads_finished_rows_back_from_the_journal(tmp_path, monkeypatch):
     """--resume holds 24 bytes per finished row and reads each row's entry back; colliding hashes are told
     apart by the key, and a row journaled twice gives its last entry."""
-    from inference import journal as journal_module
+    from inference.bookkeeping import journal as journal_module
 
     header = {"journal": 1, "inputs": "x"}
     first = journal_module.Journal.start(tmp_path, header, resume=False)
@@ -209,7 +209,7 @@ def test_a_disk_filling_up_mid_record_loses_nothing(tmp_path, monkeypatch, caplo
     import errno
     import os
 
-    from inference import record_spool as spool_module
+    from inference.bookkeeping import record_spool as spool_module
 
     real_pwrite, calls = os.pwrite, []
 
@@ -234,7 +234,7 @@ def test_a_disk_filling_up_mid_record_loses_nothing(tmp_path, monkeypatch, caplo
 
 
 def test_the_output_audit_holds_8_bytes_per_file(tmp_path):
-    from inference.output_audit import PathSet
+    from inference.bookkeeping.output_audit import PathSet
 
     tracemalloc.start()
     written = PathSet(tmp_path / f"Segmentation/masks/{i:06d}.png" for i in range(ROWS))

@@ -38,7 +38,7 @@ def local_cluster():
 
 
 def test_ray_job_with_two_actors_equals_one_run(local_cluster, tmp_path):
-    from inference.ray_job import main as ray_main
+    from inference.scale.ray_job import main as ray_main
 
     inp = tmp_path / "input"
     shutil.copytree(REPO / "test" / "input", inp)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from inference.batch_csv import read_rows
+from inference.layouts.batch_rows import read_rows
 from inference.cli import main
 from inference.errors import EXIT_FATAL, EXIT_ROWS_FAILED
-from inference.shard import INDEX_ENV, PART_FOLDER, Shard, ShardError, parse_shard, select_rows, shard_of
+from inference.scale.shard import INDEX_ENV, PART_FOLDER, Shard, ShardError, parse_shard, ShardRows, shard_of
 
 REPO = Path(__file__).resolve().parent.parent
 WEIGHTS = REPO / "model_weights"
@@ -88,7 +88,7 @@ def test_shards_sharing_one_output_folder_merge_in_place(runs, tmp_path):
 def test_every_row_in_exactly_one_shard_whatever_the_csv_order(runs):
     rows, _ = read_rows(runs["input"])
     keys = [(r.csv_name, r.image_path, r.task_id) for r in rows]
-    by_shard = [{(r.csv_name, r.image_path, r.task_id) for r in select_rows(rows, Shard(i, SHARDS))}
+    by_shard = [{(r.csv_name, r.image_path, r.task_id) for r in ShardRows(rows, Shard(i, SHARDS))}
                 for i in range(SHARDS)]
     assert sorted(k for s in by_shard for k in s) == sorted(keys)
     assert [len(s) for s in by_shard] == [6, 15, 17, 18]  # pinned: parts of other versions must merge
@@ -118,10 +118,20 @@ def test_bad_shard_values_are_refused(text, environ, message):
         parse_shard(text, environ)
 
 
-def test_cli_refuses_a_bad_shard_before_predicting(runs, tmp_path, caplog):
-    assert predict(runs["input"], tmp_path / "out", "--shard", "4/4") == EXIT_FATAL
-    assert "outside 0..3" in caplog.text
-    assert not (tmp_path / "out" / PART_FOLDER).exists()
+@pytest.mark.parametrize("value,reason", [("4/4", "outside 0..3"), ("5/4", "outside 0..3"),
+                                          ("abc", "expected I/N"), ("1/x", "N must be a whole number")])
+def test_a_malformed_shard_is_a_usage_error_before_the_model_loads(runs, tmp_path, capsys, monkeypatch, value, reason):
+    import contract.manifest
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model folder was opened before --shard was checked")
+
+    monkeypatch.setattr(contract.manifest.ModelFolder, "open", no_model)
+    with pytest.raises(SystemExit) as exit_info:
+        predict(runs["input"], tmp_path / "out", "--shard", value)
+    assert exit_info.value.code == 2  # the usage exit code, as --help says
+    assert reason in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def _part_rows(part: Path) -> list[int]:

@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from contract.manifest import ModelConfig, Preprocessing
-from contract.tasks import TaskKind, TaskRegistry
+from contract.tasks import TaskRegistry
 from network import build_model
 from training.augment import Augmenter, uint8_to_input
 from training.checkpoint import BEST, LAST, checkpoint_config, load_checkpoint, save_checkpoint

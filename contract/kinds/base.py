@@ -25,19 +25,17 @@ class RecordBase(BaseModel):
 
 @dataclass(frozen=True)
 class Prediction:
-    """One image's prediction: a mask (segmentation) or the record's fields (other kinds)."""
+    """One image's prediction: a mask (segmentation) or the record's fields and type (other kinds)."""
 
     kind: TaskKind
     mask: np.ndarray | None = None
     fields: dict[str, Any] | None = None
+    record_type: type[RecordBase] | None = None
 
     def record(self, image_path: str, task_id: str) -> RecordBase:
-        from contract.kinds import spec_of
-
-        record_type = spec_of(self.kind).record_type
-        if record_type is None or self.fields is None:
+        if self.record_type is None or self.fields is None:
             raise ValueError(f"a {self.kind.value} prediction is a mask, not a JSON record")
-        return record_type(image_path=image_path, task_id=task_id, **self.fields)
+        return self.record_type(image_path=image_path, task_id=task_id, **self.fields)
 
 
 @dataclass(frozen=True)
@@ -52,6 +50,18 @@ class KindSpec:
     ``label_columns``: CSV columns a labelled row of this kind needs (the evaluator).
     ``metrics``: the metrics the evaluator reports for the kind (headline first).
     ``dense``: the head reads the decoder's full-resolution map (else the deepest encoder map).
+    ``fallback_sized``/``fallback_counted``: the fallback needs the image's size / the task's count.
+    ``estimate``/``mirror_back``/``finish``: ensembles and flip TTA (``inference.engines.combine``):
+    one run's role tensor -> per-image estimates in averaging units; estimates of mirror images
+    -> estimates of the originals (given the flip rule's permutation, or None); the mean
+    estimate -> the role tensor that ``decode`` reads.
+    ``flip_permutes``: what a ``permute_*`` flip rule reorders for the kind ("classes", "points",
+    None); ``flip_safe_default``: a task outside the official list is flipped by default.
+    ``deviation(reference, actual)``: how far a role tensor (fp16, int8) is from fp32, as
+    ``(figure, value, worst)`` with worst "max" or "min" (``exporter.deviation``).
+    ``raw_expected(k)``/``raw_fits(shape, batch, k)``/``raw_adapter(rank)``: a brought network's
+    raw output for a task of ``k`` classes or points: its description, whether a shape fits,
+    and the adapter that turns it into the role tensor (``ADAPTERS``).
     """
 
     kind: TaskKind
@@ -65,6 +75,22 @@ class KindSpec:
     label_columns: tuple[str, ...]
     metrics: tuple[str, ...]
     dense: bool
+    fallback_sized: bool
+    fallback_counted: bool
+    estimate: Callable[[np.ndarray], np.ndarray]
+    mirror_back: Callable[[np.ndarray, tuple[int, ...] | None], np.ndarray]
+    finish: Callable[[np.ndarray], np.ndarray]
+    flip_permutes: str | None
+    flip_safe_default: bool
+    deviation: Callable[[np.ndarray, np.ndarray], list[tuple[str, float, str]]]
+    raw_expected: Callable[[int], str]
+    raw_fits: Callable[[tuple[int, ...], int, int], bool]
+    raw_adapter: Callable[[int], str]
+
+    @property
+    def writes_mask(self) -> bool:
+        """The kind's prediction is a mask file (no JSON record)."""
+        return self.record_type is None
 
 
 def check_size(size: Size) -> tuple[int, int]:
@@ -72,3 +98,34 @@ def check_size(size: Size) -> tuple[int, int]:
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got {size}")
     return height, width
+
+
+#: Adapters from a brought network's raw output to the role tensor, by name (``KindSpec.raw_adapter``):
+#: ``identity``; ``softmax`` over axis 1; ``box_to_grid``: an N x 4 box -> a one-cell N x 5 x 1 x 1 grid
+#: whose objectness is 0. Implemented for torch (``network.byom``) and ONNX (``exporter.byom_onnx``).
+ADAPTERS = ("identity", "softmax", "box_to_grid")
+
+
+def identity_adapter(rank: int) -> str:
+    return "identity"
+
+
+def same_estimate(output: np.ndarray) -> np.ndarray:
+    """Estimates that are the role tensor itself, one row per image (float64)."""
+    output = np.asarray(output, dtype=np.float64)
+    return output.reshape(len(output), -1)
+
+
+def as_role(mean: np.ndarray) -> np.ndarray:
+    return mean.astype(np.float32)
+
+
+def softmax(logits: np.ndarray, axis: int) -> np.ndarray:
+    shifted = logits - logits.max(axis=axis, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=axis, keepdims=True)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # stable for large |x|
+

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, StrictInt, model_validator
 
-from contract.kinds.base import KindSpec, Number, Prediction, RecordBase, Size
+from contract.kinds.base import KindSpec, Number, Prediction, RecordBase, Size, as_role, same_estimate
 from contract.tasks import TaskKind
 
 
@@ -40,12 +40,22 @@ def classification_fields(probs: np.ndarray) -> dict[str, Any]:
 
 
 def _decode(output: np.ndarray, size: Size) -> Prediction:
-    return Prediction(TaskKind.CLASSIFICATION, fields=classification_fields(output))
+    return Prediction(TaskKind.CLASSIFICATION, record_type=ClassificationRecord, fields=classification_fields(output))
 
 
 def _fallback(num_classes: int, size: Size) -> Prediction:
     k = max(int(num_classes), 1)
-    return Prediction(TaskKind.CLASSIFICATION, fields={"predicted_class": 0, "predicted_probs": [1.0 / k] * k})
+    return Prediction(TaskKind.CLASSIFICATION, record_type=ClassificationRecord, fields={"predicted_class": 0, "predicted_probs": [1.0 / k] * k})
+
+
+def _mirror_back(mirrored: np.ndarray, permutation: tuple[int, ...] | None) -> np.ndarray:
+    """Under ``permute_classes:P`` class c of an image reads p[P[c]] of its mirror image."""
+    return mirrored[:, list(permutation)] if permutation else mirrored
+
+
+def _deviation(reference: np.ndarray, actual: np.ndarray) -> list[tuple[str, float, str]]:
+    return [("classification.max_abs_prob_diff", float(np.max(np.abs(reference - actual))), "max"),
+            ("classification.argmax_agreement", float(np.mean(reference.argmax(1) == actual.argmax(1))), "min")]
 
 
 SPEC = KindSpec(
@@ -60,4 +70,15 @@ SPEC = KindSpec(
     label_columns=("mask",),
     metrics=("auc", "f1", "mcc", "accuracy"),
     dense=False,
+    fallback_sized=False,
+    fallback_counted=True,
+    estimate=same_estimate,
+    mirror_back=_mirror_back,
+    finish=as_role,
+    flip_permutes="classes",
+    flip_safe_default=False,
+    deviation=_deviation,
+    raw_expected=lambda k: f"N x {k} logits",
+    raw_fits=lambda shape, batch, k: shape == (batch, k),
+    raw_adapter=lambda rank: "softmax",
 )

@@ -46,12 +46,54 @@ def detection_fields(grid: np.ndarray, size: Size) -> dict[str, Any]:
 
 
 def _decode(output: np.ndarray, size: Size) -> Prediction:
-    return Prediction(TaskKind.DETECTION, fields=detection_fields(output, size))
+    return Prediction(TaskKind.DETECTION, record_type=DetectionRecord, fields=detection_fields(output, size))
 
 
 def _fallback(num_classes: int, size: Size) -> Prediction:
-    return Prediction(TaskKind.DETECTION, fields={"bbox_normalized": list(FALLBACK_BOX),
+    return Prediction(TaskKind.DETECTION, record_type=DetectionRecord, fields={"bbox_normalized": list(FALLBACK_BOX),
                                                   "bbox_pixels": box_pixels(FALLBACK_BOX, size)})
+
+
+def _estimate(output: np.ndarray) -> np.ndarray:
+    """N x C x h x w grids -> N x 5: each image's own decoded box and the objectness logit of its cell."""
+    output = np.asarray(output, dtype=np.float64)
+    if output.ndim != 4 or output.shape[1] < 5:
+        raise ValueError(f"detection grid must be N x (4 + C) x h x w, got shape {output.shape}")
+    rows = []
+    for image in output:
+        box = detection_fields(image, (1, 1))["bbox_normalized"]
+        objectness = image[4] if image.shape[0] == 5 else image[4:].max(axis=0)
+        rows.append([*box, float(objectness.max())])
+    return np.asarray(rows, dtype=np.float64).reshape(len(output), 5)
+
+
+def _mirror_back(mirrored: np.ndarray, permutation: tuple[int, ...] | None) -> np.ndarray:
+    back = mirrored.copy()
+    back[:, 0], back[:, 2] = 1.0 - mirrored[:, 2], 1.0 - mirrored[:, 0]
+    return back
+
+
+def _finish(mean: np.ndarray) -> np.ndarray:
+    """N x 5 mean boxes and objectness -> a one-cell N x 5 x 1 x 1 grid, decoded as any grid."""
+    return mean[:, :, None, None].astype(np.float32)
+
+
+def best_cells(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """N x C x h x w grids -> (N x 4 boxes at the cell of highest objectness, N chosen cell indices)."""
+    objectness = grid[:, 4:].max(axis=1).reshape(len(grid), -1)
+    cells = objectness.argmax(axis=1)
+    boxes = grid[:, :4].reshape(len(grid), 4, -1)[np.arange(len(grid)), :, cells]
+    return boxes, cells
+
+
+def _deviation(reference: np.ndarray, actual: np.ndarray) -> list[tuple[str, float, str]]:
+    (ref_box, ref_cell), (out_box, out_cell) = best_cells(reference), best_cells(actual)
+    return [("detection.max_abs_box_diff", float(np.max(np.abs(ref_box - out_box))), "max"),
+            ("detection.cell_agreement", float(np.mean(ref_cell == out_cell)), "min")]
+
+
+def _raw_fits(shape: tuple[int, ...], batch: int, k: int) -> bool:
+    return shape == (batch, 4) or (len(shape) == 4 and shape[:2] == (batch, 4 + k))
 
 
 SPEC = KindSpec(
@@ -67,4 +109,15 @@ SPEC = KindSpec(
     label_columns=("x_min", "y_min", "x_max", "y_max"),
     metrics=("iou",),
     dense=True,
+    fallback_sized=True,
+    fallback_counted=False,
+    estimate=_estimate,
+    mirror_back=_mirror_back,
+    finish=_finish,
+    flip_permutes=None,
+    flip_safe_default=True,
+    deviation=_deviation,
+    raw_expected=lambda k: f"N x 4 normalized box (x_min, y_min, x_max, y_max) or N x {4 + k} x h x w grid",
+    raw_fits=_raw_fits,
+    raw_adapter=lambda rank: "box_to_grid" if rank == 2 else "identity",
 )

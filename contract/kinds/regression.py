@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from contract.kinds.base import KindSpec, Number, Prediction, RecordBase, Size, check_size
+from contract.kinds.base import KindSpec, Number, Prediction, RecordBase, Size, as_role, check_size, identity_adapter, same_estimate
 from contract.tasks import TaskKind
 
 FALLBACK_POINT = (0.5, 0.5)
@@ -48,12 +48,25 @@ def regression_fields(points: np.ndarray, size: Size) -> dict[str, Any]:
 
 
 def _decode(output: np.ndarray, size: Size) -> Prediction:
-    return Prediction(TaskKind.REGRESSION, fields=regression_fields(output, size))
+    return Prediction(TaskKind.REGRESSION, record_type=RegressionRecord, fields=regression_fields(output, size))
 
 
 def _fallback(num_classes: int, size: Size) -> Prediction:
     points = np.tile(np.array(FALLBACK_POINT), max(int(num_classes), 1))
-    return Prediction(TaskKind.REGRESSION, fields=regression_fields(points, size))
+    return Prediction(TaskKind.REGRESSION, record_type=RegressionRecord, fields=regression_fields(points, size))
+
+
+def _mirror_back(mirrored: np.ndarray, permutation: tuple[int, ...] | None) -> np.ndarray:
+    """x -> 1 - x, then point i reads the mirror's point P[i]."""
+    points = mirrored.reshape(len(mirrored), -1, 2).copy()
+    points[..., 0] = 1.0 - points[..., 0]
+    if permutation:
+        points = points[:, list(permutation)]
+    return points.reshape(len(mirrored), -1)
+
+
+def _deviation(reference: np.ndarray, actual: np.ndarray) -> list[tuple[str, float, str]]:
+    return [("Regression.max_abs_point_diff", float(np.max(np.abs(reference - actual))), "max")]
 
 
 SPEC = KindSpec(
@@ -68,4 +81,15 @@ SPEC = KindSpec(
     label_columns=("point_1_xy",),
     metrics=("mre", "mre_pct_diag"),
     dense=False,
+    fallback_sized=True,
+    fallback_counted=True,
+    estimate=same_estimate,
+    mirror_back=_mirror_back,
+    finish=as_role,
+    flip_permutes="points",
+    flip_safe_default=False,
+    deviation=_deviation,
+    raw_expected=lambda k: f"N x {2 * k} normalized points (x1, y1, ...)",
+    raw_fits=lambda shape, batch, k: shape == (batch, 2 * k),
+    raw_adapter=identity_adapter,
 )

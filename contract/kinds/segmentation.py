@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from contract.kinds.base import KindSpec, Prediction, Size, check_size
+from contract.kinds.base import KindSpec, Prediction, Size, check_size, identity_adapter, sigmoid, softmax
 from contract.tasks import TaskKind
 
 BAND_ROWS = 64
@@ -102,6 +102,32 @@ def _fallback(num_classes: int, size: Size) -> Prediction:
     return Prediction(TaskKind.SEGMENTATION, mask=np.zeros((height, width), np.uint8))
 
 
+def _estimate(output: np.ndarray) -> np.ndarray:
+    """Class probabilities at the network's resolution (K = 1: the sigmoid of the lone logit)."""
+    output = np.asarray(output, dtype=np.float64)
+    if output.ndim != 4:
+        raise ValueError(f"segmentation logits must be N x K x h x w, got shape {output.shape}")
+    return sigmoid(output) if output.shape[1] == 1 else softmax(output, axis=1)
+
+
+def _mirror_back(mirrored: np.ndarray, permutation: tuple[int, ...] | None) -> np.ndarray:
+    back = mirrored[..., ::-1]
+    return back[:, list(permutation)] if permutation else back
+
+
+def _finish(mean: np.ndarray) -> np.ndarray:
+    """The mean probabilities (K = 1: minus 0.5, so that decoding's "> 0" is "p > 0.5")."""
+    return (mean - 0.5 if mean.shape[1] == 1 else mean).astype(np.float32)
+
+
+def _deviation(reference: np.ndarray, actual: np.ndarray) -> list[tuple[str, float, str]]:
+    return [("segmentation.mask_agreement_min", float(np.mean(reference.argmax(1) == actual.argmax(1))), "min")]
+
+
+def _raw_fits(shape: tuple[int, ...], batch: int, k: int) -> bool:
+    return len(shape) == 4 and shape[:2] == (batch, k) and min(shape[2:]) >= 1
+
+
 SPEC = KindSpec(
     kind=TaskKind.SEGMENTATION,
     role="logits",
@@ -114,4 +140,15 @@ SPEC = KindSpec(
     label_columns=("mask_path",),
     metrics=("dice", "hd"),
     dense=True,
+    fallback_sized=True,
+    fallback_counted=False,
+    estimate=_estimate,
+    mirror_back=_mirror_back,
+    finish=_finish,
+    flip_permutes="classes",
+    flip_safe_default=True,
+    deviation=_deviation,
+    raw_expected=lambda k: f"N x {k} x h x w logits",
+    raw_fits=_raw_fits,
+    raw_adapter=identity_adapter,
 )

@@ -1,14 +1,14 @@
-"""``python -m inference.ray_job``: the batch layout on a Ray cluster, the model in an actor pool.
+"""``python -m inference.scale.ray_job``: the batch layout on a Ray cluster, the model in an actor pool.
 
-    python -m inference.ray_job --input IN --output OUT --actors 2 [--gpus-per-actor 1]
+    python -m inference.scale.ray_job --input IN --output OUT --actors 2 [--gpus-per-actor 1]
 
 The driver reads and checks the CSV rows exactly as ``python -m inference`` does
-(``inference.batch_csv``); the rows the model can predict become a Ray Dataset, and
+(``inference.layouts.batch_rows``); the rows the model can predict become a Ray Dataset, and
 ``map_batches`` runs them through a pool of ``--actors`` actors (``concurrency=``), each
 holding one loaded model (``inference.api``): one per GPU with ``--gpus-per-actor 1``, or
 CPU actors. Actors read the images and write the masks themselves (the CLI's writer);
 the JSON records stream back to the driver, which writes the three JSON files with the
-CLI's code (``inference.results``), fallback predictions for failed rows included. The
+CLI's code (``inference.outputs.results``), fallback predictions for failed rows included. The
 output equals a single ``python -m inference`` run, byte for byte.
 
 Ray is an optional dependency: ``pip install -r requirements-ray.txt``. Without
@@ -30,26 +30,26 @@ from typing import Any
 
 import numpy as np
 
-from contract.defaults import DEVICES, ENGINES, PRECISIONS
 from contract.imaging import ImageReadError, read_image
-from contract.kinds import Prediction
-from contract.manifest import ManifestError, ModelFolder
-from inference.cli import positive_int
+from contract.kinds import Prediction, spec_of
+from contract.manifest import ModelFolder
+from inference.scale.commands import add_ray_arguments
 from inference.errors import EXIT_FATAL, EXIT_OK, EXIT_ROWS_FAILED, EngineError, FatalError
 
-log = logging.getLogger("inference.ray_job")
-REPO = Path(__file__).resolve().parent.parent
+log = logging.getLogger("inference.scale.ray_job")
+REPO = Path(__file__).resolve().parents[2]
 NO_SIZE = -1
 
 
 class RowPredictor:
     """Ray actor: one model per actor; a batch of rows -> one status per row (``__call__``)."""
 
-    def __init__(self, model_dir: str, engine: str, device: str, precision: str, threads: int, batch_size: int):
+    def __init__(self, model_dir: str, engine: str, device: str, precision: str, threads: int, batch_size: int,
+                 tta: str = "auto"):
         from inference.api import load
 
         self.model = load(model_dir, device=device, precision=precision, engine=engine, threads=threads,
-                          batch_size=batch_size)
+                          batch_size=batch_size, tta=tta)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         count = len(batch["index"])
@@ -71,7 +71,7 @@ class RowPredictor:
 
     def _predict(self, task_id: str, members: list[tuple[int, np.ndarray]], batch: dict[str, np.ndarray],
                  status: list[str], payload: list[str]) -> None:
-        from inference.writers import write_mask
+        from inference.outputs.writers import write_mask
 
         try:
             results = self.model.predict([image for _, image in members], [task_id] * len(members))
@@ -100,11 +100,11 @@ def predict_rows(options, folder: ModelFolder, actors: int, gpus_per_actor: floa
     """Every row of the input through the actor pool; returns the layout's ``RunSummary``."""
     import ray
 
-    from inference.batch_layout import RowSink, check_rows, read_input_rows
-    from inference.layouts import RunSummary
-    from inference.record_spool import RecordSpool
-    from inference.results import Results
-    from inference.writers import OutputGuard
+    from inference.layouts.batch import RowSink, check_rows, read_input_rows
+    from inference.options import RunSummary
+    from inference.bookkeeping.record_spool import RecordSpool
+    from inference.outputs.results import Results
+    from inference.outputs.writers import OutputGuard
 
     manifest = folder.manifest
     rows = read_input_rows(options.input_dir)
@@ -124,7 +124,7 @@ def predict_rows(options, folder: ModelFolder, actors: int, gpus_per_actor: floa
             num_cpus=cpus_per_actor, num_gpus=gpus_per_actor,
             fn_constructor_kwargs={"model_dir": str(folder.path), "engine": options.engine,
                                    "device": options.device, "precision": options.precision,
-                                   "threads": threads, "batch_size": options.batch_size},
+                                   "threads": threads, "batch_size": options.batch_size, "tta": options.tta},
             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}},
         )
         _collect(dataset, jobs, sink)
@@ -146,7 +146,8 @@ def _collect(dataset, jobs: dict[int, Any], sink) -> None:
             job = jobs[int(answer["index"])]
             status, payload = str(answer["status"]), answer["payload"]
             if status == "record":
-                sink.predicted(job, Prediction(job.task.kind, fields=json.loads(payload)))
+                record_type = spec_of(job.task.kind).record_type
+                sink.predicted(job, Prediction(job.task.kind, fields=json.loads(payload), record_type=record_type))
             elif status == "mask":
                 sink.mask_written(job)
             else:
@@ -156,48 +157,35 @@ def _collect(dataset, jobs: dict[int, Any], sink) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m inference.ray_job", description=__doc__.split("\n\n")[1],
+    parser = argparse.ArgumentParser(prog="python -m inference.scale.ray_job", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", type=Path, required=True, help="input folder (INPUT/csv_files/*.csv)")
-    parser.add_argument("--output", type=Path, required=True, help="output folder (shared by every node)")
-    parser.add_argument("--weights", type=Path, default=None, help="model folder (default: as python -m inference)")
-    parser.add_argument("--actors", type=positive_int, default=1, help="actors, each with one loaded model (default: 1)")
-    parser.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs per actor (default: 0, CPU)")
-    parser.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per actor (default: 1)")
-    parser.add_argument("--address", default=None, help="Ray cluster to join (default: $RAY_ADDRESS, else a local one)")
-    parser.add_argument("--device", choices=DEVICES, default="auto")
-    parser.add_argument("--precision", choices=("auto", *PRECISIONS), default="auto")
-    parser.add_argument("--engine", choices=ENGINES, default="auto")
-    parser.add_argument("--batch-size", type=positive_int, default=8, help="rows per actor call (default: 8)")
-    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads per actor (default: --cpus-per-actor)")
-    parser.add_argument("--strict", action="store_true", help="no fallback prediction for failed rows")
+    add_ray_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="inference.ray_job: %(levelname)s: %(message)s", stream=sys.stderr)
+    return run_ray(build_parser().parse_args(argv))
+
+
+def run_ray(args: argparse.Namespace) -> int:
+    """``python -m inference ray`` (its arguments: ``inference.scale.commands``); the exit code."""
+    logging.basicConfig(level=logging.INFO, format="inference.scale.ray_job: %(levelname)s: %(message)s", stream=sys.stderr)
     try:
         import ray
     except ImportError:
         log.error("Ray is not installed; pip install -r requirements-ray.txt (or use python -m inference --shard I/N)")
         return EXIT_FATAL
-    from inference.cli import _check_folders as check_folders, resolve_model_dir
-    from inference.layouts import RunOptions
+    from inference.options import RunOptions
+    from inference.startup import check_folders, open_model
 
     try:
         check_folders(args.input, args.output)
-        model_dir, origin = resolve_model_dir(args.weights)
-        try:
-            folder = ModelFolder.open(model_dir)
-        except ManifestError as exc:
-            raise FatalError(str(exc)) from exc
-        log.info("model folder: %s (from %s)", model_dir, origin)
+        folder = open_model(args.weights, require_graphs=True)
         if not ray.is_initialized():
             ray.init(address=args.address, include_dashboard=False, logging_level=logging.WARNING)
         options = RunOptions(input_dir=args.input, output_dir=args.output, engine=args.engine, device=args.device,
                              precision=args.precision, threads=args.threads, batch_size=args.batch_size,
-                             strict=args.strict)
+                             strict=args.strict, tta=args.tta)
         summary = predict_rows(options, folder, args.actors, args.gpus_per_actor, args.cpus_per_actor)
     except FatalError as exc:
         log.error("%s", exc)

@@ -1,6 +1,6 @@
 """The Grand-Challenge layout: one case per job (``INPUT/inputs.json``), one output socket per task kind.
 
-Inputs and the image conversion rule: see ``inference.gc_inputs``. Outputs (only the
+Inputs and the image conversion rule: see ``inference.layouts.case_inputs``. Outputs (only the
 one socket of the case's task kind is written):
 
 ========================== ============== ================================================ ============================================
@@ -36,10 +36,10 @@ from collections import Counter
 from pathlib import Path
 
 from inference.errors import FatalError
-from inference.gc_inputs import INPUTS_JSON, Case, CaseImage, read_case
-from inference.layouts import RunOptions, RunSummary
+from inference.layouts.case_inputs import INPUTS_JSON, Case, CaseImage, read_case
+from inference.options import RunOptions, RunSummary
 from contract.manifest import ModelFolder
-from contract.kinds import KIND_SPECS, Prediction
+from contract.kinds import KIND_SPECS, Prediction, spec_of
 from contract.tasks import TaskKind
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def detect(input_dir: Path) -> bool:
 def output_relative_path(kind: TaskKind) -> str:
     """Where the output socket of ``kind`` goes, relative to the output folder."""
     slug = OUTPUT_SLUGS[kind]
-    return f"images/{slug}/{MASK_FILE_NAME}" if kind is TaskKind.SEGMENTATION else f"{slug}.json"
+    return f"images/{slug}/{MASK_FILE_NAME}" if spec_of(kind).writes_mask else f"{slug}.json"
 
 
 def _write_mask(target: Path, mask, image: CaseImage) -> None:
@@ -110,8 +110,8 @@ def _publish(staging: Path, output_dir: Path) -> list[Path]:
 
 
 def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
-    from inference.ensemble import make_engine
-    from inference.predictor import Predictor
+    from inference.engines.factory import make_engine
+    from inference.engines.predictor import Predictor
 
     manifest = folder.manifest
     started = time.perf_counter()
@@ -130,7 +130,7 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
     relative = output_relative_path(task.kind)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=output_dir))
     try:
-        if task.kind is TaskKind.SEGMENTATION:
+        if spec_of(task.kind).writes_mask:
             _write_mask(staging / relative, prediction.mask, case.image)
         else:
             _write_value(staging / relative, prediction, case)

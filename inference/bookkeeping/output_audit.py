@@ -6,7 +6,7 @@ results of another run (other CSVs, other masks) would silently mix them with th
 output folder that this run did not write, and the first few of their paths.
 
 Both sides stay small whatever the number of rows: the run's files are a ``PathSet``
-(8 bytes per path, ``inference.hash_index``), and the folder is walked, not listed.
+(8 bytes per path, ``inference.bookkeeping.hash_index``), and the folder is walked, not listed.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from inference.hash_index import HashIndex, hash64
+from inference.bookkeeping.hash_index import HashIndex, hash64
 
 log = logging.getLogger(__name__)
 
 SHOWN = 5
-BOOKKEEPING = ".fmc-"  # the run's own lock, journal and record spool (inference.lock, .journal, .record_spool)
+BOOKKEEPING = ".fmc-"  # the run's own lock, journal and record spool (inference.bookkeeping.lock, .journal, .record_spool)
 
 
 def _path_hash(path: Path | str) -> int:

@@ -26,7 +26,7 @@ import numpy as np
 
 from contract.kinds import PREDICTION_FILES
 from contract.tasks import TaskKind
-from inference.writers import record_text
+from inference.outputs.writers import record_text
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ class FallbackEngine:
         return self._active.description if self._active is not None else "(no engine started)"
 
     def _open_torch(self) -> Engine:
-        from inference.torch_engine import TorchEngine
+        from inference.engines.torch_engine import TorchEngine
 
         return TorchEngine(self.folder, device=self.device, threads=self.threads)
 
@@ -73,7 +73,7 @@ class FallbackEngine:
                 raise FatalError(str(exc)) from exc
             return self._active
         from contract.manifest import ManifestError
-        from inference.engine import OnnxEngine
+        from inference.engines.onnx_engine import OnnxEngine
 
         try:
             self._active = OnnxEngine(self.folder, self.device, self.precision, self.threads, self.verify_hashes)

@@ -1,21 +1,18 @@
 """Ensembles and flip test-time augmentation at run time: one engine over every member.
 
-    engine = make_engine(folder, engine="auto", device="auto", precision="auto", threads=None, tta="auto")
-
-``make_engine`` is what every layout and ``Predictor.open`` call: for a single model
-without TTA it returns the ordinary ``FallbackEngine`` (nothing changes); when the
-manifest lists ``members`` or flip TTA applies it returns an ``EnsembleEngine``.
+``inference.engines.factory.make_engine`` returns an ``EnsembleEngine`` when the manifest
+lists ``members`` or flip TTA applies (else the ordinary ``FallbackEngine``).
 
 ``EnsembleEngine.run(task, batch)``:
 
 - every member is a ``FallbackEngine`` on the member's own model folder (ONNX Runtime,
   PyTorch on the same weights if it fails), created once; its sessions are made on first
   use and kept, and on the CPU every session of every member allocates from the one
-  shared CPU arena of the process (``inference.runner.shared_cpu_arena``);
+  shared CPU arena of the process (``inference.engines.runner.shared_cpu_arena``);
 - with flip TTA and a task whose rule flips, the batch is concatenated with its mirror
   image (flipped along W) and each member runs the 2N images in one call; an ``unsafe``
   task runs the N originals only;
-- the runs are averaged per ``inference.combine`` (decoded estimates, mirrored back) and
+- the runs are averaged per ``inference.engines.combine`` (decoded estimates, mirrored back) and
   returned as the task's role tensor, which the ordinary decoding turns into the
   prediction. Only the kind's role is returned.
 
@@ -32,14 +29,12 @@ import numpy as np
 from contract.flip import FlipRule, resolve_rules
 from contract.kinds import OUTPUT_ROLE
 from contract.manifest import ManifestError, ModelFolder, TaskEntry
-from contract.ensemble import TTA_MODES
-from inference.backend import Engine, FallbackEngine
-from inference.combine import combine, estimate, mirror_back
-from inference.errors import FatalError
+from contract.defaults import TTA_CHOICES
+from inference.engines.fallback import Engine, FallbackEngine
+from inference.engines.combine import combine, estimate, mirror_back
+from inference.engines.infer import infer_batch
 
 log = logging.getLogger(__name__)
-
-TTA_CHOICES = ("auto", *TTA_MODES)
 
 
 def resolve_tta(folder: ModelFolder, tta: str = "auto") -> dict[str, FlipRule]:
@@ -97,8 +92,6 @@ class EnsembleEngine:
 
     def run(self, task: TaskEntry, batch: np.ndarray) -> dict[str, np.ndarray]:
         """N x 3 x H x W -> {role: averaged role tensor} (EngineError/FatalError from a member)."""
-        from inference.predictor import infer_batch
-
         rule = self.flip.get(task.task_id)
         count = len(batch)
         inputs = np.concatenate([batch, batch[..., ::-1]]) if rule is not None else batch
@@ -111,20 +104,3 @@ class EnsembleEngine:
                 mirrored = estimate(task.kind, output[count:])
                 estimates.append(mirror_back(task.kind, rule, mirrored))
         return {OUTPUT_ROLE[task.kind]: combine(task.kind, estimates)}
-
-
-def make_engine(folder: ModelFolder, engine: str = "auto", device: str = "auto", precision: str = "auto",
-                threads: int | None = None, tta: str = "auto", verify_hashes: bool = True) -> Engine:
-    """The engine a run uses: ``FallbackEngine`` for one model without TTA, else ``EnsembleEngine``."""
-    flip = resolve_tta(folder, tta)
-    if not folder.manifest.members and not flip:
-        return FallbackEngine(folder, engine, device, precision, threads, verify_hashes=verify_hashes)
-    try:
-        members = open_members(folder)
-    except ManifestError as exc:
-        raise FatalError(str(exc)) from exc
-    if folder.manifest.members:
-        log.info("ensemble of %d members: %s", len(members), ", ".join(str(m.path) for m in members))
-    if flip:
-        log.info("flip TTA on %d of %d tasks: %s", len(flip), len(folder.manifest.tasks), ", ".join(sorted(flip)))
-    return EnsembleEngine(folder, members, flip, engine, device, precision, threads, verify_hashes)

@@ -1,4 +1,4 @@
-"""The model half of prediction, shared by every layout: ``infer_batch`` and the per-image ``Predictor``.
+"""The per-image ``Predictor``: the model half of prediction for a few images at a time.
 
     predictor = Predictor.open(model_dir)            # manifest read once; no session yet
     [prediction] = predictor.predict("fetal_head", [read_image(path)])
@@ -20,22 +20,11 @@ from typing import Sequence
 import numpy as np
 
 from contract.imaging import preprocess
-from contract.kinds import OUTPUT_ROLE, Prediction, decode
-from contract.manifest import ModelFolder, TaskEntry
-from inference.backend import Engine
-from inference.errors import EngineError
-
-
-def infer_batch(engine: Engine, task: TaskEntry, batch: np.ndarray) -> np.ndarray:
-    """N x 3 x H x W input -> the task's role tensor (N x ...); EngineError when the result is unusable."""
-    outputs = engine.run(task, batch)
-    role = OUTPUT_ROLE[task.kind]
-    if role not in outputs:
-        raise EngineError(f"task {task.task_id}: the engine returned no {role!r} output (got {sorted(outputs)})")
-    output = outputs[role]
-    if output.shape[0] != len(batch):
-        raise EngineError(f"task {task.task_id}: engine returned {output.shape[0]} results for {len(batch)} images")
-    return output
+from contract.kinds import Prediction, decode
+from contract.manifest import ModelFolder
+from inference.engines.factory import make_engine
+from inference.engines.fallback import Engine
+from inference.engines.infer import infer_batch
 
 
 class Predictor:
@@ -51,10 +40,8 @@ class Predictor:
              threads: int | None = None, tta: str = "auto") -> "Predictor":
         """Read ``model_dir``'s manifest (ManifestError if unusable); the engine starts lazily.
 
-        An ensemble folder, or ``tta="flip"``, gives the ensemble engine (``inference.ensemble``).
+        An ensemble folder, or ``tta="flip"``, gives the ensemble engine (``inference.engines.ensemble``).
         """
-        from inference.ensemble import make_engine
-
         folder = ModelFolder.open(Path(model_dir))
         return cls(folder, make_engine(folder, engine, device, precision, threads, tta))
 

@@ -1,6 +1,6 @@
 """ONNX Runtime engine: a task's graph path run on a batch, outputs returned by role.
 
-Device choice (``inference.providers``): ``cpu``; ``cuda`` (verified with the first
+Device choice (``inference.engines.providers``): ``cpu``; ``cuda`` (verified with the first
 session's providers: when CUDA does not really work, ``EngineError``); ``auto``: CUDA
 when it really works, else the CPU, the reason logged. Graphs run through the one
 ``GraphRunner`` (the exporter's parity check runs the same code). No torch import here
@@ -23,9 +23,9 @@ import numpy as np
 
 from contract.manifest import Manifest, ModelFolder, TaskEntry, sha256_of
 from inference.errors import DeviceUnavailable, EngineError, GraphError
-from inference.feeds import extra_feeds
-from inference.providers import CPU, CUDA, resolve_device
-from inference.runner import GraphRunner, default_threads
+from inference.engines.feeds import extra_feeds
+from inference.engines.providers import CPU, CUDA, resolve_device
+from inference.engines.runner import GraphRunner, default_threads
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ Job in each pod); ``$FMC_SHARD`` is the default of ``--shard`` (for a container 
 command line is fixed).
 
 A shard run writes its masks to their usual places under the output folder and, instead
-of the three JSON files, one part file ``OUTPUT/shards/part-I-of-N.json`` (``PART_FOLDER``):
+of the three JSON files, one part file ``OUTPUT/shards/part-IIII-of-NNNN.json`` (zero-padded) (``PART_FOLDER``):
 the JSON records of its rows with each row's position in the single run, the rows it
 handled, the model manifest's sha256 and a digest of the whole input's row list.
-``python -m inference merge`` (``inference.merge``) checks the parts against each other and
+``python -m inference merge`` (``inference.scale.merge``) checks the parts against each other and
 writes the files a single run writes, byte for byte.
 """
 
@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 from contract.atomic import Chunks, atomic_write_bytes
 from contract.kinds import PREDICTION_FILES
 from contract.manifest import MANIFEST_NAME, ModelFolder, sha256_of
-from inference.batch_csv import InputRows, Row
+from inference.layouts.batch_rows import InputRows, Row
 from inference.errors import FatalError, OutputPathError
-from inference.writers import OutputGuard
+from inference.outputs.writers import OutputGuard
 
 if TYPE_CHECKING:
-    from inference.output_audit import PathSet
-    from inference.results import Results
+    from inference.bookkeeping.output_audit import PathSet
+    from inference.outputs.results import Results
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +110,6 @@ def row_key(csv_name: str, image_path: str, task_id: str) -> bytes:
     return hashlib.sha256("\0".join((csv_name, image_path, task_id)).encode("utf-8")).digest()
 
 
-def select_rows(rows: Iterable[Row], shard: Shard) -> list[Row]:
-    """The rows of ``shard`` (their ``index`` is still their position in the whole input)."""
-    return list(ShardRows(rows, shard))
-
-
 class ShardRows:
     """The rows of one shard, streamed from the whole input's rows (``InputRows``) on each iteration.
 
@@ -160,7 +155,7 @@ def model_digest(folder: ModelFolder) -> str:
 
 
 def write_part(output_dir: Path, all_rows: InputRows, rows: ShardRows, results: "Results", folder: ModelFolder) -> Path:
-    """The shard's part file (``PART_FOLDER/part-I-of-N.json``), streamed and written atomically.
+    """The shard's part file (``PART_FOLDER/part-IIII-of-NNNN.json``), streamed and written atomically.
 
     JSON Lines (``PART_VERSION`` 2), so that ``merge`` reads it a line at a time: a header object (what
     the parts must share, the counts), then ``{"rows": [...]}`` lines (the row indexes this shard

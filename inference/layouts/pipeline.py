@@ -4,7 +4,7 @@ Items are grouped by task and cut into batches, a window of ``WINDOW`` items at 
 items may come from a generator (rows streamed from CSV files) and are never all held.
 A small thread pool reads and preprocesses the images of the next batches while the
 engine runs the current one
-(``predictor.infer_batch``), and resizes, argmaxes and writes the masks of finished
+(``engines.infer.infer_batch``), and resizes, argmaxes and writes the masks of finished
 batches (OpenCV and file I/O release the GIL). At most ``prefetch`` batches are
 decoded ahead and at most ``max_pending`` masks wait to be written, so memory stays
 bounded whatever the number of items: a full-size image lives only inside its worker.
@@ -34,13 +34,12 @@ import numpy as np
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from contract.imaging import ImageReadError, preprocess, read_image
-from contract.kinds import Prediction, Size, decode, segmentation_mask
+from contract.kinds import Prediction, Size, decode, segmentation_mask, spec_of
 from contract.manifest import Preprocessing, TaskEntry
-from contract.tasks import TaskKind
-from inference.backend import Engine
+from inference.engines.fallback import Engine
 from inference.errors import EngineError, describe
-from inference.predictor import infer_batch
-from inference.writers import OutputGuard, write_mask
+from inference.engines.infer import infer_batch
+from inference.outputs.writers import OutputGuard, write_mask
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +237,7 @@ class Pipeline(Generic[Item]):
                 self.sink.failed(item, f"model failed: {describe(exc)}", size)
             return
         for i, (item, _, size) in enumerate(ready):
-            if task.kind is TaskKind.SEGMENTATION:
+            if spec_of(task.kind).writes_mask:
                 writing.append((item, pool.submit(_finish_mask, item.mask_target, output[i], size, self.guard)))
                 continue
             try:

@@ -9,23 +9,22 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from contract.csv_layout import CSV_FOLDER
 from contract.imaging import image_size
-from contract.kinds import PREDICTION_FILES, Prediction, Size
+from contract.kinds import PREDICTION_FILES, Prediction, Size, spec_of
 from contract.manifest import ModelFolder
-from contract.tasks import TaskKind
-from inference.batch_csv import InputRows, Job, Row, RowFailure, check_row
-from inference.ensemble import make_engine
+from inference.layouts.batch_rows import InputRows, Job, Row, RowFailure, check_row
+from inference.engines.factory import make_engine
 from inference.errors import FatalError, RunInterrupted
-from inference.journal import FinishedRows, Journal, fingerprint, row_key
-from inference.layouts import RunOptions, RunSummary
-from inference.output_audit import audit_outputs
-from inference.pipeline import Pipeline
-from inference.record_spool import RecordSpool
-from inference.results import Results
-from inference.signals import interrupted_message, stop_requested
-from inference.writers import OutputGuard
+from inference.bookkeeping.journal import FinishedRows, Journal, fingerprint, row_key
+from inference.options import RunOptions, RunSummary
+from inference.bookkeeping.output_audit import audit_outputs
+from inference.layouts.pipeline import Pipeline
+from inference.bookkeeping.record_spool import RecordSpool
+from inference.outputs.results import Results
+from inference.bookkeeping.signals import interrupted_message, stop_requested
+from inference.outputs.writers import OutputGuard
 
 if TYPE_CHECKING:
-    from inference.shard import ShardRows
+    from inference.scale.shard import ShardRows
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ class RowSink:
 
     def failed(self, job: Job, reason: str, size: Size | None) -> None:
         failure = RowFailure(job.row, reason, job.task.kind, job.task.num_classes, job.mask_target)
-        if size is None and job.task.kind is not TaskKind.CLASSIFICATION:
+        if size is None and spec_of(job.task.kind).fallback_sized:
             size = image_size(job.row.image_file)
         outcome = self.results.fail(failure, size, self.default_size)
         if not outcome.settled:
@@ -168,10 +167,10 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
 
 
 def _shard_rows(rows: InputRows, options: RunOptions) -> InputRows | ShardRows:
-    """All rows, or only those of ``--shard I/N`` (``inference.shard``)."""
+    """All rows, or only those of ``--shard I/N`` (``inference.scale.shard``)."""
     if options.shard is None:
         return rows
-    from inference.shard import ShardRows
+    from inference.scale.shard import ShardRows
 
     return ShardRows(rows, options.shard)
 
@@ -183,7 +182,7 @@ def _write_outputs(options: RunOptions, folder: ModelFolder, all_rows: InputRows
     Returns one line per file that could not be written."""
     if options.shard is None:
         return results.write_json(options.output_dir)
-    from inference.shard import write_part
+    from inference.scale.shard import write_part
 
     try:
         write_part(options.output_dir, all_rows, rows, results, folder)

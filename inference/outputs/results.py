@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from inference.batch_csv import Row, RowFailure
-from contract.kinds import Prediction, Size, fallback
+from inference.layouts.batch_rows import Row, RowFailure
+from contract.kinds import Prediction, Size, fallback, spec_of
 from contract.kinds import PREDICTION_FILES
 from contract.tasks import TaskKind
 from inference.errors import describe
-from inference.output_audit import PathSet
-from inference.record_spool import RecordSpool
-from inference.writers import OutputGuard, json_chunks, write_json_records, write_mask
+from inference.bookkeeping.output_audit import PathSet
+from inference.bookkeeping.record_spool import RecordSpool
+from inference.outputs.writers import OutputGuard, json_chunks, write_json_records, write_mask
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +68,16 @@ class Results:
         if self.strict:
             return Settled(True)
         kind, count = failure.kind, failure.num_classes
-        if kind is None or (count is None and kind in (TaskKind.CLASSIFICATION, TaskKind.REGRESSION)):
+        if kind is None or (count is None and spec_of(kind).fallback_counted):
             log.error("  no fallback prediction for %s: its task kind or size is unknown", failure.row.where)
             return Settled(True)
-        if kind is TaskKind.SEGMENTATION and failure.mask_target is None:
+        if spec_of(kind).writes_mask and failure.mask_target is None:
             log.error("  no fallback mask for %s: no usable mask_path", failure.row.where)
             return Settled(True)
         record = None
         try:
             prediction = fallback(kind, count or 1, size or default_size)
-            if kind is TaskKind.SEGMENTATION:
+            if spec_of(kind).writes_mask:
                 write_mask(failure.mask_target, prediction.mask, self.guard)
                 self.masks.add(failure.mask_target)
             else:
@@ -122,7 +122,3 @@ class Results:
                 log.log(level, "output file not written: %s", exc)
                 problems.append(str(exc))
         return problems
-
-    @property
-    def total_predicted(self) -> int:
-        return sum(self.predicted.values())

@@ -1,6 +1,6 @@
 """``python -m inference merge PARTS... --output OUT``: join the parts of a ``--shard I/N`` run.
 
-PARTS are part files (``SHARD_OUT/shards/part-I-of-N.json``) or shard output folders
+PARTS are part files (``SHARD_OUT/shards/part-IIII-of-NNNN.json``) or shard output folders
 (their ``shards/part-*.json``). The parts must be every shard of one split (same N, each
 index once), of the same model (manifest sha256) and the same input (row-list digest),
 with no row in two parts. Then OUT receives exactly what a single run writes: the three
@@ -31,10 +31,10 @@ from contract.atomic import atomic_write_bytes
 from contract.kinds import PREDICTION_FILES, RECORD_TYPES
 from contract.tasks import TaskKind
 from inference.errors import EXIT_FATAL, EXIT_OK, EXIT_ROWS_FAILED, OutputPathError
-from inference.shard import PART_FOLDER, PART_FORMAT, PART_VERSION
-from inference.writers import OutputGuard, check_writable, json_chunks, record_text, write_json_records
+from inference.scale.shard import PART_FOLDER, PART_FORMAT, PART_VERSION
+from inference.outputs.writers import OutputGuard, check_writable, json_chunks, record_text, write_json_records
 
-log = logging.getLogger("inference.merge")
+log = logging.getLogger("inference.scale.merge")
 
 _SAME = (("shards", "shard count N"), ("model_sha256", "model (manifest sha256)"),
          ("input_digest", "input rows"))
@@ -230,22 +230,8 @@ def merge(paths: list[Path], output_dir: Path, keep_parts: bool = False) -> dict
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m inference merge",
-        description="Join the parts of a --shard I/N run into the files a single run writes.",
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("parts", nargs="+", type=Path, metavar="PART",
-                        help="part file (OUT/shards/part-I-of-N.json) or a shard's output folder")
-    parser.add_argument("--output", type=Path, required=True, help="folder for the merged output")
-    parser.add_argument("--keep-parts", action="store_true", help="keep part files that lie in --output")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_merge(args: argparse.Namespace) -> int:
+    """``python -m inference merge`` (its arguments: ``inference.scale.commands``); the exit code."""
     logging.basicConfig(level=logging.INFO, format="inference merge: %(levelname)s: %(message)s", stream=sys.stderr)
     try:
         counts = merge(args.parts, args.output, args.keep_parts)

@@ -1,6 +1,6 @@
 """The one ONNX Runtime runner: sessions on a model folder's graph set, graph paths run in order.
 
-Used by the runtime (``inference.engine``) and by the exporter's parity and precision
+Used by the runtime (``inference.engines.onnx_engine``) and by the exporter's parity and precision
 checks, so what export proves is what the image runs. Sessions are created when a
 graph is first needed. The first graph of a path takes the tensor ``image``; each
 graph's inputs are tensors produced by earlier graphs. On CUDA the tensors passed
@@ -21,7 +21,7 @@ import numpy as np
 
 from contract.manifest import IMAGE_INPUT, GraphSet
 from inference.errors import EngineError
-from inference.providers import CUDA, session_providers
+from inference.engines.providers import CUDA, session_providers
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class GraphRunner:
         """Run ``graphs`` (default: every graph of the set, in order) on ``batch``.
 
         Returns the ``wanted`` tensors (default: every tensor produced) as host arrays.
-        ``extra``: inputs besides the image (``inference.feeds.extra_feeds``: task_index).
+        ``extra``: inputs besides the image (``inference.engines.feeds.extra_feeds``: task_index).
         """
         graphs = list(graphs if graphs is not None else self.graph_set.graphs)
         try:

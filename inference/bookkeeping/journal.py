@@ -37,7 +37,7 @@ from contract.csv_layout import list_csv_files
 from contract.kinds import PREDICTION_FILES
 from contract.manifest import MANIFEST_NAME, ModelFolder
 from inference.errors import FatalError
-from inference.hash_index import HashIndex, hash64
+from inference.bookkeeping.hash_index import HashIndex, hash64
 
 log = logging.getLogger(__name__)
 

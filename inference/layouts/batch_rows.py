@@ -15,9 +15,10 @@ from typing import Iterator
 
 from contract.csv_layout import CsvLayoutError, CsvRecord, list_csv_files, open_csv_file, resolve
 from inference.errors import FatalError, OutputPathError
+from contract.kinds import spec_of
 from contract.manifest import Manifest, TaskEntry
 from contract.tasks import TaskKind, UnknownTaskError
-from inference.writers import OutputGuard
+from inference.outputs.writers import OutputGuard
 
 log = logging.getLogger(__name__)
 
@@ -167,10 +168,10 @@ def check_row(row: Row, manifest: Manifest, guard: OutputGuard) -> Job | RowFail
             return RowFailure(row, f"num_classes {row.num_classes!r} is not a positive integer", csv_kind)
 
     def fallback_target(kind: TaskKind | None) -> tuple[Path | None, str]:
-        if kind is not TaskKind.SEGMENTATION:
+        if kind is None or not spec_of(kind).writes_mask:
             return None, ""
         if row.mask_path is None:
-            return None, "; a segmentation row needs a mask_path"
+            return None, f"; a {kind.value} row needs a mask_path"
         try:
             return guard.mask_target(row.mask_path), ""
         except OutputPathError as exc:
@@ -191,7 +192,7 @@ def check_row(row: Row, manifest: Manifest, guard: OutputGuard) -> Job | RowFail
             f"{task.kind.value} with {task.num_classes}{extra}",
             kind, count, target,
         )
-    if task.kind is TaskKind.SEGMENTATION:
+    if spec_of(task.kind).writes_mask:
         target, extra = fallback_target(task.kind)
         if target is None:
             return RowFailure(row, extra.lstrip("; "))

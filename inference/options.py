@@ -1,0 +1,88 @@
+"""A run's options, defined once: the command-line arguments that ``python -m inference`` and its Ray
+job share (``add_model_arguments``), what every layout's ``run`` receives (``RunOptions``) and
+returns (``RunSummary``).
+
+Standard library only: imported before the arguments are parsed, so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from contract.defaults import DEVICES, ENGINES, PRECISION_CHOICES, TTA_CHOICES
+
+if TYPE_CHECKING:
+    from inference.scale.shard import Shard
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, folders_required: bool = False) -> None:
+    """The options every runner of the batch job takes: folders, model, device, precision, engine, batch, TTA."""
+    if folders_required:
+        parser.add_argument("--input", type=Path, required=True, help="input folder (INPUT/csv_files/*.csv)")
+        parser.add_argument("--output", type=Path, required=True, help="output folder")
+    else:
+        parser.add_argument("--input", type=Path, default=Path("/input"), help="input folder (default: /input)")
+        parser.add_argument("--output", type=Path, default=Path("/output"), help="output folder (default: /output)")
+    parser.add_argument("--weights", type=Path, default=None, help="model folder (manifest.json + ONNX graphs)")
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="auto: CUDA when it really works, else CPU (default)")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                        help="graph set; auto: fp16 on CUDA when the model has it, else fp32")
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
+                        help="auto: ONNX Runtime, PyTorch on the same weights if it fails (default)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="images per model call (default: 8)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="CPU threads for the model (default: the cgroup CPU quota, else the CPU count)")
+    parser.add_argument("--strict", action="store_true", help="no fallback prediction for failed rows")
+    parser.add_argument("--tta", choices=TTA_CHOICES, default="auto",
+                        help="test-time augmentation: flip also runs each image's mirror and averages "
+                        "(tasks whose flip rule is unsafe are never flipped); auto: what the manifest says (default)")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    input_dir: Path
+    output_dir: Path
+    engine: str = "auto"  # contract.defaults.ENGINES
+    device: str = "auto"  # contract.defaults.DEVICES
+    precision: str = "auto"  # contract.defaults.PRECISION_CHOICES
+    threads: int | None = None
+    batch_size: int = 8
+    workers: int = 2
+    strict: bool = False
+    shard: "Shard | None" = None  # --shard I/N (batch layout): only these rows, written as a part
+    verify_hashes: bool = True  # graphs checked against the manifest's sha256 when first used
+    resume: bool = False  # batch layout: skip the rows the output folder's journal lists as done
+    tta: str = "auto"  # contract.defaults.TTA_CHOICES (inference.engines.ensemble)
+
+
+@dataclass
+class RunSummary:
+    layout: str
+    rows: int = 0
+    predicted: Counter = field(default_factory=Counter)  # task_id -> rows predicted by the model
+    failed: int = 0
+    fallbacks: int = 0
+    engine: str = "(none)"
+    seconds: float = 0.0
+    outputs: str = ""  # the closing line: where the outputs went (batch layout)
+
+    def lines(self) -> list[str]:
+        rate = sum(self.predicted.values()) / self.seconds if self.seconds > 0 else 0.0
+        out = [f"{self.layout} layout: {self.rows} rows, {sum(self.predicted.values())} predicted, "
+               f"{self.failed} failed ({self.fallbacks} with a fallback prediction)"]
+        out += [f"  {task_id}: {count}" for task_id, count in sorted(self.predicted.items())]
+        out.append(f"engine: {self.engine}; {self.seconds:.2f} s, {rate:.1f} images/s")
+        return out
