@@ -15,6 +15,9 @@ import numpy as np
 
 from biometry.model import MeasureError
 
+#: A tangent point this close to the image's edge (pixels) may be where the head is cut off.
+BORDER_MARGIN = 2.0
+
 
 @dataclass(frozen=True)
 class Region:
@@ -38,11 +41,11 @@ class Region:
         c = self.component
         return bool(c[0].any() or c[-1].any() or c[:, 0].any() or c[:, -1].any())
 
-    def on_border(self, point: np.ndarray) -> bool:
-        """Whether a contour point (pixel coordinates) lies on the image's outermost rows or columns."""
+    def on_border(self, point: np.ndarray, margin: float = BORDER_MARGIN) -> bool:
+        """Whether a point (pixel coordinates) lies within ``margin`` pixels of the image's outermost pixels."""
         height, width = self.shape
         x, y = float(point[0]), float(point[1])
-        return x <= 0 or y <= 0 or x >= width - 1 or y >= height - 1
+        return x <= margin or y <= margin or x >= width - 1 - margin or y >= height - 1 - margin
 
     def pixel_points(self) -> np.ndarray:
         """Every pixel of the component as (x, y) (n x 2)."""

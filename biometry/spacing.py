@@ -11,8 +11,10 @@ Precedence, first that applies:
 
 A spacing of exactly 1 x 1 in an image header counts as unknown: it is what ITK reports when
 the file carries none (a MetaImage without ``ElementSpacing``, a DICOM without Pixel Spacing), and
-no ultrasound image has 1 mm pixels. A DICOM whose header has neither Pixel Spacing (0028,0030) nor
-Imager Pixel Spacing (0018,1164) is unknown too. Text forms accepted for the flag and the CSV
+no ultrasound image has 1 mm pixels. A DICOM whose header has none of Pixel Spacing (0028,0030),
+Imager Pixel Spacing (0018,1164) and Nominal Scanned Pixel Spacing (0018,2010) is unknown too (the
+calibration of an ultrasound DICOM's Sequence of Ultrasound Regions is not read: give the flag or
+the CSV column for those). Text forms accepted for the flag and the CSV
 cell: one number (square pixels), or two for x and y: ``0.1,0.12``, ``0.1 0.12`` or ``[0.1, 0.12]``.
 """
 
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 COLUMN = "pixel_spacing"
 SITK_SUFFIXES = (".mha", ".mhd", ".nii", ".nii.gz", ".nrrd")
 DICOM_SUFFIXES = (".dcm", ".dicom")
-DICOM_SPACING_TAGS = ("0028|0030", "0018|1164")
+DICOM_SPACING_TAGS = ("0028|0030", "0018|1164", "0018|2010")
 SOURCES = ("flag", "csv", "image", "none")
 
 
