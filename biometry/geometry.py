@@ -96,7 +96,8 @@ def fit_ellipse(points: np.ndarray) -> Ellipse:
         raise MeasureError(f"degenerate ellipse: axis ratio {b / a:.3f} < {MIN_AXIS_RATIO} (a line, not an outline)")
     extent = np.ptp(pts, axis=0).max()
     if a > 2.0 * max(extent, 1e-9):
-        raise MeasureError(f"degenerate ellipse: major axis {2 * a:.3g} is far beyond the contour's extent {extent:.3g}")
+        raise MeasureError(f"degenerate ellipse: major axis {2 * a:.3g} is far beyond "
+                           f"the contour's extent {extent:.3g}")
     return Ellipse(float(cx + origin[0]), float(cy + origin[1]), float(a), float(b), float(major % 180.0))
 
 

@@ -127,7 +127,8 @@ def head_symphysis(mask: np.ndarray, spacing: Spacing) -> Measured:
     extremes; of the two ends, the one nearer the head's outline is the inferior end. AoP: the
     angle at the inferior end between the axis (towards the superior end) and the tangent from
     the inferior end to the head's outline on its leading side (the widest of the two tangents; the
-    head's convex hull is used, so a notch in the mask does not catch the line). HSD: the shortest distance from the inferior end to the head's outline.
+    head's convex hull is used, so a notch in the mask does not catch the line). HSD: the shortest
+    distance from the inferior end to the head's outline.
     """
     symphysis = largest_region(mask, [SYMPHYSIS_CLASS], "pubic symphysis")
     head = largest_region(mask, [HEAD_CLASS], "fetal head")

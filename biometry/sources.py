@@ -97,8 +97,11 @@ class PredictionFolder:
             self._points_problem = f"{path} is not a JSON list of records"
             return
         for item in data:
-            if isinstance(item, dict) and isinstance(item.get("image_path"), str) and isinstance(item.get("task_id"), str):
-                self._points.setdefault((item["image_path"], item["task_id"]), item)
+            if not isinstance(item, dict):
+                continue
+            key = (item.get("image_path"), item.get("task_id"))
+            if isinstance(key[0], str) and isinstance(key[1], str):
+                self._points.setdefault((key[0], key[1]), item)
         log.info("%s: %d records", path, len(self._points))
 
     def points(self, image_path: str, task_id: str) -> list[float]:

@@ -89,9 +89,9 @@ class Run:
             row.update(point_1_xy=json.dumps(label[:2]), point_2_xy=json.dumps(label[2:]))
         self.femur_rows.append(row)
         h, w = SHAPE
+        normalized = [v / (w if i % 2 == 0 else h) for i, v in enumerate(pred)]
         self.femur_records.append({"image_path": image_path, "task_id": "fetal_femur",
-                                   "predicted_points_normalized": [v / (w if i % 2 == 0 else h) for i, v in enumerate(pred)],
-                                   "predicted_points_pixels": pred})
+                                   "predicted_points_normalized": normalized, "predicted_points_pixels": pred})
         return image_path
 
     def finish(self) -> "Run":
