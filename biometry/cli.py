@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit:
         return EXIT_USAGE
     try:
-        result = measure_run(args.input, args.predictions, args.pixel_spacing, labels=args.labels)
+        result = measure_run(args.input, args.predictions, args.pixel_spacing, labels=args.labels, overlays=False)
     except BiometryInputError as exc:
         log.error("%s", exc)
         return EXIT_FATAL

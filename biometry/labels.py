@@ -2,8 +2,9 @@
 
 A prediction and a label measurement pair up when they share the CSV file, the row and the
 measure (the unit is the same: both sides use the row's spacing). Per measure and unit: the
-pairs' mean absolute error, its median and maximum, the mean signed error (predicted - label: a bias), how many label values had no predicted
-value (the predicted mask was unusable) and how many predicted values had no label value.
+pairs' mean absolute error, its median and maximum, the mean signed error (predicted - label:
+a bias), how many label values had no predicted value (the predicted mask was unusable) and how
+many predicted values had no label value.
 """
 
 from __future__ import annotations

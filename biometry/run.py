@@ -10,6 +10,7 @@ the other rows go on. Other tasks' rows are skipped.
 
 from __future__ import annotations
 
+import csv
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -81,8 +82,10 @@ def _as_spacing(value: Spacing | float | str | None) -> Spacing | None:
 
 
 class _Run:
-    def __init__(self, input_dir: Path, predictions: PredictionFolder, flag: Spacing | None, labels: bool):
+    def __init__(self, input_dir: Path, predictions: PredictionFolder, flag: Spacing | None, labels: bool,
+                 overlays: bool):
         self.input_dir, self.predictions, self.flag, self.labels = input_dir, predictions, flag, labels
+        self.overlays = overlays
         self.result = BiometryResult()
 
     def problem(self, rec: CsvRecord, source: Source, reason: str) -> None:
@@ -111,7 +114,8 @@ class _Run:
             measured = task.function(points, spacing, size)
         note = "; ".join(measured.notes)
         return [Measurement(task.task_id, cells.get("image_path", ""), v.measure, float(v.value), v.unit,
-                            rec.csv_name, rec.row, source, spacing.source, note, v.overlay) for v in measured.values]
+                            rec.csv_name, rec.row, source, spacing.source, note, v.overlay if self.overlays else None)
+                for v in measured.values]
 
     def has_label(self, task: TaskMeasure, rec: CsvRecord) -> bool:
         if not self.labels:
@@ -146,12 +150,13 @@ class _Run:
 
 
 def measure_run(input_dir: Path, predictions_dir: Path, pixel_spacing: Spacing | float | str | None = None,
-                labels: bool = True) -> BiometryResult:
+                labels: bool = True, overlays: bool = True) -> BiometryResult:
     """Measure every row of the measured tasks (module docstring); BiometryInputError when nothing can be read.
 
     ``pixel_spacing``: mm per pixel for every row (a number, ``"x,y"`` text or a ``Spacing``),
     overriding the CSV's ``pixel_spacing`` column and the images' headers. ``labels=False`` skips
-    the label side even where the input folder has labels.
+    the label side even where the input folder has labels. ``overlays=False`` keeps no drawing
+    geometry (an ellipse's polygon is a few kB: the command line, which draws nothing, leaves them out).
     """
     input_dir, predictions_dir = Path(input_dir), Path(predictions_dir)
     if not input_dir.is_dir():
@@ -162,7 +167,7 @@ def measure_run(input_dir: Path, predictions_dir: Path, pixel_spacing: Spacing |
         csv_files = list_csv_files(input_dir)
     except CsvLayoutError as exc:
         raise BiometryInputError(str(exc)) from None
-    run = _Run(input_dir, PredictionFolder(predictions_dir), _as_spacing(pixel_spacing), labels)
+    run = _Run(input_dir, PredictionFolder(predictions_dir), _as_spacing(pixel_spacing), labels, overlays)
     for path in csv_files:
         try:
             with open_csv_file(path) as (_columns, records):
@@ -172,7 +177,7 @@ def measure_run(input_dir: Path, predictions_dir: Path, pixel_spacing: Spacing |
                         run.result.skipped_rows += 1
                         continue
                     run.row(task, rec)
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise BiometryInputError(f"{path}: cannot read the CSV ({exc})") from None
     result = run.result
     log.info("%d rows of measured tasks (%d rows of other tasks skipped): %d values, %d label values, %d problems",
