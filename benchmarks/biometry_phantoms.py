@@ -44,15 +44,17 @@ def _run(command: list[str], log_file: Path) -> float:
 
 def table(errors: dict, report: dict, spacing: float) -> str:
     lines = ["| measure | rows (both sides) | MAE | mean signed error | median abs. error | max abs. error | "
-             "MAE in px | no predicted value | no label value |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "MAE in px | mean label value | no predicted value | no label value |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in errors["measures"]:
         if not m["n"]:
-            lines.append(f"| {m['measure']} | 0 | | | | | | {m['label_only']} | {m['prediction_only']} |")
+            lines.append(f"| {m['measure']} | 0 | | | | | | | {m['label_only']} | {m['prediction_only']} |")
             continue
         unit = m["unit"]
         in_px = f"{m['mae'] / spacing:.2f}" if m["unit"] == "mm" else ""
         lines.append(f"| {m['measure']} | {m['n']} | {m['mae']:.2f} {unit} | {m['mean_error']:+.2f} | "
-                     f"{m['median_abs_error']:.2f} | {m['max_abs_error']:.2f} | {in_px} | {m['label_only']} | {m['prediction_only']} |")
+                     f"{m['median_abs_error']:.2f} | {m['max_abs_error']:.2f} | {in_px} | {m['mean_label']:.1f} {unit} | "
+                     f"{m['label_only']} | {m['prediction_only']} |")
     problems = report["problems"]
     sides = {s: sum(p["source"] == s for p in problems) for s in ("prediction", "label")}
     lines.append("")

@@ -3,7 +3,7 @@
 A prediction and a label measurement pair up when they share the CSV file, the row and the
 measure (the unit is the same: both sides use the row's spacing). Per measure and unit: the
 pairs' mean absolute error, its median and maximum, the mean signed error (predicted - label:
-a bias), how many label values had no predicted value (the predicted mask was unusable) and how
+a bias), the mean label value (for scale), how many label values had no predicted value (the predicted mask was unusable) and how
 many predicted values had no label value.
 """
 
@@ -29,6 +29,7 @@ def error_summary(predicted: list[Measurement], labels: list[Measurement]) -> di
     """``{"measures": [per measure and unit], "rows": [per pair]}``; empty lists when there are no labels."""
     pred, truth = _index(predicted), _index(labels)
     groups: dict[tuple[str, str], list[float]] = defaultdict(list)  # signed errors, predicted - label
+    paired_labels: dict[tuple[str, str], list[float]] = defaultdict(list)
     label_only: dict[tuple[str, str], int] = defaultdict(int)
     prediction_only: dict[tuple[str, str], int] = defaultdict(int)
     rows = []
@@ -40,6 +41,7 @@ def error_summary(predicted: list[Measurement], labels: list[Measurement]) -> di
             continue
         error = guess.value - label.value
         groups[group].append(error)
+        paired_labels[group].append(label.value)
         rows.append({"csv_file": label.csv_file, "row": label.row, "image_path": label.image_path,
                      "task_id": label.task_id, "measure": label.measure, "unit": label.unit,
                      "predicted": round(guess.value, 4), "label": round(label.value, 4),
@@ -58,6 +60,7 @@ def error_summary(predicted: list[Measurement], labels: list[Measurement]) -> di
             "mean_error": round(float(signed.mean()), 4) if errors.size else None,
             "median_abs_error": round(float(np.median(errors)), 4) if errors.size else None,
             "max_abs_error": round(float(errors.max()), 4) if errors.size else None,
+            "mean_label": round(float(np.mean(paired_labels[group])), 4) if errors.size else None,
             "label_only": label_only.get(group, 0),
             "prediction_only": prediction_only.get(group, 0),
         })

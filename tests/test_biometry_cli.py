@@ -276,3 +276,38 @@ def test_biometry_imports_only_the_contract_and_light_libraries():
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
             found += [f"{path.name}: {n}" for n in names if n.split(".")[0] in forbidden]
     assert found == []
+
+
+def test_phantom_labels_taken_as_predictions_give_zero_error(tmp_path):
+    """The real layout end to end: phantoms' label masks and points copied into a prediction folder."""
+    import shutil
+
+    from contract.csv_layout import list_csv_files, read_csv_file, resolve
+    from phantoms.generate import generate_dataset
+
+    tasks = {"fetal_head": 3, "fetal_abdomen_multi": 3, "fetal_femur": 3, "head_symphysis_multi": 3}
+    labelled = generate_dataset(tmp_path / "ph", seed=7, counts=tasks, progress=False, size_scale=0.5)
+    pred = tmp_path / "pred"
+    records = []
+    for path in list_csv_files(labelled):
+        for rec in read_csv_file(path).records:
+            if rec.get("mask_path"):
+                target = pred / rec.cells["mask_path"].removeprefix("../")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(resolve(labelled, rec.cells["mask_path"]), target)
+            else:
+                pixels = json.loads(rec.cells["point_1_xy"]) + json.loads(rec.cells["point_2_xy"])
+                records.append({"image_path": rec.cells["image_path"], "task_id": rec.cells["task_id"],
+                                "predicted_points_normalized": [0.5] * 4, "predicted_points_pixels": pixels})
+    (pred / "regression_predictions.json").write_text(json.dumps(records))
+    out = tmp_path / "bio" / "b.json"
+    code = main(["--input", str(labelled), "--predictions", str(pred), "--out", str(out), "--pixel-spacing", "0.3"])
+    report = json.loads(out.with_name("b_report.json").read_text())
+    assert code == (3 if report["problems"] else 0)
+    assert all(p["task_id"] == "head_symphysis_multi" for p in report["problems"])  # overlapping phantoms only
+    errors = json.loads(out.with_name("b_errors.json").read_text())
+    assert errors["labelled"] is True
+    assert {m["measure"] for m in errors["measures"]} == {"HC", "BPD", "OFD", "AC", "FL", "AoP", "HSD"}
+    for m in errors["measures"]:
+        assert m["n"] >= 2 and m["mae"] == 0.0 and m["label_only"] == 0 and m["prediction_only"] == 0
+        assert m["unit"] == ("deg" if m["measure"] == "AoP" else "mm")
