@@ -24,7 +24,7 @@ COPY . /src/
 RUN test -f /src/inference/__init__.py \
         || { echo "ERROR: the inference/ package is missing from the build context" >&2; exit 1; }; \
     mkdir -p /opt/app \
-    && for d in contract inference network model_weights; do \
+    && for d in contract inference network biometry model_weights; do \
         if [ -d "/src/$d" ]; then cp -a "/src/$d" /opt/app/; \
         else echo "WARNING: $d/ is missing from the build context; the image has none" >&2; \
              mkdir "/opt/app/$d"; fi; \

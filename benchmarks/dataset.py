@@ -18,17 +18,12 @@ import os
 import shutil
 from pathlib import Path
 
-from contract.tasks import TaskKind, TaskRegistry
+from contract.tasks import OFFICIAL_VALIDATION_ROWS, TaskRegistry
 
 log = logging.getLogger(__name__)
 
-#: Rows per kind in the official FMC_UIA 2026 validation set.
-VALIDATION_ROWS: dict[TaskKind, int] = {
-    TaskKind.SEGMENTATION: 2674,
-    TaskKind.CLASSIFICATION: 2727,
-    TaskKind.DETECTION: 725,
-    TaskKind.REGRESSION: 617,
-}
+#: Rows per kind in the official FMC_UIA 2026 validation set (``contract.tasks``).
+VALIDATION_ROWS = OFFICIAL_VALIDATION_ROWS
 CACHE_ROOT = Path("data/bench")
 COMPLETE = ".complete"
 

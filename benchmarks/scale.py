@@ -47,6 +47,7 @@ import cv2
 import numpy as np
 
 from benchmarks.measure import Measurement, measure
+from contract.kinds import spec_of
 from contract.manifest import ModelFolder
 from contract.tasks import TaskKind
 
@@ -74,7 +75,7 @@ def make_input(root: Path, rows: int, model_dir: Path, kind: str = "classificati
         writer.writerow(["image_path", "task_id", "task_name", "num_classes", "mask_path"])
         for i in range(rows):
             task = tasks[i % len(tasks)]
-            mask = f"../masks/{task.task_id}/{i:07d}.png" if task.kind is TaskKind.SEGMENTATION else ""
+            mask = f"../masks/{task.task_id}/{i:07d}.png" if spec_of(task.kind).writes_mask else ""
             writer.writerow([f"../images/img_{i % IMAGES:03d}.png", task.task_id, kind, task.num_classes, mask])
     return root
 

@@ -32,8 +32,7 @@ import numpy as np
 from benchmarks.compare import input_rows
 from contract.imaging import preprocess, read_image
 from contract.manifest import IMAGE_INPUT, OUTPUT_ROLE
-from contract.kinds import decode
-from contract.tasks import TaskKind
+from contract.kinds import decode, spec_of
 from inference.outputs.writers import write_mask
 
 log = logging.getLogger(__name__)
@@ -126,7 +125,7 @@ def profile_stages(input_dir: Path, model_dir: Path, precision: str = "fp32", pe
                     for i, (row, image) in enumerate(zip(chunk, images)):
                         prediction, dt = _timed(decode, task.kind, output[i], image.shape[:2])
                         stage["postprocess"] += dt
-                        if task.kind is TaskKind.SEGMENTATION:
+                        if spec_of(task.kind).writes_mask:
                             _, dt = _timed(write_mask, Path(scratch) / f"{kind}_{start}_{i}.png", prediction.mask)
                             stage["encode"] += dt
             n = max(len(rows), 1)

@@ -17,14 +17,15 @@ import numpy as np
 from pydantic import ValidationError
 
 from contract.kinds import PREDICTION_FILES, RegressionRecord
-from contract.tasks import TaskKind
+from contract.tasks import OFFICIAL_TASKS
 
 from biometry.model import MeasureError
 
 log = logging.getLogger(__name__)
 
 SITK_MASK_SUFFIXES = (".mha", ".mhd", ".nii", ".nii.gz", ".nrrd", ".tif", ".tiff")
-POINTS_FILE = PREDICTION_FILES[TaskKind.REGRESSION]
+#: The JSON file the femur's points are in (the file of the fetal_femur task's kind).
+POINTS_FILE = PREDICTION_FILES[next(t.kind for t in OFFICIAL_TASKS if t.task_id == "fetal_femur")]
 
 
 def output_mask_path(mask_path: str) -> str:

@@ -58,6 +58,9 @@ def _spec(kind: TaskKind, task_id: str, n: int) -> TaskSpec:
 
 _S, _C, _D, _R = TaskKind.SEGMENTATION, TaskKind.CLASSIFICATION, TaskKind.DETECTION, TaskKind.REGRESSION
 
+#: Rows per kind in the official FMC_UIA 2026 validation set (the benchmarks scale their sets by it).
+OFFICIAL_VALIDATION_ROWS: dict[TaskKind, int] = {_S: 2674, _C: 2727, _D: 725, _R: 617}
+
 OFFICIAL_TASKS: tuple[TaskSpec, ...] = (
     _spec(_S, "breast_lesion", 2),
     _spec(_S, "cardiac_multi", 4),

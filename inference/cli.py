@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "are kept, the others predicted (see 'failures and resuming' below)")
     parser.add_argument("--no-verify-hashes", action="store_true",
                         help="do not check each graph file against the manifest's sha256 before its first use")
+    parser.add_argument("--biometry", action="store_true",
+                        help="also write OUTPUT/biometry.json: HC, BPD, OFD, AC, FL, AoP, HSD measured on the outputs "
+                             "(in mm where the pixel spacing is known; docs/biometry.md); the outputs are not altered")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", metavar="{merge,ray}",
                                      description="python -m inference COMMAND --help: the options of a command")
@@ -99,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         input_dir=args.input, output_dir=args.output, engine=args.engine,
         device=args.device, precision=args.precision, threads=threads, batch_size=args.batch_size,
         workers=args.workers or max(2, min(4, threads)), strict=args.strict, shard=shard,
-        verify_hashes=not args.no_verify_hashes, resume=args.resume, tta=args.tta,
+        verify_hashes=not args.no_verify_hashes, resume=args.resume, tta=args.tta, biometry=args.biometry,
     )
     from inference.bookkeeping.lock import RunLock
 

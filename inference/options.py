@@ -66,6 +66,7 @@ class RunOptions:
     verify_hashes: bool = True  # graphs checked against the manifest's sha256 when first used
     resume: bool = False  # batch layout: skip the rows the output folder's journal lists as done
     tta: str = "auto"  # contract.defaults.TTA_CHOICES (inference.engines.ensemble)
+    biometry: bool = False  # batch layout: OUTPUT/biometry.json from the finished outputs (inference.outputs.biometry)
 
 
 @dataclass

@@ -27,7 +27,7 @@ def test_every_kind_has_a_spec_with_distinct_roles_files_and_sockets():
 
 
 @pytest.mark.parametrize("table", ["network.heads:HEAD_BUILDERS", "network.heads:ROLE_ACTIVATIONS",
-                                   "training.losses:KIND_LOSSES", "evaluation.scoring:_SCORERS",
+                                   "training.kinds:KIND_TRAINING", "evaluation.scoring:_SCORERS",
                                    "evaluation.labels:_LABEL_COLUMNS", "inference.layouts.case:OUTPUT_SLUGS"])
 def test_per_kind_tables_cover_every_kind(table):
     import importlib

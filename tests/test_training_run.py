@@ -16,7 +16,8 @@ from training import CHECKPOINT_FORMAT, CheckpointError, TrainOptions, load_chec
 from training.augment import uint8_to_input
 from training.cli import main
 from training.data import load_dataset
-from training.losses import LossSettings, detection_loss, dice_loss, target_cells, task_loss
+from training.kinds import task_loss
+from training.losses import LossSettings, detection_loss, dice_loss, target_cells
 
 TINY = {"pyramid_channels": 32, "segmentation_channels": 32}
 

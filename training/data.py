@@ -33,14 +33,12 @@ import numpy as np
 from evaluation.labels import LabelLayoutError, LabelRow, read_labels
 from contract.imaging import ImageReadError, read_image
 from contract.tasks import TaskKind, TaskRegistry, TaskSpec
+from training.errors import TrainingDataError
+from training.kinds import KIND_TRAINING
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-
-
-class TrainingDataError(ValueError):
-    """A training/validation folder that is not usable (layout, columns, files, labels)."""
 
 
 @dataclass
@@ -65,38 +63,6 @@ def _where(root: Path, row: LabelRow) -> str:
     return f"{root / 'csv_files' / row.csv_file} row {row.row}"
 
 
-def _read_mask(row: LabelRow, shape: tuple[int, int], where: str) -> np.ndarray:
-    if row.mask_file is None or not row.mask_file.is_file():
-        raise TrainingDataError(f"{where}: mask file {row.mask_file} not found (mask_path={row.mask_path!r})")
-    mask = cv2.imread(str(row.mask_file), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise TrainingDataError(f"{where}: mask file {row.mask_file} cannot be decoded")
-    if mask.ndim == 3:
-        mask = mask[:, :, 0]
-    if mask.shape != shape:
-        raise TrainingDataError(f"{where}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is {shape[1]}x{shape[0]}")
-    top = int(mask.max())
-    if top >= row.num_classes:
-        raise TrainingDataError(f"{where}: mask holds class {top} but the task has {row.num_classes} classes")
-    return mask
-
-
-def _target(row: LabelRow, height: int, width: int, size: tuple[int, int], where: str) -> np.ndarray:
-    if row.kind is TaskKind.SEGMENTATION:
-        mask = _read_mask(row, (height, width), where)
-        return cv2.resize(mask.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-    if row.kind is TaskKind.CLASSIFICATION:
-        return np.asarray(row.label, dtype=np.int64)
-    scale = np.array([width, height], dtype=np.float64)
-    if row.kind is TaskKind.REGRESSION:
-        points = np.asarray(row.points, dtype=np.float64).reshape(-1, 2) / scale
-        return points.reshape(-1).astype(np.float32)
-    box = np.asarray(row.box, dtype=np.float64).reshape(2, 2)
-    if np.any(box[1] <= box[0]):
-        raise TrainingDataError(f"{where}: box {row.box} has x_max <= x_min or y_max <= y_min")
-    return (box / scale).reshape(-1).astype(np.float32)
-
-
 def _decode_task(root: Path, spec: TaskSpec, rows: list[LabelRow], size: tuple[int, int]) -> TaskData:
     images = np.empty((len(rows), size[0], size[1], 3), dtype=np.uint8)
     sizes = np.empty((len(rows), 2), dtype=np.int64)
@@ -112,7 +78,7 @@ def _decode_task(root: Path, spec: TaskSpec, rows: list[LabelRow], size: tuple[i
         height, width = image.shape[:2]
         images[i] = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
         sizes[i] = (height, width)
-        targets.append(_target(row, height, width, size, where))
+        targets.append(KIND_TRAINING[row.kind].target(row, height, width, size, where))
     return TaskData(spec=spec, images=images, sizes=sizes, target=np.stack(targets))
 
 

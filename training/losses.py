@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from contract.tasks import TaskKind
 
 
 @dataclass(frozen=True)
@@ -95,17 +94,3 @@ def detection_loss(grid: torch.Tensor, boxes: torch.Tensor, settings: LossSettin
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor, settings: LossSettings) -> torch.Tensor:
     return F.cross_entropy(logits.float(), labels.long())
-
-
-#: The recipe's loss of each kind: (head output, target, settings) -> scalar.
-KIND_LOSSES = {
-    TaskKind.SEGMENTATION: segmentation_loss,
-    TaskKind.CLASSIFICATION: classification_loss,
-    TaskKind.DETECTION: detection_loss,
-    TaskKind.REGRESSION: lambda points, target, settings: regression_loss(points, target),
-}
-
-
-def task_loss(kind: TaskKind, output: torch.Tensor, target: torch.Tensor, settings: LossSettings) -> torch.Tensor:
-    """The recipe's loss for one batch of one task (see the module docstring)."""
-    return KIND_LOSSES[kind](output, target, settings)

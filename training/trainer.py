@@ -33,7 +33,8 @@ from network import build_model
 from training.augment import Augmenter, uint8_to_input
 from training.checkpoint import BEST, LAST, checkpoint_config, load_checkpoint, save_checkpoint
 from training.data import TaskData, load_dataset
-from training.losses import LossSettings, task_loss
+from training.kinds import task_loss
+from training.losses import LossSettings
 from training.options import DEFAULT_ENCODER, DEFAULT_PARAMS, TrainingError, TrainOptions
 from training.schedule import ProgressCosine
 from training.validate import format_summary, validate

@@ -17,18 +17,12 @@ import math
 import numpy as np
 import torch
 
-from evaluation.metrics import classification_metrics, dice, iou
 from contract.manifest import Preprocessing
 from contract.tasks import TaskKind
 from training.augment import uint8_to_input
 from training.data import TaskData
+from training.kinds import KIND_TRAINING
 
-KIND_METRIC = {
-    TaskKind.SEGMENTATION: "dice",
-    TaskKind.CLASSIFICATION: "auc",
-    TaskKind.DETECTION: "iou",
-    TaskKind.REGRESSION: "mre_pct",
-}
 
 
 @torch.no_grad()
@@ -44,36 +38,13 @@ def predict(model: torch.nn.Module, data: TaskData, prep: Preprocessing, device:
 
 def task_metrics(data: TaskData, output: np.ndarray) -> dict[str, float]:
     """Metrics of one task from its raw head outputs (see the module docstring)."""
-    kind = data.spec.kind
-    if kind is TaskKind.SEGMENTATION:
-        pred = output.argmax(axis=1)
-        per_class = [np.mean([dice(p == c, t == c) for p, t in zip(pred, data.target)])
-                     for c in range(1, data.spec.num_classes)]
-        return {"dice": float(np.mean(per_class))}
-    if kind is TaskKind.CLASSIFICATION:
-        shifted = output - output.max(axis=1, keepdims=True)
-        probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-        scores = classification_metrics(data.target, probs.argmax(axis=1), probs)
-        return {"auc": scores.auc, "accuracy": scores.accuracy, "f1": scores.f1}
-    if kind is TaskKind.DETECTION:
-        n, _, height, width = output.shape
-        flat = output[:, 4].reshape(n, -1).argmax(axis=1)
-        rows, cols = np.divmod(flat, width)
-        boxes = output[np.arange(n), :4, rows, cols]
-        return {"iou": float(np.mean([iou(b, t) for b, t in zip(boxes, data.target)]))}
-    sizes = data.sizes.astype(np.float64)  # (height, width)
-    scale = np.stack([sizes[:, 1], sizes[:, 0]], axis=1)[:, None, :]
-    pred = output.reshape(len(data), -1, 2) * scale
-    true = data.target.reshape(len(data), -1, 2) * scale
-    errors = np.hypot(*(pred - true).transpose(2, 0, 1)).mean(axis=1)
-    diagonal = np.hypot(sizes[:, 0], sizes[:, 1])
-    return {"mre_pct": float(np.mean(100.0 * errors / diagonal)), "mre_px": float(errors.mean())}
+    return KIND_TRAINING[data.spec.kind].metrics(data.spec, data.target, data.sizes, output)
 
 
 def summarize(per_task: dict[str, dict[str, float]], kinds: dict[str, TaskKind]) -> dict:
     """Per-kind means of the headline metric and the selection score."""
     by_kind: dict[str, float] = {}
-    for kind, metric in KIND_METRIC.items():
+    for kind, metric in ((kind, table.headline) for kind, table in KIND_TRAINING.items()):
         values = [m[metric] for t, m in per_task.items() if kinds[t] is kind and not math.isnan(m[metric])]
         if values:
             by_kind[f"{kind.value}.{metric}"] = float(np.mean(values))

@@ -3,7 +3,7 @@
 To add a kind: a ``TaskKind`` member in ``contract.tasks``, a module here with its
 ``SPEC`` (role, record, file, socket, decode, fallback, label columns, metrics) listed in
 ``KIND_SPECS``, then the per-kind tables outside the contract that the import-rule
-test names (a head in ``network.heads``, a loss in ``training.losses``, a scorer in
+test names (a head in ``network.heads``, a target, loss and validation metric in ``training.kinds``, a scorer in
 ``evaluation.scoring``, a phantom renderer); ``tests/test_kind_specs.py`` fails until
 each has an entry for the new kind.
 """

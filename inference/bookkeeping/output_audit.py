@@ -54,7 +54,7 @@ def audit_outputs(output_dir: Path, written: PathSet, warn_stale: bool = True) -
     """Log the WARNING for stale files (if any, and ``warn_stale``); return the closing INFO line (folder, file count)."""
     output_dir = Path(output_dir)
     root = output_dir.resolve()
-    mine = masks = stale = 0
+    mine = masks = others = stale = 0
     shown: list[str] = []
     for folder, dirs, files in os.walk(root):
         dirs.sort()
@@ -65,6 +65,7 @@ def audit_outputs(output_dir: Path, written: PathSet, warn_stale: bool = True) -
             if path in written:
                 mine += 1
                 masks += name.lower().endswith(".png")
+                others += not name.lower().endswith((".png", ".json"))
             else:
                 stale += 1
                 if len(shown) < SHOWN:
@@ -74,4 +75,6 @@ def audit_outputs(output_dir: Path, written: PathSet, warn_stale: bool = True) -
         log.warning("output folder %s holds %d file(s) this run did not write (left from another run?): %s%s; "
                     "nothing was deleted: use an empty --output folder to keep runs apart",
                     output_dir, stale, ", ".join(shown), more)
-    return f"outputs: {mine} files written to {output_dir} ({masks} mask PNGs, {mine - masks} JSON files)"
+    extra = f", {others} other" if others else ""
+    return (f"outputs: {mine} files written to {output_dir} ({masks} mask PNGs, {mine - masks - others} JSON files"
+            f"{extra})")

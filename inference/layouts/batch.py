@@ -156,6 +156,13 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
     written = results.masks  # the masks in place, and the three JSON files of a whole run
     for name in PREDICTION_FILES.values() if options.shard is None else ():
         written.add(guard.root / name)
+    if options.biometry and options.shard is None and not unwritten:
+        from inference.outputs.biometry import write_biometry
+
+        files, problem = write_biometry(options.input_dir, guard.root)
+        for path in files:
+            written.add(path)
+        unwritten += [problem] if problem else []
     # a shard shares its folder with the other shards' masks and parts: only the whole run is audited
     outputs = audit_outputs(options.output_dir, written, warn_stale=options.shard is None)
     problems = len(all_rows.problems)
