@@ -38,7 +38,10 @@ def local_cluster():
 
 
 def test_ray_job_with_two_actors_equals_one_run(local_cluster, tmp_path):
-    from inference.scale.ray_job import main as ray_main
+    from inference.cli import main as cli_main_ray
+
+    def ray_main(argv):
+        return cli_main_ray(["ray", *argv])
 
     inp = tmp_path / "input"
     shutil.copytree(REPO / "test" / "input", inp)

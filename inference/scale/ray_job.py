@@ -1,6 +1,6 @@
-"""``python -m inference.scale.ray_job``: the batch layout on a Ray cluster, the model in an actor pool.
+"""``python -m inference ray``: the batch layout on a Ray cluster, the model in an actor pool.
 
-    python -m inference.scale.ray_job --input IN --output OUT --actors 2 [--gpus-per-actor 1]
+    python -m inference ray --input IN --output OUT --actors 2 [--gpus-per-actor 1]
 
 The driver reads and checks the CSV rows exactly as ``python -m inference`` does
 (``inference.layouts.batch_rows``); the rows the model can predict become a Ray Dataset, and
@@ -33,7 +33,6 @@ import numpy as np
 from contract.imaging import ImageReadError, read_image
 from contract.kinds import Prediction, spec_of
 from contract.manifest import ModelFolder
-from inference.scale.commands import add_ray_arguments
 from inference.errors import EXIT_FATAL, EXIT_OK, EXIT_ROWS_FAILED, EngineError, FatalError
 
 log = logging.getLogger("inference.scale.ray_job")
@@ -156,20 +155,9 @@ def _collect(dataset, jobs: dict[int, Any], sink) -> None:
             bar.update(1)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m inference.scale.ray_job", description=__doc__.split("\n\n")[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_ray_arguments(parser)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_ray(build_parser().parse_args(argv))
-
-
 def run_ray(args: argparse.Namespace) -> int:
     """``python -m inference ray`` (its arguments: ``inference.scale.commands``); the exit code."""
-    logging.basicConfig(level=logging.INFO, format="inference.scale.ray_job: %(levelname)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format="inference ray: %(levelname)s: %(message)s", stream=sys.stderr)
     try:
         import ray
     except ImportError:
@@ -194,6 +182,3 @@ def run_ray(args: argparse.Namespace) -> int:
         log.info("%s", line)
     return EXIT_ROWS_FAILED if summary.failed else EXIT_OK
 
-
-if __name__ == "__main__":
-    sys.exit(main())
