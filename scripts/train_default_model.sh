@@ -33,4 +33,4 @@ COMMON=(--cache-dir "$DATA/cache" --encoder mobilenet_v2 --batch-size 8 --steps 
 
 "$PY" export.py "$RUNS/default/best.pt" --out model_weights --force --precision int8 --calibration-dir "$DATA/calib"
 "$PY" -m inference --input "$DATA/heldout" --output "$RUNS/heldout_pred" --device cpu
-"$PY" -m evaluation --labels "$DATA/heldout" --predictions "$RUNS/heldout_pred" --json "$RUNS/heldout_scores.json"
+"$PY" -m evaluation --input "$DATA/heldout" --predictions "$RUNS/heldout_pred" --json "$RUNS/heldout_scores.json"
