@@ -110,7 +110,7 @@ def test_old_labels_name_still_works_with_one_warning(run, capsys):
     assert main(["--labels", str(INPUT), "--predictions", str(run)]) == 0
     out, err = _lines(capsys)
     assert out[0] == "54 rows scored, every one with a prediction"
-    assert err == ["python -m evaluation: warning: --labels is deprecated, use --input (same folder)"]
+    assert err == ["python -m evaluation: warning: --labels is deprecated, use --input (same meaning)"]
 
 
 @pytest.mark.parametrize("args, message", [
