@@ -234,3 +234,17 @@ def test_histogram_counts_by_bin():
     heights = [float(h) for h in re.findall(r'height="([\d.]+)" fill=', svg)]
     assert len(heights) == 10 and heights[0] > 0 and heights[9] == max(heights) and heights[1:9] == [0.0] * 8
     assert "n=4, max bin 3" in svg
+
+
+def test_a_row_with_an_unusable_label_is_flagged_skipped_and_listed_first(tmp_path):
+    inp = tmp_path / "in"
+    shutil.copytree(INPUT, inp)
+    (inp / "Segmentation/Two/lung/masks/lung_0001.png").unlink()  # its ground truth: the row cannot be scored
+    page_file = tmp_path / "r.html"
+    assert main(["--input", str(inp), "--predictions", str(EXPECTED), "--out", str(page_file)]) == 0
+    page = page_file.read_text()
+    flagged = page[page.index('id="flagged"'):page.index('id="summary"')]
+    assert "Missing and skipped rows (1)" in flagged and "lung.csv line 3" in flagged and "skipped (not scored)" in flagged
+    assert _summary_order(page, "segmentation")[0] == "lung"
+    lung = _sections(page)["lung"]
+    assert lung.index('data-flag="skipped"') < lung.index("lung_0000")
