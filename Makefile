@@ -8,6 +8,8 @@
 #            installs the CPU-only torch/torchvision instead (no CUDA libraries).
 # make image build the image (scripts/build_image.sh; FMC_BASE_IMAGE, WITH_TORCH apply)
 # make save  write dist/fmc-uia.tar.gz (+ dist/model.tar.gz from model_weights/)
+# make submission VALIDATION=DIR  run the built image on DIR with the organisers' run line, write
+#            dist/predictions.zip (for Codabench) and dist/fmc-uia.tar.gz + .sha256 (scripts/package_submission.sh)
 # make lint  hadolint on the Dockerfile
 PYTHON ?= python3
 VENV   ?= .venv
@@ -15,7 +17,7 @@ PY     := $(VENV)/bin/python
 PYTEST_ARGS ?= -q
 TORCH_INDEX ?=
 
-.PHONY: run test test-python test-container image save lint venv dev-venv
+.PHONY: run test test-python test-container image save submission lint venv dev-venv
 .DEFAULT_GOAL := test
 
 # The stamps record which requirements files the venv was last installed from, so a second
@@ -79,6 +81,10 @@ image:
 
 save:
 	scripts/save_image.sh --model model_weights
+
+submission:
+	@test -n "$(VALIDATION)" || { echo "usage: make submission VALIDATION=/path/to/validation" >&2; exit 2; }
+	PYTHON=$(if $(wildcard $(PY)),$(PY),$(PYTHON)) scripts/package_submission.sh "$(VALIDATION)"
 
 lint: $(VENV)/.dev-stamp
 	$(VENV)/bin/hadolint Dockerfile

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Export a PyTorch checkpoint to a verified ONNX model folder.
 
-    python export.py best_model.pth --out model_weights/
-    python export.py run/checkpoint.pt --out model_weights/ --precision fp16 --precision int8 --calibration-dir imgs/
-    python export.py fold0.pt fold1.pt fold2.pt --out model_weights/ --tta flip      # an ensemble (exporter.ensemble)
+    python export.py best_model.pth --out my_model/
+    python export.py run/checkpoint.pt --out my_model/ --precision fp16 --precision int8 --calibration-dir imgs/
+    python export.py fold0.pt fold1.pt fold2.pt --out my_model/ --tta flip      # an ensemble (exporter.ensemble)
 
     python export.py team.pt --model path/to/net.py:build --model-arg width=32 --out my_model/   # your own network
     python export.py team.onnx --task-map map.json --out my_model/                            # your own ONNX file
@@ -13,11 +13,21 @@ tensor shapes unless --encoder is given) and this project's training
 checkpoints (which carry their configuration); with --model or an .onnx file, any
 team's network (README: Bring your own model). Several checkpoints make an
 ensemble whose members are averaged (README: Ensembles and test-time augmentation).
+
+The output folder (--out, required) must be new or empty. A folder that already holds a
+model (its manifest.json) is replaced, atomically and only once the new model passed its
+checks, when --force is given; a non-empty folder that is not a model folder is never
+replaced. The model the image runs by default is model_weights/: export there only on
+purpose (--out model_weights --force).
+
+Exit status: 0 exported; 2 bad arguments or an export that failed (one line
+"export.py: error: ..." on stderr; the output folder is then untouched).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -49,7 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("checkpoint", type=Path, nargs="+",
                         help="best_model.pth (official state_dict) or a training checkpoint; several: an ensemble "
                         "whose members are averaged (a member may also be an exported model folder)")
-    parser.add_argument("--out", type=Path, default=Path("model_weights"), help="model folder to write (replaced atomically)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="model folder to write: a new or empty folder (an existing model folder needs --force)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace --out when it already holds a model (manifest.json); the old one stays "
+                        "until the new one is complete. Other non-empty folders are never replaced")
     parser.add_argument("--encoder", help="smp encoder name (default: inferred from the checkpoint)")
     parser.add_argument("--tasks", nargs="+", metavar="TASK_ID", help="export only these tasks (default: all in the checkpoint)")
     parser.add_argument("--input-size", type=parse_size, help="network input HxW (default: the checkpoint's, else 256x256)")
@@ -81,6 +95,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def occupied(out: Path, force: bool) -> str | None:
+    """Why ``out`` may not be written (None: it may): a file, a non-empty folder, or a model without --force."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: exists and is not a folder; choose another --out"
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    manifest = out / "manifest.json"
+    if not manifest.is_file():
+        return (f"--out {out}: not empty and not a model folder (no manifest.json); export never replaces it: "
+                "choose a new or empty folder")
+    if force:
+        return None
+    try:
+        tasks = len(json.loads(manifest.read_text(encoding="utf-8")).get("tasks", []))
+        held = f"a model of {tasks} task{'' if tasks == 1 else 's'}"
+    except (OSError, ValueError, AttributeError):
+        held = "a model folder"
+    return f"--out {out}: already holds {held}; pass --force to replace it, or choose a new folder"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -89,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     if not brought and args.input_size and (min(args.input_size) < 32 or any(p % 32 for p in args.input_size)):
         size = "x".join(map(str, args.input_size))
         parser.error(f"--input-size {size}: the baseline's FPN needs multiples of 32 (e.g. 256x256)")
+    problem = occupied(args.out, args.force)
+    if problem:  # one line, as every other refusal (exporter.cli); nothing is touched
+        print(f"export.py: error: {problem}", file=sys.stderr)
+        return 2
     from exporter.cli import run  # heavy imports after argument parsing
 
     return run(args, brought)

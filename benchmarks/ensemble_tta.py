@@ -55,7 +55,7 @@ def run_one(name: str, folder: Path, tta: str, labels: Path, out: Path, threads:
     if figures.returncode != 0:
         raise SystemExit(f"{name}: python -m inference exited {figures.returncode}; see {out / name / 'inference.log'}")
     scores = out / name / "scores.json"
-    subprocess.run([sys.executable, "-m", "evaluation", "--labels", str(labels), "--predictions", str(pred),
+    subprocess.run([sys.executable, "-m", "evaluation", "--input", str(labels), "--predictions", str(pred), "--allow-missing",
                     "--json", str(scores)], check=True, stdout=subprocess.DEVNULL)
     report = json.loads(scores.read_text())
     rows = report["rows"]

@@ -218,7 +218,7 @@ class Manifest(_Strict):
         except KeyError:
             raise ManifestError(
                 f"this model has no {precision} graphs (it has: {', '.join(self.graph_sets)}); "
-                f"export them with: python export.py CHECKPOINT --precision {precision}"
+                f"export them with: python export.py CHECKPOINT --out NEW_FOLDER --precision {precision}"
             ) from None
 
 

@@ -30,6 +30,7 @@ class LabelRow(BaseModel):
 
     csv_file: str
     row: int  # 1-based data row (header not counted)
+    line: int  # line in the CSV file (the header is line 1)
     image_path: str  # the CSV string, unchanged (the prediction key)
     task_id: str
     kind: TaskKind
@@ -86,11 +87,13 @@ def _kind_and_size(rec: dict[str, str], registry: TaskRegistry) -> tuple[TaskKin
     return kind, size
 
 
-def _parse_row(rec: dict[str, str], csv_dir: Path, csv_name: str, row: int, registry: TaskRegistry) -> LabelRow:
+def _parse_row(rec: dict[str, str], csv_dir: Path, csv_name: str, where: tuple[int, int],
+               registry: TaskRegistry) -> LabelRow:
     kind, size = _kind_and_size(rec, registry)
     fields: dict = dict(
         csv_file=csv_name,
-        row=row,
+        row=where[0],
+        line=where[1],
         image_path=rec["image_path"],
         task_id=rec["task_id"],
         kind=kind,
@@ -167,14 +170,16 @@ def read_labels(labels_dir: Path, registry: Optional[TaskRegistry] = None) -> tu
         table = read_csv_file(csv_file)
         records = [record.cells for record in table.records]
         _check_columns(csv_file, table.columns, records, registry)
-        for index, rec in enumerate(records, start=1):
+        for record in table.records:
+            rec = record.cells
             try:
-                rows.append(_parse_row(rec, csv_dir, csv_file.name, index, registry))
+                rows.append(_parse_row(rec, csv_dir, csv_file.name, (record.row, record.line), registry))
             except ValueError as exc:
                 issues.append(
                     RowIssue(
                         csv_file=csv_file.name,
-                        row=index,
+                        row=record.row,
+                        line=record.line,
                         image_path=rec.get("image_path") or "",
                         task_id=rec.get("task_id") or "",
                         scope="label",

@@ -213,13 +213,15 @@ def evaluate_official(labels_dir: Path | str, predictions_dir: Path | str,
     if not any(s.rows for s in scores) and all(i.scope == "label" for i in issues):
         raise LabelLayoutError(
             f"no row of {labels_dir} could be scored ({len(issues)} label problems, first: "
-            f"{issues[0].line() if issues else 'none'}); is this a labelled folder?"
+            f"{issues[0].describe() if issues else 'none'}); is this a labelled folder?"
         )
     notes += [f"{PRED_FILES[k][0]} is missing: the official evaluator reports no {k} scores"
               for k, recs in ctx["records"].items() if recs is None and not (pred_dir / PRED_FILES[k][0]).is_file()]
     notes += [f"{s.task_id}: {n}" for s in scores for n in s.notes]
+    keys = {(r.get("task_id", ""), r.get("image_path", "")) for t in ids for r in groups[t]}
+    unmatched = sum(1 for recs in ctx["records"].values() if recs for key in recs if key[0] in ids and key not in keys)
     return Report(labels_dir=str(labels_dir), predictions_dir=str(pred_dir), tasks=scores,
                   kinds=kind_means(scores), issues=issues, rows=sum(s.rows for s in scores),
                   missing_predictions=sum(1 for i in issues if i.scope == "prediction"),
-                  label_problems=sum(1 for i in issues if i.scope == "label"), notes=notes,
+                  label_problems=sum(1 for i in issues if i.scope == "label"), unmatched_records=unmatched, notes=notes,
                   metrics_mode="official")

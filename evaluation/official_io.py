@@ -25,10 +25,11 @@ class OfficialRow(dict):
     """One CSV row (column -> text; empty cells are absent) plus where it came from."""
 
     csv_file: str = ""
-    row: int = 0
+    row: int = 0  # 1-based data row
+    line: int = 0  # line in the CSV file (the header is line 1)
 
     def issue(self, reason: str, scope: str = "prediction") -> RowIssue:
-        return RowIssue(csv_file=self.csv_file, row=self.row, image_path=self.get("image_path", ""),
+        return RowIssue(csv_file=self.csv_file, row=self.row, line=self.line, image_path=self.get("image_path", ""),
                         task_id=self.get("task_id", ""), scope=scope, reason=reason)
 
 
@@ -44,7 +45,7 @@ def read_rows(labels_dir: Path) -> list[OfficialRow]:
     for path in files:
         for record in read_csv_file(path).records:
             row = OfficialRow({k: v for k, v in record.cells.items() if k and v.strip() != ""})
-            row.csv_file, row.row = record.csv_name, record.row
+            row.csv_file, row.row, row.line = record.csv_name, record.row, record.line
             rows.append(row)
     return rows
 

@@ -19,20 +19,22 @@ KIND_METRICS: dict[str, tuple[str, ...]] = {
 class RowIssue(BaseModel):
     """A missing or malformed prediction (or an unusable label) for one CSV row.
 
-    ``row`` is the 1-based data row of the CSV (the header is not counted).
-    ``scope`` is ``prediction`` (the row is scored as the worst case) or ``label``
-    (the row cannot be scored and is left out).
+    ``line`` is the row's line in the CSV file (the header is line 1), as the runtime
+    and the review name rows; ``row`` is its 1-based data row (the header not counted).
+    ``scope`` is ``prediction`` (no usable prediction: skipped by the official rules,
+    the worst case by the strict ones) or ``label`` (the row cannot be scored and is left out).
     """
 
     csv_file: str
+    line: int
     row: int
     image_path: str
     task_id: str
     scope: str = "prediction"
     reason: str
 
-    def line(self) -> str:
-        return f"{self.csv_file} row {self.row} ({self.task_id}, {self.image_path}): {self.scope}: {self.reason}"
+    def describe(self) -> str:
+        return f"{self.csv_file} line {self.line} (image {self.image_path!r}, task {self.task_id!r}): {self.scope}: {self.reason}"
 
 
 class TaskScore(BaseModel):
@@ -85,6 +87,9 @@ class Report(BaseModel):
                 return score
         raise KeyError(f"no scores for task {task_id!r}; scored: {[t.task_id for t in self.tasks]}")
 
+    def issues_of(self, scope: str) -> list[RowIssue]:
+        return [i for i in self.issues if i.scope == scope]
+
     def kind(self, kind: str) -> KindScore:
         for score in self.kinds:
             if score.kind == kind:
@@ -121,13 +126,48 @@ def summarize_kinds(tasks: list[TaskScore]) -> list[KindScore]:
     return out
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 row``, ``2 rows``, ``1 class``, ``3 classes``."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun}es" if noun.endswith(("s", "x", "ch", "sh")) else f"{count} {noun}s"
+
+
+SHOWN_TASKS = 8
+
+
+def headline(report: Report) -> list[str]:
+    """The first lines of the output: how many rows had no usable prediction, by task, and what that does."""
+    total = report.rows + (report.missing_predictions if report.metrics_mode == "official" else 0)
+    lines = []
+    if report.missing_predictions:
+        by_task = {t.task_id: t.missing for t in report.tasks if t.missing}
+        shown = ", ".join(f"{task} {n}" for task, n in list(by_task.items())[:SHOWN_TASKS])
+        more = f" and {plural(len(by_task) - SHOWN_TASKS, 'more task')}" if len(by_task) > SHOWN_TASKS else ""
+        effect = (f"the official rules skip them, so the scores below cover {plural(report.rows, 'row')} only"
+                  if report.metrics_mode == "official" else "each is scored as the worst case")
+        lines.append(f"MISSING: {report.missing_predictions} of {plural(total, 'row')} have no usable prediction "
+                     f"(missing or malformed): {shown}{more}")
+        lines.append(f"  {effect}; first: {report.issues_of('prediction')[0].describe()}")
+    else:
+        lines.append(f"{plural(report.rows, 'row')} scored, every one with a prediction")
+    if report.label_problems:
+        lines.append(f"LABELS: {plural(report.label_problems, 'row')} with an unusable label left out; "
+                     f"first: {report.issues_of('label')[0].describe()}")
+    if report.unmatched_records:
+        lines.append(f"UNMATCHED: {plural(report.unmatched_records, 'prediction record')} match no CSV row "
+                     "(another input folder, or rewritten image_path values?)")
+    return lines
+
+
 def _fmt(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
 def format_table(report: Report, max_issues: int = 20) -> str:
     """Plain-text table: one line per task, one per kind, then the issues (first ``max_issues``)."""
-    lines = [f"metrics: {report.metrics_mode} ({METRICS_MODES.get(report.metrics_mode, '')})"]
+    lines = headline(report)
+    lines.append(f"metrics: {report.metrics_mode} ({METRICS_MODES.get(report.metrics_mode, '')})")
     lines.append(f"{'task':<26} {'kind':<15} {'rows':>5} {'missing':>7}  metrics")
     for t in report.tasks:
         metrics = "  ".join(f"{k}={_fmt(v)}" for k, v in t.metrics.items())
@@ -139,15 +179,16 @@ def format_table(report: Report, max_issues: int = 20) -> str:
         lines.append(f"{k.kind:<26} {k.tasks:<15} {k.rows:>5} {k.missing:>7}  {metrics}")
     lines.append("")
     lines.append(
-        f"{report.rows} rows scored, {report.missing_predictions} missing/malformed predictions "
+        f"{plural(report.rows, 'row')} scored, {report.missing_predictions} missing/malformed "
+        f"{'prediction' if report.missing_predictions == 1 else 'predictions'} "
         f"({'skipped' if report.metrics_mode == 'official' else 'scored as worst case'}), "
-        f"{report.label_problems} label rows skipped, "
-        f"{report.unmatched_records} prediction records matching no row"
+        f"{plural(report.label_problems, 'label row')} left out, "
+        f"{plural(report.unmatched_records, 'prediction record')} matching no row"
     )
     for note in report.notes:
         lines.append(f"note: {note}")
     for issue in report.issues[:max_issues]:
-        lines.append(f"  {issue.line()}")
+        lines.append(f"  {issue.describe()}")
     if len(report.issues) > max_issues:
         lines.append(f"  ... {len(report.issues) - max_issues} more issues (see the JSON report)")
     return "\n".join(lines)

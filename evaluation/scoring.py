@@ -43,7 +43,7 @@ class _LabelProblem(Exception):
 
 def _issue(row: LabelRow, reason: str, scope: str = "prediction") -> RowIssue:
     return RowIssue(
-        csv_file=row.csv_file, row=row.row, image_path=row.image_path, task_id=row.task_id, scope=scope, reason=reason
+        csv_file=row.csv_file, row=row.row, line=row.line, image_path=row.image_path, task_id=row.task_id, scope=scope, reason=reason
     )
 
 
@@ -230,7 +230,7 @@ def evaluate(
     if not any(s.rows for s in scores):
         raise LabelLayoutError(
             f"no row of {labels_dir} could be scored ({len(issues)} label problems, first: "
-            f"{issues[0].line() if issues else 'none'}); is this a labelled folder?"
+            f"{issues[0].describe() if issues else 'none'}); is this a labelled folder?"
         )
     selected = {s.task_id for s in scores}
     notes = [f"{problem}: every row of that kind scored as worst case" for problem in preds.file_problems()]

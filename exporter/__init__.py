@@ -1,4 +1,4 @@
-"""Checkpoint -> verified ONNX model folder (``python export.py CHECKPOINT --out model_weights/``).
+"""Checkpoint -> verified ONNX model folder (``python export.py CHECKPOINT --out my_model/``).
 
 Folder layout::
 

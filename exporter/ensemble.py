@@ -1,6 +1,6 @@
 """Ensembles and test-time augmentation at export: several members in one model folder, flip rules.
 
-    python export.py fold0.pt fold1.pt fold2.pt --out model_weights/ [--tta flip] [--flip-rule TASK=RULE]
+    python export.py fold0.pt fold1.pt fold2.pt --out my_model/ [--tta flip] [--flip-rule TASK=RULE]
 
 Layout of an ensemble folder (written atomically: staged beside the target, swapped in
 whole)::

@@ -49,6 +49,14 @@ class Item:
     score: Optional[float] = None
     detail: str = ""
     problem: Optional[str] = None  # why there is no prediction / no score
+    label_problem: Optional[str] = None  # why a labelled folder has no usable label for this row (left out of scores)
+
+    @property
+    def flag(self) -> Optional[str]:
+        """``missing`` (no usable prediction), ``skipped`` (label unusable: not scored), or None."""
+        if self.problem:
+            return "missing"
+        return "skipped" if self.label_problem else None
 
 
 @dataclass
@@ -63,11 +71,19 @@ class TaskView:
         return SCORE_NAMES[self.kind][0]
 
     def ordered(self) -> list[Item]:
-        """Worst first (scored items), then the unscored ones in CSV order."""
+        """Missing and skipped rows first (CSV order), then the scored ones worst first, then the rest."""
         higher_better = SCORE_NAMES[self.kind][1]
-        scored = [i for i in self.items if i.score is not None]
+        flagged = [i for i in self.items if i.flag]
+        scored = [i for i in self.items if i.score is not None and not i.flag]
         scored.sort(key=lambda i: i.score if higher_better else -i.score)
-        return scored + [i for i in self.items if i.score is None]
+        return flagged + scored + [i for i in self.items if i.score is None and not i.flag]
+
+    @property
+    def flagged(self) -> int:
+        return sum(1 for i in self.items if i.flag)
+
+    def scores(self) -> list[float]:
+        return [i.score for i in self.items if i.score is not None]
 
 
 @dataclass
@@ -164,10 +180,11 @@ def collect(input_dir: Path, output_dir: Path, log_file: Optional[Path] = None,
     rows, problems = read_rows(input_dir)
     notes = list(problems)
     try:
-        label_rows, _ = read_labels(input_dir, registry)
+        label_rows, label_issues = read_labels(input_dir, registry)
         labels = {r.key: r for r in label_rows}
+        unusable = {(i.csv_file, i.line): i.reason for i in label_issues}
     except LabelLayoutError as exc:
-        labels = {}
+        labels, unusable = {}, {}
         notes.append(f"no labels shown: {exc}")
     records = _records(output_dir)
     tasks: dict[str, TaskView] = {}
@@ -192,7 +209,13 @@ def collect(input_dir: Path, output_dir: Path, log_file: Optional[Path] = None,
                 item.problem = f"no record in {JSON_FILES[kind]}"
         if item.problem:
             failures.append(Failure(row.where, item.problem, "missing output"))
+        elif (row.csv_name, row.line) in unusable:
+            item.label_problem = f"label unusable: {unusable[(row.csv_name, row.line)]}"
+            failures.append(Failure(row.where, item.label_problem, "skipped (not scored)"))
         _score(item, pred)
+        if item.detail == "ground-truth mask unreadable" and not item.flag:
+            item.label_problem = item.detail
+            failures.append(Failure(row.where, item.detail, "skipped (not scored)"))
         view.items.append(item)
     if log_file is not None:
         failures = _failures_from_log(Path(log_file)) + failures

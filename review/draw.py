@@ -2,7 +2,9 @@
 
 Colours: class c >= 1 of a mask uses ``PALETTE[(c - 1) % len(PALETTE)]`` (translucent fill +
 contour); boxes and points use ``PRED_COLOUR`` for the prediction and ``TRUTH_COLOUR`` for
-the ground truth. Everything is drawn on a BGR copy of the image at its native size.
+the ground truth. Everything is drawn on a BGR copy of the image at its native size. Titles
+("prediction", "truth", the predicted class) go in a dark band ABOVE the image, never over
+it, so the scanner's burnt-in text and the image's corners stay readable.
 """
 
 from __future__ import annotations
@@ -76,11 +78,10 @@ def draw_mask(image: np.ndarray, mask: np.ndarray, num_classes: int, alpha: floa
     return out
 
 
-def draw_box(image: np.ndarray, box: Sequence[float], colour: Sequence[int], label: str) -> None:
+def draw_box(image: np.ndarray, box: Sequence[float], colour: Sequence[int]) -> None:
     thick, _ = _scale(image)
     x1, y1, x2, y2 = (int(round(float(v))) for v in box)
     cv2.rectangle(image, (x1, y1), (x2, y2), _bgr(colour), thick + 1, cv2.LINE_AA)
-    text(image, label, (min(x1, x2), max(12, min(y1, y2) - 4)), colour)
 
 
 def draw_points(image: np.ndarray, flat: Sequence[float], colour: Sequence[int], cross: bool) -> None:
@@ -96,35 +97,57 @@ def draw_points(image: np.ndarray, flat: Sequence[float], colour: Sequence[int],
         text(image, str(k), (centre[0] + radius + 1, centre[1] - radius), colour, scale * 0.9)
 
 
-def _titled(image: np.ndarray, title: str) -> np.ndarray:
-    out = image.copy()
-    text(out, title, (6, 6 + int(24 * _scale(image)[1])), (255, 255, 255))
-    return out
+def band_height(width: int) -> int:
+    """Height of the title band: readable once the overlay is scaled to a thumbnail."""
+    return max(22, round(width * 0.075))
+
+
+def with_band(image: np.ndarray, parts: Sequence[tuple[str, Sequence[int]]]) -> np.ndarray:
+    """The image below a dark band holding ``parts`` (text, RGB colour) side by side, scaled to fit."""
+    height, width = band_height(image.shape[1]), image.shape[1]
+    band = np.full((height, width, 3), 32, np.uint8)
+    label = "  ".join(t for t, _ in parts)
+    thick = max(1, height // 14)
+    scale = height / 34
+    text_width = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0]
+    if text_width > width - 8:
+        scale *= (width - 8) / text_width
+    x = 4
+    for words, colour in parts:
+        cv2.putText(band, words, (x, round(height * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, scale, _bgr(colour), thick, cv2.LINE_AA)
+        x += cv2.getTextSize(words + "  ", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0]
+    return np.vstack([band, image])
+
+
+WHITE = (255, 255, 255)
 
 
 def render(item: Item) -> np.ndarray:
-    """Full-size overlay (BGR) of one row: prediction, and the truth when the row is labelled."""
+    """Full-size overlay (BGR) of one row below its title band: prediction, and the truth when labelled."""
     image, problem = load_image(item.row.image_file)
+    unreadable = [("image unreadable", WRONG_COLOUR)] if problem else []
     label = item.label
-    if problem:
-        text(image, "image unreadable", (10, 40), WRONG_COLOUR)
     if item.kind is TaskKind.SEGMENTATION:
         pred = cv2.imread(str(item.mask_file), cv2.IMREAD_GRAYSCALE) if item.mask_file and item.mask_file.is_file() else None
         left = draw_mask(image, pred, item.num_classes) if pred is not None else image.copy()
-        left = _titled(left, "prediction" if pred is not None else "no prediction")
+        left = with_band(left, unreadable + [("prediction", WHITE) if pred is not None else ("no prediction", WRONG_COLOUR)])
         if label is None:
             return left
         truth = cv2.imread(str(label.mask_file), cv2.IMREAD_GRAYSCALE) if label.mask_file else None
         right = draw_mask(image, truth, item.num_classes) if truth is not None else image.copy()
-        gap = np.full((image.shape[0], max(4, image.shape[1] // 80), 3), 255, np.uint8)
-        return np.hstack([left, gap, _titled(right, "truth" if truth is not None else "truth unreadable")])
+        right = with_band(right, [("truth", WHITE) if truth is not None else ("truth unreadable", WRONG_COLOUR)])
+        gap = np.full((left.shape[0], max(4, image.shape[1] // 80), 3), 255, np.uint8)
+        return np.hstack([left, gap, right])
     out = image.copy()
     pred = item.prediction
+    titles: list[tuple[str, Sequence[int]]] = list(unreadable)
     if item.kind is TaskKind.DETECTION:
-        if label is not None:
-            draw_box(out, label.box, TRUTH_COLOUR, "truth")
         if pred is not None:
-            draw_box(out, pred["bbox_pixels"], PRED_COLOUR, "pred")
+            draw_box(out, pred["bbox_pixels"], PRED_COLOUR)
+            titles.append(("prediction box", PRED_COLOUR))
+        if label is not None:
+            draw_box(out, label.box, TRUTH_COLOUR)
+            titles.append(("truth box", TRUTH_COLOUR))
     elif item.kind is TaskKind.REGRESSION:
         if label is not None and pred is not None and len(label.points) == len(pred["predicted_points_pixels"]):
             thick, _ = _scale(out)
@@ -134,17 +157,20 @@ def render(item: Item) -> np.ndarray:
             draw_points(out, label.points, TRUTH_COLOUR, cross=True)
         if pred is not None:
             draw_points(out, pred["predicted_points_pixels"], PRED_COLOUR, cross=False)
+            titles.append(("prediction: dots", PRED_COLOUR))
+        if label is not None:
+            titles.append(("truth: crosses", TRUTH_COLOUR))
     elif pred is not None:
         cls = pred.get("predicted_class")
         probs = pred.get("predicted_probs") or []
         p = f" p={probs[cls]:.2f}" if isinstance(cls, int) and 0 <= cls < len(probs) else ""
         right = label is None or label.label == cls
-        text(out, f"pred {cls}{p}", (8, 8 + int(26 * _scale(out)[1])), PRED_COLOUR if right else WRONG_COLOUR)
+        titles.append((f"prediction {cls}{p}", PRED_COLOUR if right else WRONG_COLOUR))
         if label is not None:
-            text(out, f"truth {label.label}", (8, 16 + int(56 * _scale(out)[1])), TRUTH_COLOUR)
+            titles.append((f"truth {label.label}", TRUTH_COLOUR))
     if pred is None:
-        text(out, "no prediction", (8, 8 + int(26 * _scale(out)[1])), WRONG_COLOUR)
-    return out
+        titles.append(("no prediction", WRONG_COLOUR))
+    return with_band(out, titles)
 
 
 def thumbnail_data_uri(image: np.ndarray, width: int, quality: int = 80) -> str:

@@ -1,19 +1,28 @@
-"""The self-contained HTML page: inline CSS, inline SVG histograms, base64 JPEG thumbnails.
+"""The HTML page: inline CSS, inline SVG histograms, base64 JPEG thumbnails, each linking to its
+full-size overlay PNG in the folder beside the page.
 
-The page needs no network. A small inline script records script errors and images that
-failed to decode into ``<body data-js-errors=... data-broken-images=...>`` and the
-``#page-errors`` list, so a headless browser's dumped DOM shows them.
+Order, top to bottom: the missing and skipped rows; the summary per kind (``review.summary``);
+one section per task, in the summary's order, its missing and skipped rows first, then its
+images worst first. The page needs no network; without its folder of overlays the thumbnails
+still show (only the links to the full-size images break). A small inline script records
+script errors and images that failed to decode into ``<body data-js-errors=...
+data-broken-images=...>`` and the ``#page-errors`` list, so a headless browser's dumped DOM
+shows them.
 """
 
 from __future__ import annotations
 
 import html
-import math
 from typing import Callable, Optional, Sequence
 
 from contract.tasks import TaskKind
-from review.collect import Review, SCORE_NAMES, TaskView
+from evaluation.report import Report, plural
+from review.collect import Item, Review, SCORE_NAMES, TaskView
 from review.draw import PALETTE, PRED_COLOUR, TRUTH_COLOUR, hex_colour
+from review.summary import colour, flagged_rows, kind_summary, ordered_tasks
+
+#: Fewer per-image scores than this get no histogram (a chart of two values says nothing).
+HISTOGRAM_MIN = 10
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:16px;background:#fafafa;color:#222}
@@ -25,6 +34,10 @@ svg{display:block;margin:4px 0}
 .card img{display:block;max-width:100%}.bad{color:#c00}.legend span{display:inline-block;margin-right:10px}
 .sw{display:inline-block;width:12px;height:12px;border:1px solid #333;vertical-align:middle;margin-right:3px}
 .note{font-size:13px;color:#555}
+h3{font-size:15px;margin:14px 0 2px}.num{text-align:right;font-variant-numeric:tabular-nums}
+.why{font-size:11px;color:#555}.undefined{background:#e4e4e4}.mean td{font-weight:bold}
+.flag{color:#a00;font-weight:bold}.alert{border:2px solid #c00;padding:4px 10px;background:#fff4f4}
+.card.flagged{border:2px solid #c00}.card .tag{color:#fff;background:#c00;padding:0 4px;font-weight:bold}
 """
 _SCRIPT = """
 window.__errors = [];
@@ -76,69 +89,63 @@ def _legend(view: TaskView) -> str:
     return f'<div class="legend meta">{"".join(parts)}</div>' if parts else ""
 
 
-def _card(uri: str, item, score_name: str) -> str:
+def _card(uri: str, item: Item, score_name: str, href: Optional[str]) -> str:
     e = html.escape
     caption = [f"<b>{e(item.row.image_path.rsplit('/', 1)[-1])}</b>"]
+    if item.flag:
+        caption.insert(0, f'<span class="tag">{e(item.flag)}</span>')
     if item.kind is TaskKind.CLASSIFICATION and item.prediction is not None:
         cls, probs = item.prediction.get("predicted_class"), item.prediction.get("predicted_probs") or []
         p = f" (p={probs[cls]:.2f})" if isinstance(cls, int) and 0 <= cls < len(probs) else ""
         caption.append(f"pred class {e(str(cls))}{p}")
     if item.score is not None:
         caption.append(f"{e(score_name)} {item.score:.3f}" + (f" &middot; {e(item.detail)}" if item.detail else ""))
-    if item.problem:
-        caption.append(f'<span class="bad">{e(item.problem)}</span>')
-    return (f'<figure class="card" data-row="{e(item.row.where)}"><img alt="{e(item.row.image_path)}" src="{uri}">'
-            f'<figcaption>{"<br>".join(caption)}</figcaption></figure>')
+    for problem in (item.problem, item.label_problem):
+        if problem:
+            caption.append(f'<span class="bad">{e(problem)}</span>')
+    background = colour(item.score, "dice" if SCORE_NAMES[item.kind][1] else "mre")
+    style = f' style="border-left:6px solid {background}"' if background and not item.flag else ""
+    image = f'<img alt="{e(item.row.image_path)}" src="{uri}">'
+    if href:
+        image = f'<a href="{e(href)}" title="full size">{image}</a>'
+    flag = f' data-flag="{item.flag}"' if item.flag else ""
+    return (f'<figure class="card{" flagged" if item.flag else ""}" data-row="{e(item.row.where)}"{flag}{style}>'
+            f'{image}<figcaption>{"<br>".join(caption)}</figcaption></figure>')
 
 
-def _section(view: TaskView, thumbs: Callable, cap: int) -> str:
+def _section(view: TaskView, thumbs: Callable[[Item], str], cap: int, link: Optional[Callable[[Item], str]]) -> str:
     e = html.escape
     ordered = view.ordered()
     shown, left_out = ordered[:cap], max(0, len(ordered) - cap)
-    scores = [i.score for i in view.items if i.score is not None]
+    scores = view.scores()
     name, higher = SCORE_NAMES[view.kind]
-    mean = f"mean {name} {sum(scores) / len(scores):.4f} over {len(scores)} scored" if scores else "no per-image scores (no labels)"
+    mean = (f"mean {name} {sum(scores) / len(scores):.4f} over {len(scores)} scored" if scores
+            else "no per-image scores (no labels)")
     order = "worst first" if scores else "CSV order"
+    flagged = f' &middot; <span class="flag">{plural(view.flagged, "row")} missing or skipped, shown first</span>' \
+        if view.flagged else ""
+    unit = plural(view.num_classes, "point" if view.kind is TaskKind.REGRESSION else "class")
     head = (f'<section class="task" id="task-{e(view.task_id)}" data-task="{e(view.task_id)}">'
-            f'<h2>{e(view.task_id)} <span class="meta">({e(view.kind.value)}, {view.num_classes} '
-            f'{"points" if view.kind is TaskKind.REGRESSION else "classes"})</span></h2>'
-            f'<div class="meta">{len(view.items)} rows &middot; {mean} &middot; shown: {len(shown)}, {order}'
+            f'<h2>{e(view.task_id)} <span class="meta">({e(view.kind.value)}, {unit})</span></h2>'
+            f'<div class="meta">{plural(len(view.items), "row")} &middot; {mean}{flagged} &middot; shown: {len(shown)}, {order}'
             f'{f", <b>{left_out} left out</b> (--max-per-task {cap})" if left_out else ""}</div>{_legend(view)}')
-    plot = histogram_svg(scores, unit_range=higher) if scores else ""
-    cards = "".join(_card(thumbs(item), item, name) for item in shown)
+    plot = histogram_svg(scores, unit_range=higher) if len(scores) >= HISTOGRAM_MIN else ""
+    cards = "".join(_card(thumbs(item), item, name, link(item) if link else None) for item in shown)
     return f'{head}{plot}<div class="grid">{cards}</div></section>'
 
 
-def _failures(review: Review) -> str:
+def build_page(review: Review, thumbs: Callable[[Item], str], cap: int, report: Optional[Report] = None,
+               link: Optional[Callable[[Item], str]] = None) -> str:
+    """The whole HTML document; ``thumbs(item)`` is an item's thumbnail data: URI, ``link(item)`` its full-size image."""
     e = html.escape
-    if not review.failures:
-        return '<h2 id="failures">Failures</h2><p class="meta">none</p>'
-    rows = "".join(f"<tr><td>{e(f.where)}</td><td>{e(f.reason)}</td><td>{e(f.source)}</td></tr>" for f in review.failures)
-    return (f'<h2 id="failures">Failures ({len(review.failures)})</h2>'
-            f"<table><tr><th>row</th><th>reason</th><th>from</th></tr>{rows}</table>")
-
-
-def build_page(review: Review, thumbs: Callable, cap: int, scores_table: Optional[str] = None) -> str:
-    """The whole HTML document; ``thumbs(item)`` returns the data: URI of an item's thumbnail."""
-    e = html.escape
-    toc = "".join(f'<tr><td><a href="#task-{e(v.task_id)}">{e(v.task_id)}</a></td><td>{e(v.kind.value)}</td>'
-                  f'<td>{len(v.items)}</td><td>{_mean(v)}</td></tr>' for v in review.tasks)
-    notes = "".join(f'<li>{e(n)}</li>' for n in review.notes)
+    shown_beside = [n for n in (report.notes if report else []) if "official AUC is 0" in n]  # in the summary
+    notes = "".join(f'<li>{e(n)}</li>' for n in review.notes + (report.notes if report else []) if n not in shown_beside)
+    sections = "".join(_section(v, thumbs, cap, link) for v in ordered_tasks(review, report))
     body = (f'<h1>Review of {e(str(review.output_dir))}</h1>'
             f'<p class="meta">input {e(str(review.input_dir))} &middot; '
-            f'{"labels shown, scores are per image (official definitions)" if review.labelled else "no labels"}</p>'
-            f'<ul class="note">{notes}</ul>'
-            f'<table><tr><th>task</th><th>kind</th><th>rows</th><th>mean per-image score</th></tr>{toc}</table>'
-            f'{scores_table or ""}{_failures(review)}'
-            + "".join(_section(v, thumbs, cap) for v in review.tasks)
-            + '<ul id="page-errors"></ul>')
+            f'{"labels shown, scores are per image (official definitions)" if review.labelled else "no labels"}'
+            f' &middot; click a thumbnail for the full-size overlay</p>'
+            f'{flagged_rows(review)}{kind_summary(review, report)}<ul class="note">{notes}</ul>'
+            f'{sections}<ul id="page-errors"></ul>')
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>FMC_UIA review</title>'
             f'<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>{body}</body></html>\n')
-
-
-def _mean(view: TaskView) -> str:
-    scores = [i.score for i in view.items if i.score is not None]
-    if not scores:
-        return "n/a"
-    value = sum(scores) / len(scores)
-    return f"{SCORE_NAMES[view.kind][0]} {value:.4f}" if math.isfinite(value) else "n/a"

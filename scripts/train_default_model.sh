@@ -31,6 +31,6 @@ COMMON=(--cache-dir "$DATA/cache" --encoder mobilenet_v2 --batch-size 8 --steps 
     --init-from "$RUNS/stage1/last.pt" --task-sampling detection=2 Regression=2 \
     --lr-backbone 5e-4 --lr-heads 1e-3 --time-limit 40 --threads 2 --seed 1
 
-"$PY" export.py "$RUNS/default/best.pt" --out model_weights --precision int8 --calibration-dir "$DATA/calib"
+"$PY" export.py "$RUNS/default/best.pt" --out model_weights --force --precision int8 --calibration-dir "$DATA/calib"
 "$PY" -m inference --input "$DATA/heldout" --output "$RUNS/heldout_pred" --device cpu
-"$PY" -m evaluation --labels "$DATA/heldout" --predictions "$RUNS/heldout_pred" --json "$RUNS/heldout_scores.json"
+"$PY" -m evaluation --input "$DATA/heldout" --predictions "$RUNS/heldout_pred" --json "$RUNS/heldout_scores.json"

@@ -179,7 +179,7 @@ def test_imperfect_values_are_scored(folders):
 def test_cli_writes_json_and_table(folders, tmp_path, capsys):
     labels, pred, _ = folders
     out = tmp_path / "scores.json"
-    assert main(["--labels", str(labels), "--predictions", str(pred), "--json", str(out)]) == 0
+    assert main(["--input", str(labels), "--predictions", str(pred), "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "fetal_head" in text and "dice=1.0000" in text and "0 missing/malformed" in text
     data = json.loads(out.read_text())
@@ -189,7 +189,7 @@ def test_cli_writes_json_and_table(folders, tmp_path, capsys):
 def test_cli_rejects_folder_not_in_layout(tmp_path, capsys):
     (tmp_path / "output").mkdir()
     (tmp_path / "input").mkdir()
-    code = main(["--labels", str(tmp_path / "input"), "--predictions", str(tmp_path / "output")])
+    code = main(["--input", str(tmp_path / "input"), "--predictions", str(tmp_path / "output")])
     assert code == 2
     assert "no csv_files/ folder" in capsys.readouterr().err
 
@@ -225,5 +225,5 @@ def test_folder_without_any_usable_label_is_rejected(folders, capsys):
     shutil.rmtree(labels / "Segmentation" / "Two" / "cervix_multi" / "MASKS")
     with pytest.raises(LabelLayoutError, match="no row .* could be scored"):
         evaluate(labels, pred)
-    assert main(["--labels", str(labels), "--predictions", str(pred)]) == 2
+    assert main(["--input", str(labels), "--predictions", str(pred)]) == 2
     assert "ground-truth mask" in capsys.readouterr().err

@@ -176,13 +176,15 @@ def test_missing_predictions_file_gives_no_scores_for_the_kind(tmp_path):
 
 def test_cli_default_is_official_and_strict_is_an_option(seg, capsys, tmp_path):
     labels, pred = seg
-    assert main(["--labels", str(labels), "--predictions", str(pred), "--json", str(tmp_path / "o.json")]) == 0
+    # one of the five masks is missing: exit 1, the count first, the JSON still written
+    assert main(["--input", str(labels), "--predictions", str(pred), "--json", str(tmp_path / "o.json")]) == 1
     out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith("metrics: official") and "dice=0.7500  hd=1.2500" in out
+    assert out.splitlines()[0].startswith("MISSING: 1 of 5 rows have no usable prediction")
+    assert out.splitlines()[2].startswith("metrics: official") and "dice=0.7500  hd=1.2500" in out
     assert json.loads((tmp_path / "o.json").read_text())["metrics_mode"] == "official"
-    assert main(["--labels", str(labels), "--predictions", str(pred), "--metrics", "strict"]) == 0
+    assert main(["--input", str(labels), "--predictions", str(pred), "--metrics", "strict", "--allow-missing"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith("metrics: strict") and "scored as worst case" in out
+    assert out.splitlines()[2].startswith("metrics: strict") and "scored as worst case" in out
 
 
 def test_inputs_that_stop_the_official_script_are_noted_not_fatal(tmp_path):
