@@ -18,7 +18,7 @@ from evaluation.report import RowIssue
 
 log = logging.getLogger(__name__)
 
-BOX_COLUMNS = KIND_SPECS[TaskKind.DETECTION].label_columns
+BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")  # a detection row's box, in pixels
 
 
 class LabelLayoutError(ValueError):
@@ -100,32 +100,50 @@ def _parse_row(rec: dict[str, str], csv_dir: Path, csv_name: str, where: tuple[i
         num_classes=size,
         image_file=_resolve(csv_dir, rec["image_path"]),
     )
-    if kind is TaskKind.SEGMENTATION:
-        mask_path = (rec.get("mask_path") or "").strip()
-        if not mask_path:
-            raise ValueError("empty mask_path")
-        fields.update(mask_path=mask_path, mask_file=_resolve(csv_dir, mask_path))
-    elif kind is TaskKind.CLASSIFICATION:
-        text = (rec.get("mask") or "").strip()
-        label = int(float(text)) if text else -1
-        if not 0 <= label < size:
-            raise ValueError(f"class label {text!r} is not in 0..{size - 1}")
-        fields["label"] = label
-    elif kind is TaskKind.DETECTION:
-        texts = [(rec.get(c) or "").strip() for c in BOX_COLUMNS]
-        if not all(texts):
-            raise ValueError(f"empty box column(s) {[c for c, t in zip(BOX_COLUMNS, texts) if not t]}")
-        fields["box"] = _finite([float(t) for t in texts], "box")
-    else:
-        points: list[float] = []
-        for k in range(1, size + 1):
-            column = f"point_{k}_xy"
-            text = (rec.get(column) or "").strip()
-            if not text:
-                raise ValueError(f"empty {column}")
-            points.extend(_parse_point(text, column))
-        fields["points"] = points
+    fields.update(_LABEL_FIELDS[kind](rec, csv_dir, size))
     return LabelRow(**fields)
+
+
+def _mask_label(rec: dict[str, str], csv_dir: Path, size: int) -> dict:
+    mask_path = (rec.get("mask_path") or "").strip()
+    if not mask_path:
+        raise ValueError("empty mask_path")
+    return {"mask_path": mask_path, "mask_file": _resolve(csv_dir, mask_path)}
+
+
+def _class_label(rec: dict[str, str], csv_dir: Path, size: int) -> dict:
+    text = (rec.get("mask") or "").strip()
+    label = int(float(text)) if text else -1
+    if not 0 <= label < size:
+        raise ValueError(f"class label {text!r} is not in 0..{size - 1}")
+    return {"label": label}
+
+
+def _box_label(rec: dict[str, str], csv_dir: Path, size: int) -> dict:
+    texts = [(rec.get(c) or "").strip() for c in BOX_COLUMNS]
+    if not all(texts):
+        raise ValueError(f"empty box column(s) {[c for c, t in zip(BOX_COLUMNS, texts) if not t]}")
+    return {"box": _finite([float(t) for t in texts], "box")}
+
+
+def _points_label(rec: dict[str, str], csv_dir: Path, size: int) -> dict:
+    points: list[float] = []
+    for k in range(1, size + 1):
+        column = f"point_{k}_xy"
+        text = (rec.get(column) or "").strip()
+        if not text:
+            raise ValueError(f"empty {column}")
+        points.extend(_parse_point(text, column))
+    return {"points": points}
+
+
+#: What a labelled row of each kind holds, read from its CSV record: (record, csv folder, size) -> LabelRow fields.
+_LABEL_FIELDS = {
+    TaskKind.SEGMENTATION: _mask_label,
+    TaskKind.CLASSIFICATION: _class_label,
+    TaskKind.DETECTION: _box_label,
+    TaskKind.REGRESSION: _points_label,
+}
 
 
 _LABEL_COLUMNS = {kind: spec.label_columns for kind, spec in KIND_SPECS.items()}

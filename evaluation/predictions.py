@@ -111,7 +111,7 @@ class PredictionFolder:
         )
 
     def classification(self, row: LabelRow) -> tuple[int, np.ndarray]:
-        rec = self.files[TaskKind.CLASSIFICATION].record(row)
+        rec = self.files[row.kind].record(row)
         probs = _numbers(rec.get("predicted_probs"), row.num_classes, "predicted_probs")
         cls = rec.get("predicted_class")
         if not isinstance(cls, int) or isinstance(cls, bool) or not 0 <= cls < row.num_classes:
@@ -119,11 +119,11 @@ class PredictionFolder:
         return cls, probs
 
     def detection(self, row: LabelRow) -> np.ndarray:
-        rec = self.files[TaskKind.DETECTION].record(row)
+        rec = self.files[row.kind].record(row)
         return _numbers(rec.get("bbox_pixels"), 4, "bbox_pixels")
 
     def regression(self, row: LabelRow) -> np.ndarray:
-        rec = self.files[TaskKind.REGRESSION].record(row)
+        rec = self.files[row.kind].record(row)
         return _numbers(rec.get("predicted_points_pixels"), 2 * row.num_classes, "predicted_points_pixels")
 
     def mask(self, row: LabelRow, shape: tuple[int, int]) -> np.ndarray:

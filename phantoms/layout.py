@@ -18,22 +18,18 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from contract.atomic import atomic_write_bytes
-from contract.tasks import TaskKind, TaskSpec
+from contract.kinds import spec_of
+from contract.tasks import TaskSpec
+from phantoms.kinds import KIND_PHANTOMS
 from phantoms.render import Sample
 
-KIND_DIRS = {
-    TaskKind.SEGMENTATION: "Segmentation/Two",
-    TaskKind.CLASSIFICATION: "Classification",
-    TaskKind.DETECTION: "Detection",
-    TaskKind.REGRESSION: "Regression",
-}
+KIND_DIRS = {kind: table.folder for kind, table in KIND_PHANTOMS.items()}
 TOP_LEVEL = ("csv_files", "Segmentation", "Classification", "Detection", "Regression")
 BASE_COLUMNS = ["image_path", "task_id", "task_name", "num_classes"]
 JPEG_QUALITY = 95
@@ -43,17 +39,11 @@ PNG_COMPRESSION = 1  # fast; the noise-like content compresses little anyway
 def columns(task: TaskSpec, labels: bool = True) -> list[str]:
     """The CSV header of one task."""
     cols = list(BASE_COLUMNS)
-    if task.kind is TaskKind.SEGMENTATION:
+    if spec_of(task.kind).writes_mask:
         cols.append("mask_path")
     if not labels:
         return cols
-    if task.kind is TaskKind.CLASSIFICATION:
-        cols.append("mask")
-    elif task.kind is TaskKind.DETECTION:
-        cols += ["x_min", "y_min", "x_max", "y_max"]
-    elif task.kind is TaskKind.REGRESSION:
-        cols += [f"point_{i + 1}_xy" for i in range(task.num_points)]
-    return cols
+    return cols + KIND_PHANTOMS[task.kind].label_columns(task)
 
 
 def image_relpath(task: TaskSpec, stem: str, ext: str) -> str:
@@ -85,20 +75,14 @@ def write_sample(root: Path, sample: Sample, labels: bool = True) -> dict[str, s
     atomic_write_bytes(root / img_rel, encode_image(sample.image, sample.ext))
     row = {"image_path": f"../{img_rel}", "task_id": task.task_id, "task_name": task.kind.value,
            "num_classes": str(task.num_classes)}
-    if task.kind is TaskKind.SEGMENTATION:
+    if spec_of(task.kind).writes_mask:
         m_rel = mask_relpath(task, sample.stem)
         row["mask_path"] = f"../{m_rel}"
         if labels:
             atomic_write_bytes(root / m_rel, encode_image(sample.mask, ".png"))
     if not labels:
         return row
-    if task.kind is TaskKind.CLASSIFICATION:
-        row["mask"] = str(sample.label)
-    elif task.kind is TaskKind.DETECTION:
-        row.update({k: f"{v:.1f}" for k, v in zip(("x_min", "y_min", "x_max", "y_max"), sample.box)})
-    elif task.kind is TaskKind.REGRESSION:
-        for i, (x, y) in enumerate(sample.points):
-            row[f"point_{i + 1}_xy"] = json.dumps([round(x, 1), round(y, 1)])
+    row.update(KIND_PHANTOMS[task.kind].label_values(sample))
     return row
 
 

@@ -13,8 +13,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from contract.tasks import TaskKind, TaskRegistry, TaskSpec
+from contract.tasks import TaskRegistry, TaskSpec
 from phantoms import classification, detection, regression, segmentation
+from phantoms.kinds import KIND_PHANTOMS
 from phantoms.ultrasound import Canvas, make_field
 
 NATIVE_SIZES: tuple[tuple[int, int], ...] = (  # (width, height)
@@ -70,21 +71,12 @@ def render_sample(task: TaskSpec | str, seed: int, index: int, size_scale: float
     colour = bool(rng.random() < COLOUR_FRACTION)
     field = make_field(rng, width, height, PROBES.get(spec.task_id, "curved"))
     canvas = Canvas(width, height, rng, field)
-    label = index % spec.num_classes if spec.kind is TaskKind.CLASSIFICATION else 0
+    label = KIND_PHANTOMS[spec.kind].drawn_class(spec, index)
     points = RENDERERS[spec.task_id](canvas, spec, label)
     grey = canvas.render()
     image = _decorate(grey, rng, colour)
     sample = Sample(spec, index, image, ext, fov=canvas.field_mask().astype(bool))
-    if spec.kind is TaskKind.SEGMENTATION:
-        sample.mask = canvas.mask
-    elif spec.kind is TaskKind.CLASSIFICATION:
-        sample.label = label
-    elif spec.kind is TaskKind.DETECTION:
-        sample.mask = canvas.mask
-        x, y, w, h = cv2.boundingRect((canvas.mask > 0).astype(np.uint8))
-        sample.box = (float(x), float(y), float(x + w), float(y + h))
-    else:
-        sample.points = [(round(float(px), 1), round(float(py), 1)) for px, py in points or []]
+    KIND_PHANTOMS[spec.kind].fill(sample, canvas, label, points)
     return sample
 
 

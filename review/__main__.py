@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from contract.atomic import atomic_write_text
-from contract.tasks import TaskKind, TaskRegistry
+from contract.tasks import TaskRegistry
 from evaluation.labels import LabelLayoutError
 from evaluation.official import evaluate_official
 from evaluation.options import add_deprecated, add_folder_options, resolve_aliases, resolve_folder_options
 from evaluation.report import Report, plural
 from inference.errors import FatalError
 from review.collect import Item, Review, collect
-from review.draw import render, thumbnail_data_uri
+from review.draw import KIND_DRAWING, render, thumbnail_data_uri
 from review.overlays import OverlayFolder, OverlayFolderInTheWay, overlay_name
 from review.page import build_page
 
@@ -80,7 +80,7 @@ class Thumbnails:
         name = overlay_name(item.row.index, item.row.task_id, item.row.image_path)
         self.folder.add(name, image)
         self.names[id(item)] = name
-        wide = item.kind is TaskKind.SEGMENTATION and item.label is not None
+        wide = KIND_DRAWING[item.kind].wide and item.label is not None
         return thumbnail_data_uri(image, self.width * (2 if wide else 1))
 
     def link(self, item: Item) -> str:

@@ -22,6 +22,7 @@ from evaluation import official_metrics as OM
 from evaluation.labels import LabelLayoutError, LabelRow, read_labels
 from evaluation.predictions import JSON_FILES, output_mask_path
 from inference.layouts.batch_rows import Row, read_rows
+from contract.kinds import spec_of
 from contract.tasks import TaskKind, TaskRegistry
 
 log = logging.getLogger(__name__)
@@ -134,32 +135,48 @@ def _read_grey(path: Optional[Path]) -> Optional[np.ndarray]:
     return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path is not None and path.is_file() else None
 
 
-def _score(item: Item, pred: Any) -> None:
-    """Fill the item's per-image score (official definitions) when prediction and label exist."""
-    label = item.label
-    if pred is None or label is None:
+def _score_mask(item: Item, pred: Any, label: LabelRow) -> None:
+    truth = _read_grey(label.mask_file)
+    if truth is None:
+        item.detail = "ground-truth mask unreadable"
         return
-    if item.kind is TaskKind.SEGMENTATION:
-        truth = _read_grey(label.mask_file)
-        if truth is None:
-            item.detail = "ground-truth mask unreadable"
-            return
-        if pred.shape != truth.shape:
-            pred = cv2.resize(pred, (truth.shape[1], truth.shape[0]), interpolation=cv2.INTER_NEAREST)
-        item.score = OM.foreground_mean(OM.dice_per_class(pred, truth, item.num_classes))
-        hd = OM.foreground_mean(OM.hausdorff_per_class(pred, truth, item.num_classes))
-        item.detail = f"HD {hd:.1f} px"
-    elif item.kind is TaskKind.CLASSIFICATION:
-        probs = pred.get("predicted_probs") or []
-        item.score = float(probs[label.label]) if label.label < len(probs) else float(pred.get("predicted_class") == label.label)
-        item.detail = f"truth {label.label}"
-    elif item.kind is TaskKind.DETECTION:
-        item.score = OM.box_iou(pred["bbox_pixels"], label.box)
-    else:
-        try:
-            item.score = OM.radial_error(pred["predicted_points_pixels"], label.points)
-        except ValueError as exc:
-            item.problem = str(exc)
+    if pred.shape != truth.shape:
+        pred = cv2.resize(pred, (truth.shape[1], truth.shape[0]), interpolation=cv2.INTER_NEAREST)
+    item.score = OM.foreground_mean(OM.dice_per_class(pred, truth, item.num_classes))
+    hd = OM.foreground_mean(OM.hausdorff_per_class(pred, truth, item.num_classes))
+    item.detail = f"HD {hd:.1f} px"
+
+
+def _score_class(item: Item, pred: Any, label: LabelRow) -> None:
+    probs = pred.get("predicted_probs") or []
+    item.score = float(probs[label.label]) if label.label < len(probs) else float(pred.get("predicted_class") == label.label)
+    item.detail = f"truth {label.label}"
+
+
+def _score_box(item: Item, pred: Any, label: LabelRow) -> None:
+    item.score = OM.box_iou(pred["bbox_pixels"], label.box)
+
+
+def _score_points(item: Item, pred: Any, label: LabelRow) -> None:
+    try:
+        item.score = OM.radial_error(pred["predicted_points_pixels"], label.points)
+    except ValueError as exc:
+        item.problem = str(exc)
+
+
+#: Per kind: the per-image score (official definitions) of a prediction against its label.
+SCORERS = {
+    TaskKind.SEGMENTATION: _score_mask,
+    TaskKind.CLASSIFICATION: _score_class,
+    TaskKind.DETECTION: _score_box,
+    TaskKind.REGRESSION: _score_points,
+}
+
+
+def _score(item: Item, pred: Any) -> None:
+    """Fill the item's per-image score when prediction and label exist."""
+    if pred is not None and item.label is not None:
+        SCORERS[item.kind](item, pred, item.label)
 
 
 def _failures_from_log(log_file: Path) -> list[Failure]:
@@ -197,7 +214,7 @@ def collect(input_dir: Path, output_dir: Path, log_file: Optional[Path] = None,
         kind, size = spec
         view = tasks.setdefault(row.task_id, TaskView(row.task_id, kind, size))
         item = Item(row=row, kind=kind, num_classes=size, label=labels.get((row.image_path, row.task_id)))
-        if kind is TaskKind.SEGMENTATION:
+        if spec_of(kind).writes_mask:
             relative = output_mask_path(row.mask_path or "")
             item.mask_file = output_dir / relative if relative else None
             pred = _read_grey(item.mask_file)

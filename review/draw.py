@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -126,51 +127,110 @@ def render(item: Item) -> np.ndarray:
     """Full-size overlay (BGR) of one row below its title band: prediction, and the truth when labelled."""
     image, problem = load_image(item.row.image_file)
     unreadable = [("image unreadable", WRONG_COLOUR)] if problem else []
+    return KIND_DRAWING[item.kind].render(item, image, unreadable)
+
+
+Titles = list[tuple[str, Sequence[int]]]
+
+
+def _render_mask(item: Item, image: np.ndarray, unreadable: Titles) -> np.ndarray:
+    """Two panels: the predicted mask, and the truth's when labelled."""
     label = item.label
-    if item.kind is TaskKind.SEGMENTATION:
-        pred = cv2.imread(str(item.mask_file), cv2.IMREAD_GRAYSCALE) if item.mask_file and item.mask_file.is_file() else None
-        left = draw_mask(image, pred, item.num_classes) if pred is not None else image.copy()
-        left = with_band(left, unreadable + [("prediction", WHITE) if pred is not None else ("no prediction", WRONG_COLOUR)])
-        if label is None:
-            return left
-        truth = cv2.imread(str(label.mask_file), cv2.IMREAD_GRAYSCALE) if label.mask_file else None
-        right = draw_mask(image, truth, item.num_classes) if truth is not None else image.copy()
-        right = with_band(right, [("truth", WHITE) if truth is not None else ("truth unreadable", WRONG_COLOUR)])
-        gap = np.full((left.shape[0], max(4, image.shape[1] // 80), 3), 255, np.uint8)
-        return np.hstack([left, gap, right])
-    out = image.copy()
-    pred = item.prediction
-    titles: list[tuple[str, Sequence[int]]] = list(unreadable)
-    if item.kind is TaskKind.DETECTION:
-        if pred is not None:
-            draw_box(out, pred["bbox_pixels"], PRED_COLOUR)
-            titles.append(("prediction box", PRED_COLOUR))
-        if label is not None:
-            draw_box(out, label.box, TRUTH_COLOUR)
-            titles.append(("truth box", TRUTH_COLOUR))
-    elif item.kind is TaskKind.REGRESSION:
-        if label is not None and pred is not None and len(label.points) == len(pred["predicted_points_pixels"]):
-            thick, _ = _scale(out)
-            for (px, py), (tx, ty) in zip(np.reshape(pred["predicted_points_pixels"], (-1, 2)), np.reshape(label.points, (-1, 2))):
-                cv2.line(out, (int(px), int(py)), (int(tx), int(ty)), (255, 255, 255), max(1, thick // 2), cv2.LINE_AA)
-        if label is not None:
-            draw_points(out, label.points, TRUTH_COLOUR, cross=True)
-        if pred is not None:
-            draw_points(out, pred["predicted_points_pixels"], PRED_COLOUR, cross=False)
-            titles.append(("prediction: dots", PRED_COLOUR))
-        if label is not None:
-            titles.append(("truth: crosses", TRUTH_COLOUR))
-    elif pred is not None:
-        cls = pred.get("predicted_class")
-        probs = pred.get("predicted_probs") or []
-        p = f" p={probs[cls]:.2f}" if isinstance(cls, int) and 0 <= cls < len(probs) else ""
-        right = label is None or label.label == cls
-        titles.append((f"prediction {cls}{p}", PRED_COLOUR if right else WRONG_COLOUR))
-        if label is not None:
-            titles.append((f"truth {label.label}", TRUTH_COLOUR))
-    if pred is None:
+    pred = cv2.imread(str(item.mask_file), cv2.IMREAD_GRAYSCALE) if item.mask_file and item.mask_file.is_file() else None
+    left = draw_mask(image, pred, item.num_classes) if pred is not None else image.copy()
+    left = with_band(left, unreadable + [("prediction", WHITE) if pred is not None else ("no prediction", WRONG_COLOUR)])
+    if label is None:
+        return left
+    truth = cv2.imread(str(label.mask_file), cv2.IMREAD_GRAYSCALE) if label.mask_file else None
+    right = draw_mask(image, truth, item.num_classes) if truth is not None else image.copy()
+    right = with_band(right, [("truth", WHITE) if truth is not None else ("truth unreadable", WRONG_COLOUR)])
+    gap = np.full((left.shape[0], max(4, image.shape[1] // 80), 3), 255, np.uint8)
+    return np.hstack([left, gap, right])
+
+
+def _one_panel(item: Item, out: np.ndarray, titles: Titles) -> np.ndarray:
+    if item.prediction is None:
         titles.append(("no prediction", WRONG_COLOUR))
     return with_band(out, titles)
+
+
+def _render_box(item: Item, image: np.ndarray, unreadable: Titles) -> np.ndarray:
+    out, pred, label, titles = image.copy(), item.prediction, item.label, list(unreadable)
+    if pred is not None:
+        draw_box(out, pred["bbox_pixels"], PRED_COLOUR)
+        titles.append(("prediction box", PRED_COLOUR))
+    if label is not None:
+        draw_box(out, label.box, TRUTH_COLOUR)
+        titles.append(("truth box", TRUTH_COLOUR))
+    return _one_panel(item, out, titles)
+
+
+def _render_points(item: Item, image: np.ndarray, unreadable: Titles) -> np.ndarray:
+    out, pred, label, titles = image.copy(), item.prediction, item.label, list(unreadable)
+    if label is not None and pred is not None and len(label.points) == len(pred["predicted_points_pixels"]):
+        thick, _ = _scale(out)
+        for (px, py), (tx, ty) in zip(np.reshape(pred["predicted_points_pixels"], (-1, 2)), np.reshape(label.points, (-1, 2))):
+            cv2.line(out, (int(px), int(py)), (int(tx), int(ty)), (255, 255, 255), max(1, thick // 2), cv2.LINE_AA)
+    if label is not None:
+        draw_points(out, label.points, TRUTH_COLOUR, cross=True)
+    if pred is not None:
+        draw_points(out, pred["predicted_points_pixels"], PRED_COLOUR, cross=False)
+        titles.append(("prediction: dots", PRED_COLOUR))
+    if label is not None:
+        titles.append(("truth: crosses", TRUTH_COLOUR))
+    return _one_panel(item, out, titles)
+
+
+def _predicted_class(item: Item) -> tuple[object, str]:
+    """The predicted class and its probability text (empty when unknown)."""
+    cls = item.prediction.get("predicted_class")
+    probs = item.prediction.get("predicted_probs") or []
+    return cls, (f"{probs[cls]:.2f}" if isinstance(cls, int) and 0 <= cls < len(probs) else "")
+
+
+def _render_class(item: Item, image: np.ndarray, unreadable: Titles) -> np.ndarray:
+    out, label, titles = image.copy(), item.label, list(unreadable)
+    if item.prediction is not None:
+        cls, p = _predicted_class(item)
+        right = label is None or label.label == cls
+        titles.append((f"prediction {cls}{' p=' + p if p else ''}", PRED_COLOUR if right else WRONG_COLOUR))
+        if label is not None:
+            titles.append((f"truth {label.label}", TRUTH_COLOUR))
+    return _one_panel(item, out, titles)
+
+
+def _class_caption(item: Item) -> Optional[str]:
+    if item.prediction is None:
+        return None
+    cls, p = _predicted_class(item)
+    return f"pred class {cls}{f' (p={p})' if p else ''}"
+
+
+def _mask_legend(num_classes: int) -> list[tuple[Sequence[int], str]]:
+    return [(class_colour(c), f"class {c}") for c in range(1, num_classes)]
+
+
+def _marks_legend(pred: str, truth: str) -> Callable[[int], list[tuple[Sequence[int], str]]]:
+    return lambda num_classes: [(PRED_COLOUR, pred), (TRUTH_COLOUR, truth)]
+
+
+@dataclass(frozen=True)
+class KindDrawing:
+    """How the review shows one kind: the overlay, the legend's swatches, a text caption of the prediction."""
+
+    render: Callable[[Item, np.ndarray, Titles], np.ndarray]
+    legend: Callable[[int], list[tuple[Sequence[int], str]]]  # num_classes -> [(RGB, text)]
+    caption: Callable[[Item], Optional[str]] = lambda item: None
+    wide: bool = False  # two panels side by side when labelled (prediction | truth)
+
+
+KIND_DRAWING: dict[TaskKind, KindDrawing] = {
+    TaskKind.SEGMENTATION: KindDrawing(_render_mask, _mask_legend, wide=True),
+    TaskKind.CLASSIFICATION: KindDrawing(_render_class, lambda num_classes: [], _class_caption),
+    TaskKind.DETECTION: KindDrawing(_render_box, _marks_legend("prediction", "truth")),
+    TaskKind.REGRESSION: KindDrawing(_render_points, _marks_legend("prediction (numbered dots)",
+                                                                    "truth (numbered crosses)")),
+}
 
 
 def thumbnail_data_uri(image: np.ndarray, width: int, quality: int = 80) -> str:

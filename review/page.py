@@ -15,10 +15,10 @@ from __future__ import annotations
 import html
 from typing import Callable, Optional, Sequence
 
-from contract.tasks import TaskKind
+from contract.kinds import spec_of
 from evaluation.report import Report, plural
 from review.collect import Item, Review, SCORE_NAMES, TaskView
-from review.draw import PALETTE, PRED_COLOUR, TRUTH_COLOUR, hex_colour
+from review.draw import KIND_DRAWING, hex_colour
 from review.summary import colour, flagged_rows, kind_summary, ordered_tasks
 
 #: Fewer per-image scores than this get no histogram (a chart of two values says nothing).
@@ -77,15 +77,8 @@ def histogram_svg(values: Sequence[float], unit_range: bool, bins: int = 10, wid
 
 
 def _legend(view: TaskView) -> str:
-    parts = []
-    if view.kind is TaskKind.SEGMENTATION:
-        parts = [f'<span><i class="sw" style="background:{hex_colour(PALETTE[(c - 1) % len(PALETTE)])}"></i>class {c}</span>'
-                 for c in range(1, view.num_classes)]
-    elif view.kind is not TaskKind.CLASSIFICATION:
-        parts = [f'<span><i class="sw" style="background:{hex_colour(PRED_COLOUR)}"></i>prediction'
-                 f'{" (numbered dots)" if view.kind is TaskKind.REGRESSION else ""}</span>',
-                 f'<span><i class="sw" style="background:{hex_colour(TRUTH_COLOUR)}"></i>truth'
-                 f'{" (numbered crosses)" if view.kind is TaskKind.REGRESSION else ""}</span>']
+    parts = [f'<span><i class="sw" style="background:{hex_colour(rgb)}"></i>{html.escape(text)}</span>'
+             for rgb, text in KIND_DRAWING[view.kind].legend(view.num_classes)]
     return f'<div class="legend meta">{"".join(parts)}</div>' if parts else ""
 
 
@@ -94,10 +87,9 @@ def _card(uri: str, item: Item, score_name: str, href: Optional[str]) -> str:
     caption = [f"<b>{e(item.row.image_path.rsplit('/', 1)[-1])}</b>"]
     if item.flag:
         caption.insert(0, f'<span class="tag">{e(item.flag)}</span>')
-    if item.kind is TaskKind.CLASSIFICATION and item.prediction is not None:
-        cls, probs = item.prediction.get("predicted_class"), item.prediction.get("predicted_probs") or []
-        p = f" (p={probs[cls]:.2f})" if isinstance(cls, int) and 0 <= cls < len(probs) else ""
-        caption.append(f"pred class {e(str(cls))}{p}")
+    text = KIND_DRAWING[item.kind].caption(item)
+    if text:
+        caption.append(e(text))
     if item.score is not None:
         caption.append(f"{e(score_name)} {item.score:.3f}" + (f" &middot; {e(item.detail)}" if item.detail else ""))
     for problem in (item.problem, item.label_problem):
@@ -124,7 +116,7 @@ def _section(view: TaskView, thumbs: Callable[[Item], str], cap: int, link: Opti
     order = "worst first" if scores else "CSV order"
     flagged = f' &middot; <span class="flag">{plural(view.flagged, "row")} missing or skipped, shown first</span>' \
         if view.flagged else ""
-    unit = plural(view.num_classes, "point" if view.kind is TaskKind.REGRESSION else "class")
+    unit = plural(view.num_classes, spec_of(view.kind).count_noun)
     head = (f'<section class="task" id="task-{e(view.task_id)}" data-task="{e(view.task_id)}">'
             f'<h2>{e(view.task_id)} <span class="meta">({e(view.kind.value)}, {unit})</span></h2>'
             f'<div class="meta">{plural(len(view.items), "row")} &middot; {mean}{flagged} &middot; shown: {len(shown)}, {order}'

@@ -24,7 +24,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-BOOKKEEPING = ".fmc-"  # inference.lock, inference.journal, inference.record_spool (see inference/output_audit.py)
+BOOKKEEPING = ".fmc-"  # inference.bookkeeping.lock, inference.bookkeeping.journal, inference.bookkeeping.record_spool (see inference/bookkeeping/output_audit.py)
 JOURNAL = re.compile(r"^\.fmc-journal(\..+)?\.jsonl$")
 TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # contract.atomic.TEMP_PATTERN
 PREDICTION_FILES = ("classification_predictions.json", "detection_predictions.json", "regression_predictions.json")

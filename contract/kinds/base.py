@@ -50,6 +50,7 @@ class KindSpec:
     ``label_columns``: CSV columns a labelled row of this kind needs (the evaluator).
     ``metrics``: the metrics the evaluator reports for the kind (headline first).
     ``dense``: the head reads the decoder's full-resolution map (else the deepest encoder map).
+    ``count_noun``: what the task's ``num_classes`` counts ("class", or "point" for keypoints).
     ``fallback_sized``/``fallback_counted``: the fallback needs the image's size / the task's count.
     ``estimate``/``mirror_back``/``finish``: ensembles and flip TTA (``inference.engines.combine``):
     one run's role tensor -> per-image estimates in averaging units; estimates of mirror images
@@ -75,6 +76,7 @@ class KindSpec:
     label_columns: tuple[str, ...]
     metrics: tuple[str, ...]
     dense: bool
+    count_noun: str
     fallback_sized: bool
     fallback_counted: bool
     estimate: Callable[[np.ndarray], np.ndarray]

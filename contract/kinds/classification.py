@@ -70,6 +70,7 @@ SPEC = KindSpec(
     label_columns=("mask",),
     metrics=("auc", "f1", "mcc", "accuracy"),
     dense=False,
+    count_noun="class",
     fallback_sized=False,
     fallback_counted=True,
     estimate=same_estimate,

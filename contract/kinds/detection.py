@@ -109,6 +109,7 @@ SPEC = KindSpec(
     label_columns=("x_min", "y_min", "x_max", "y_max"),
     metrics=("iou",),
     dense=True,
+    count_noun="class",
     fallback_sized=True,
     fallback_counted=False,
     estimate=_estimate,

@@ -81,6 +81,7 @@ SPEC = KindSpec(
     label_columns=("point_1_xy",),
     metrics=("mre", "mre_pct_diag"),
     dense=False,
+    count_noun="point",
     fallback_sized=True,
     fallback_counted=True,
     estimate=same_estimate,

@@ -140,6 +140,7 @@ SPEC = KindSpec(
     label_columns=("mask_path",),
     metrics=("dice", "hd"),
     dense=True,
+    count_noun="class",
     fallback_sized=True,
     fallback_counted=False,
     estimate=_estimate,
