@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -113,7 +114,21 @@ def run(args: argparse.Namespace) -> int:
     log.info("total wall time %.2f s", time.perf_counter() - started)
     if summary.outputs:
         log.info("%s", summary.outputs)
+    for line in next_steps(layout.NAME, args, shard):
+        log.info("next: %s", line)
     return EXIT_ROWS_FAILED if summary.failed else EXIT_OK
+
+
+def next_steps(layout_name: str, args: argparse.Namespace, shard: "Shard | None") -> list[str]:
+    """The commands a team runs after a batch run: merge the shards, or evaluate and review."""
+    if layout_name != "batch":
+        return []
+    out = shlex.quote(str(args.output))
+    if shard is not None:
+        return [f"once every shard is done: python -m inference merge {out} ... --output MERGED"]
+    inp = shlex.quote(str(args.input))
+    return [f"python -m evaluation --input {inp} --predictions {out}   (scores; needs labels in the input)",
+            f"python -m review --input {inp} --predictions {out}   (an HTML page of every prediction)"]
 
 
 def _shard(text: str | None, layout_name: str) -> "Shard | None":

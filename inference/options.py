@@ -79,11 +79,31 @@ class RunSummary:
     engine: str = "(none)"
     seconds: float = 0.0
     outputs: str = ""  # the closing line: where the outputs went (batch layout)
+    kinds: dict[str, str] = field(default_factory=dict)  # task_id -> its kind's name (the per-kind lines)
+    unserved: Counter = field(default_factory=Counter)  # task_id -> rows of official tasks the model does not serve
+    stages: dict[str, float] = field(default_factory=dict)  # stage -> seconds summed over its threads
+    load_seconds: float = 0.0  # of the model stage: graph checks and sessions made on first use
 
     def lines(self) -> list[str]:
-        rate = sum(self.predicted.values()) / self.seconds if self.seconds > 0 else 0.0
-        out = [f"{self.layout} layout: {self.rows} rows, {sum(self.predicted.values())} predicted, "
-               f"{self.failed} failed ({self.fallbacks} with a fallback prediction)"]
-        out += [f"  {task_id}: {count}" for task_id, count in sorted(self.predicted.items())]
-        out.append(f"engine: {self.engine}; {self.seconds:.2f} s, {rate:.1f} images/s")
+        predicted = sum(self.predicted.values())
+        rate = predicted / self.seconds if self.seconds > 0 else 0.0
+        unserved = sum(self.unserved.values())
+        out = [f"{self.layout} layout: {_count(self.rows, 'row')}, {predicted} predicted, {self.failed} failed"
+               + (f" ({self.fallbacks} with a fallback prediction)" if self.failed or self.fallbacks else "")
+               + (f", {unserved} of tasks the model does not serve" if unserved else "")]
+        by_kind: dict[str, Counter] = {}
+        for task_id, count in self.predicted.items():
+            by_kind.setdefault(self.kinds.get(task_id, "?"), Counter())[task_id] += count
+        for kind, tasks in sorted(by_kind.items(), key=lambda item: item[0].lower()):
+            out.append(f"  {kind}: {_count(sum(tasks.values()), 'row')} predicted in {_count(len(tasks), 'task')}")
+        for task_id, count in sorted(self.unserved.items()):
+            out.append(f"  not served by this model: {task_id} ({_count(count, 'row')}, fallback predictions)")
+        stages = ", ".join(f"{name} {seconds:.2f} s" + (f" (loading {self.load_seconds:.2f} s)" if name == "model" else "")
+                           for name, seconds in self.stages.items())
+        out.append(f"engine: {self.engine}")
+        out.append(f"{self.seconds:.2f} s, {rate:.1f} images/s" + (f"; stages summed over threads: {stages}" if stages else ""))
         return out
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -45,6 +45,9 @@ def open_model(weights: Path | None, require_graphs: bool = False) -> ModelFolde
     """The model folder a run uses (``resolve_model_dir``), its manifest read; FatalError naming the fix."""
     model_dir, origin = resolve_model_dir(weights)
     log.info("model folder: %s (from %s)", model_dir, origin)
+    if not model_dir.is_dir():
+        raise FatalError(f"model folder {model_dir} (from {origin}) does not exist; pass --weights DIR, a folder that "
+                         "python export.py CHECKPOINT --out DIR made")
     try:
         return ModelFolder.open(model_dir, require_graphs=require_graphs)
     except ManifestError as exc:
@@ -67,6 +70,8 @@ def check_graph_files(folder) -> None:
 def check_folders(input_dir: Path, output_dir: Path) -> None:
     if not input_dir.is_dir():
         raise FatalError(f"input folder {input_dir} does not exist; pass --input DIR (default /input)")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise FatalError(f"--output {output_dir} is a file, not a folder; pass --output DIR (a new or existing folder)")
     src, dst = input_dir.resolve(), output_dir.resolve()
     if dst == src or src in dst.parents:
         raise FatalError(f"output folder {output_dir} lies inside the input folder {input_dir}; choose another --output")

@@ -215,3 +215,13 @@ def test_predictor_matches_the_batch_run(tmp_path, tiny_model_dir):
     record = reg.record("../img/wide.png", "IUGC")
     [want] = [r for r in _json(out, "regression") if r["task_id"] == "IUGC"]
     np.testing.assert_allclose(record.predicted_points_pixels, want["predicted_points_pixels"], rtol=1e-4, atol=1e-3)
+
+
+def test_an_output_that_is_a_file_and_a_missing_model_folder_are_named(tmp_path, caplog):
+    inp = Path(__file__).resolve().parent.parent / "test" / "input"
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    assert main(["--input", str(inp), "--output", str(a_file)]) == 1
+    assert "is a file, not a folder" in caplog.text and a_file.read_text() == "keep me"
+    assert main(["--input", str(inp), "--output", str(tmp_path / "out"), "--weights", str(tmp_path / "absent")]) == 1
+    assert "does not exist; pass --weights DIR" in caplog.text

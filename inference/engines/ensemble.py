@@ -90,6 +90,10 @@ class EnsembleEngine:
         tta = f"flip TTA on {len(self.flip)}/{tasks} tasks" if self.flip else "no TTA"
         return f"ensemble of {what}, {tta}; each: {self.engines[0].description}"
 
+    @property
+    def load_seconds(self) -> float:
+        return sum(getattr(engine, "load_seconds", 0.0) for engine in self.engines)
+
     def run(self, task: TaskEntry, batch: np.ndarray) -> dict[str, np.ndarray]:
         """N x 3 x H x W -> {role: averaged role tensor} (EngineError/FatalError from a member)."""
         rule = self.flip.get(task.task_id)

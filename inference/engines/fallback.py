@@ -49,6 +49,10 @@ class FallbackEngine:
     def description(self) -> str:
         return self._active.description if self._active is not None else "(no engine started)"
 
+    @property
+    def load_seconds(self) -> float:
+        return getattr(self._active, "load_seconds", 0.0)
+
     def _open_torch(self) -> Engine:
         from inference.engines.torch_engine import TorchEngine
 

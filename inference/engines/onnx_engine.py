@@ -48,6 +48,7 @@ class OnnxEngine:
         self.folder = folder
         self.verify_hashes = verify_hashes
         self._graph_faults: dict[str, GraphError | None] = {}  # graph name -> its fault (None: usable)
+        self._hash_seconds = 0.0
         self.threads = threads or default_threads()
         self.requested_precision, self.requested_device = precision, device
         #: cpu_reason: why the run is on the CPU although a GPU was allowed (the run summary shows it)
@@ -73,8 +74,12 @@ class OnnxEngine:
     def description(self) -> str:
         import onnxruntime as ort
 
-        note = f"; on the CPU although --device {self.requested_device}: {self.cpu_reason}" if self.cpu_reason else ""
-        return f"onnxruntime {ort.__version__} {self.provider} {self.precision} ({self.threads} CPU threads{note})"
+        return f"onnxruntime {ort.__version__} {self.provider} {self.precision} ({self.threads} CPU threads)"
+
+    @property
+    def load_seconds(self) -> float:
+        """Seconds spent checking graph files and making sessions so far."""
+        return self.runner.load_seconds + self._hash_seconds
 
     def _verify_provider(self, first_graph: str) -> None:
         """Once: the first session really runs on CUDA when CUDA was chosen; else CPU (or EngineError)."""
@@ -90,7 +95,7 @@ class OnnxEngine:
             self.precision = resolve_precision(self.requested_precision, "cpu", self.folder.manifest)
             self.runner = self._runner()
             self._graph_faults.clear()
-        log.info("inference engine: %s", self.description)
+        log.debug("inference engine: %s", self.description)
 
     def _check_graph(self, name: str) -> GraphError | None:
         """The graph's file against the manifest's sha256, then its session; the fault, if any."""
@@ -102,6 +107,7 @@ class OnnxEngine:
             started = time.perf_counter()
             try:
                 digest = sha256_of(path)
+                self._hash_seconds += time.perf_counter() - started
             except OSError as exc:
                 return GraphError(name, f"cannot load graph {name!r} ({graph.path}): {exc.strerror or exc}; "
                                   "re-export the model", shared=shared, damaged=True)

@@ -33,7 +33,8 @@ CUDA_OPTIONS = {"device_id": 0, "cudnn_conv_algo_search": "EXHAUSTIVE", "cudnn_c
 
 
 def _in_container() -> bool:
-    return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
+    """Running from this project's image (its code under /opt/app), where ``--gpus all`` is the fix."""
+    return Path(__file__).resolve().is_relative_to("/opt/app")
 
 
 #: The oldest CUDA version the driver must support: ONNX Runtime 1.26's CUDA provider is a CUDA 12 build

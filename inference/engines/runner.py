@@ -86,6 +86,7 @@ class GraphRunner:
         self.folder, self.graph_set, self.device = Path(folder), graph_set, device
         self.threads = threads or default_threads()
         self.sessions: dict[str, Any] = {}
+        self.load_seconds = 0.0  # spent making sessions (each on its graph's first use)
 
     @property
     def precision(self) -> str:
@@ -123,7 +124,9 @@ class GraphRunner:
         except Exception as exc:  # onnxruntime raises its own (Fail, InvalidGraph, ...) and RuntimeError
             raise EngineError(f"ONNX Runtime cannot load the {self.precision} graph {path}: "
                               f"{type(exc).__name__}: {_first_line(exc)}") from exc
-        log.debug("session %s (%s) in %.2f s", name, session.get_providers()[0], time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.load_seconds += elapsed
+        log.debug("session %s (%s) in %.2f s", name, session.get_providers()[0], elapsed)
         self.sessions[name] = session
         return session
 

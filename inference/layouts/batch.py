@@ -170,6 +170,8 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
         layout=NAME, rows=len(rows), predicted=results.predicted,
         failed=results.failed + problems + len(unwritten), fallbacks=results.fallbacks,
         engine=engine.description, seconds=pipeline.seconds, outputs=outputs,
+        kinds={task.task_id: task.kind.value for task in manifest.tasks}, unserved=results.unserved,
+        stages=pipeline.stage_seconds, load_seconds=getattr(engine, "load_seconds", 0.0),
     )
 
 

@@ -17,12 +17,13 @@ from contract.csv_layout import CsvLayoutError, CsvRecord, list_csv_files, open_
 from inference.errors import FatalError, OutputPathError
 from contract.kinds import spec_of
 from contract.manifest import Manifest, TaskEntry
-from contract.tasks import TaskKind, UnknownTaskError
+from contract.tasks import OFFICIAL_TASKS, TaskKind, UnknownTaskError
 from inference.outputs.writers import OutputGuard
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("image_path", "task_id")
+OFFICIAL = {task.task_id: task for task in OFFICIAL_TASKS}
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class RowFailure:
     kind: TaskKind | None = None
     num_classes: int | None = None
     mask_target: Path | None = None
+    unserved: bool = False  # an official task the model does not serve (a subset model): not a fault of the row
 
 
 class InputRows:
@@ -180,6 +182,11 @@ def check_row(row: Row, manifest: Manifest, guard: OutputGuard) -> Job | RowFail
     try:
         task = manifest.task(row.task_id)
     except UnknownTaskError as exc:
+        official = OFFICIAL.get(row.task_id)
+        if official is not None and (csv_kind or official.kind) is official.kind:
+            target, extra = fallback_target(official.kind)
+            return RowFailure(row, f"task {row.task_id} is an official task this model does not serve{extra}",
+                              official.kind, csv_count or official.num_classes, target, unserved=not extra)
         target, extra = fallback_target(csv_kind)
         return RowFailure(row, f"{exc}{extra}", csv_kind, csv_count, target)
     kind = csv_kind or task.kind

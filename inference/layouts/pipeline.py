@@ -100,15 +100,19 @@ def stream_batches(items: Iterable[Item], batch_size: int, window: int) -> Itera
         yield from make_batches(chunk, batch_size)
 
 
-def _load(item: WorkItem, prep: Preprocessing) -> tuple[np.ndarray, Size]:
-    """Worker: read and preprocess one image (the full-size array is dropped here)."""
+def _load(item: WorkItem, prep: Preprocessing) -> tuple[np.ndarray, Size, float]:
+    """Worker: read and preprocess one image (the full-size array is dropped here); also the seconds it took."""
+    started = time.perf_counter()
     image = read_image(item.image_file)
-    return preprocess([image], prep)[0], (image.shape[0], image.shape[1])
+    return preprocess([image], prep)[0], (image.shape[0], image.shape[1]), time.perf_counter() - started
 
 
-def _finish_mask(target: Path, logits: np.ndarray, size: Size, guard: OutputGuard | None) -> None:
-    """Worker: logits at the model's size -> native-size mask PNG, written atomically (inside ``guard``)."""
+def _finish_mask(target: Path, logits: np.ndarray, size: Size, guard: OutputGuard | None) -> float:
+    """Worker: logits at the model's size -> native-size mask PNG, written atomically (inside ``guard``);
+    returns the seconds it took."""
+    started = time.perf_counter()
     write_mask(target, segmentation_mask(logits, size), guard)
+    return time.perf_counter() - started
 
 
 def _progress(total: int):
@@ -148,6 +152,9 @@ class Pipeline(Generic[Item]):
         self.prefetch, self.max_pending = max(1, prefetch), max(1, max_pending)
         self.window = max(self.batch_size, window or WINDOW)
         self.seconds = 0.0
+        #: seconds per stage, summed over the threads that ran it: read (decode + preprocess), model, write
+        #: (JSON records decoded, masks resized, encoded and written); workers overlap, so the sum may exceed the wall
+        self.stage_seconds = {"read": 0.0, "model": 0.0, "write": 0.0}
         self._settled = 0  # items settled outside the pipeline since the last progress update (``settled``)
 
     def settled(self, count: int = 1) -> None:
@@ -217,7 +224,8 @@ class Pipeline(Generic[Item]):
         ready: list[tuple[Item, np.ndarray, Size]] = []
         for item, future in zip(batch.items, futures):
             try:
-                tensor, size = future.result()
+                tensor, size, seconds = future.result()
+                self.stage_seconds["read"] += seconds
                 ready.append((item, tensor, size))
             except (ImageReadError, OSError, ValueError) as exc:
                 self.sink.failed(item, str(exc), None)
@@ -226,6 +234,7 @@ class Pipeline(Generic[Item]):
         if not ready:
             return
         task = batch.task
+        started = time.perf_counter()
         try:
             output = infer_batch(self.engine, task, np.stack([tensor for _, tensor, _ in ready]))
         except EngineError as exc:
@@ -236,6 +245,8 @@ class Pipeline(Generic[Item]):
             for item, _, size in ready:
                 self.sink.failed(item, f"model failed: {describe(exc)}", size)
             return
+        decoding = time.perf_counter()
+        self.stage_seconds["model"] += decoding - started
         for i, (item, _, size) in enumerate(ready):
             if spec_of(task.kind).writes_mask:
                 writing.append((item, pool.submit(_finish_mask, item.mask_target, output[i], size, self.guard)))
@@ -249,10 +260,11 @@ class Pipeline(Generic[Item]):
                 self.sink.failed(item, f"cannot decode the model output: {describe(exc)}", size)
                 continue
             self.sink.predicted(item, prediction)
+        self.stage_seconds["write"] += time.perf_counter() - decoding
 
     def _collect(self, item: Item, future: Future) -> None:
         try:
-            future.result()
+            self.stage_seconds["write"] += future.result()
         except (OSError, ValueError) as exc:
             self.sink.failed(item, f"mask not written: {exc}", None)
             return

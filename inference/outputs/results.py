@@ -46,6 +46,7 @@ class Results:
     guard: OutputGuard | None = None  # writes re-checked inside the output folder when given
     spool: RecordSpool = field(default_factory=RecordSpool)  # the JSON records (on disk when given a folder)
     predicted: Counter = field(default_factory=Counter)  # task_id -> rows predicted by the model
+    unserved: Counter = field(default_factory=Counter)  # task_id -> rows of official tasks the model does not serve
     failed: int = 0  # failed rows (each logged with its reason)
     fallbacks: int = 0
     masks: PathSet = field(default_factory=PathSet)  # every mask of the run's rows in place (the output audit's)
@@ -62,9 +63,14 @@ class Results:
         self.masks.add(target)
 
     def fail(self, failure: RowFailure, size: Size | None, default_size: Size) -> Settled:
-        """Log one clear line for the row; write its fallback prediction unless strict."""
-        log.error("row failed: %s: %s", failure.row.where, failure.reason)
-        self.failed += 1
+        """Log one clear line for the row (rows of an unserved task: one line per task, at the end); write its
+        fallback prediction unless strict."""
+        if failure.unserved:
+            log.debug("row not served: %s: %s", failure.row.where, failure.reason)
+            self.unserved[failure.row.task_id] += 1
+        else:
+            log.error("row failed: %s: %s", failure.row.where, failure.reason)
+            self.failed += 1
         if self.strict:
             return Settled(True)
         kind, count = failure.kind, failure.num_classes
