@@ -100,9 +100,10 @@ def test_the_workflow_runs_as_written(tmp_path):
     boxes = json.loads((tmp_path / "out" / "detection_predictions.json").read_text())
     assert [b["task_id"] for b in boxes] == ["thyroid_nodule_det"] * 2
     assert len(list((tmp_path / "out").rglob("*.png"))) == 2  # the two fetal_head masks
-    assert "fetal_head" in (tmp_path / "review.html").read_text()
+    assert "fetal_head" in (tmp_path / commands["review"][commands["review"].index("--out") + 1]).read_text()
     # the example network is untrained: its head masks may hold no ellipse, which biometry reports (exit 3)
-    measures = json.loads((tmp_path / "biometry" / "biometry.json").read_text())
-    report = json.loads((tmp_path / "biometry" / "biometry_report.json").read_text())
+    measures_file = tmp_path / commands["biometry"][commands["biometry"].index("--out") + 1]
+    measures = json.loads(measures_file.read_text())
+    report = json.loads(measures_file.with_name(measures_file.stem + "_report.json").read_text())
     assert isinstance(measures, list) and report["rows"] == 2
     assert bool(report["problems"]) == (exits["biometry"] == 3)
