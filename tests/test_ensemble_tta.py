@@ -3,7 +3,7 @@
 Two tiny networks (seeds 1 and 2, 8 tasks covering every kind, a 1-class segmentation, an
 unsafe and a point-swapping task) are exported once; the reference runs each member's own
 folder with the plain ONNX engine and averages by hand, in this file, per the documented
-rules (README "Ensembles and test-time augmentation").
+rules (docs/ensembles.md, "How outputs are averaged").
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def test_every_row_of_every_task_is_scored(tmp_path, tiny_model_dir):
 def test_default_model_on_the_sample_set_meets_the_quality_bar(tmp_path):
     """The committed default model on test/input (challenge layout, labelled), scored by the evaluator.
 
-    Bars are the default model's held-out targets (README); on this set it scores about
+    Bars are the default model's held-out targets (docs/default-model.md); on this set it scores about
     Dice 0.96, AUC 1.0, IoU 0.82 and MRE 1.6 % of the diagonal.
     """
     out = tmp_path / "output"

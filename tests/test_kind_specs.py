@@ -1,7 +1,7 @@
 """One spec per task kind: every per-kind table of the project covers exactly the kinds of ``contract.kinds``.
 
 Adding a fifth kind to ``contract.tasks.TaskKind`` makes these tests name each table
-that still lacks it (the list in README "Architecture").
+that still lacks it (the list in docs/architecture.md, "Where to add...").
 """
 
 from __future__ import annotations
