@@ -17,7 +17,6 @@ import shlex
 import subprocess
 import sys
 
-import pytest
 
 from byom_check import REPO, sample_input
 
@@ -53,16 +52,6 @@ def workflow_commands() -> dict[str, list[str]]:
     return found
 
 
-def _tools_take_shared_options() -> bool:
-    """Whether evaluation and review take --input/--predictions and review --out (issue 23's option names)."""
-    def help_text(tool: str) -> str:
-        return subprocess.run([sys.executable, "-m", tool, "--help"], cwd=REPO, capture_output=True, text=True,
-                              timeout=120, check=False).stdout
-
-    evaluation, review = help_text("evaluation"), help_text("review")
-    return "--predictions" in evaluation and "--allow-missing" in evaluation and "--out FILE" in review
-
-
 def test_the_workflow_names_every_step():
     commands = workflow_commands()
     assert set(commands) == {"export", "inference", "evaluation", "review", "biometry"}
@@ -73,8 +62,6 @@ def test_the_workflow_names_every_step():
 
 
 def test_the_workflow_runs_as_written(tmp_path):
-    if not _tools_take_shared_options():
-        pytest.skip("evaluation/review without --predictions/--allow-missing/--out (branch frontdoor not merged)")
     byom = _section("docs/bring-your-own-model.md", "## Example")
     (tmp_path / "my_net.py").write_text(re.search(r"```python\n(.*?)```", byom, re.S).group(1))
     sample_input(tmp_path / "test", EXAMPLE_TASKS)  # -> tmp_path/test/input
