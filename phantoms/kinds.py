@@ -10,48 +10,44 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import cv2
 import numpy as np
 
 from contract.tasks import TaskKind, TaskSpec
+from phantoms.sample import Sample
 from phantoms.ultrasound import Canvas
-
-if TYPE_CHECKING:
-    from phantoms.render import Sample
-
-Points = "list[tuple[float, float]] | None"
 
 
 @dataclass(frozen=True)
 class KindPhantom:
     folder: str  # under the dataset root, before <task_id>/images/
     drawn_class: Callable[[TaskSpec, int], int]  # (task, index) -> the class the renderer draws
-    fill: Callable[["Sample", Canvas, int, list], None]  # (sample, canvas, class, renderer's points) -> labels set
+    fill: Callable[[Sample, Canvas, int, list], None]  # (sample, canvas, class, renderer's points) -> labels set
     label_columns: Callable[[TaskSpec], list[str]]  # CSV label columns (besides mask_path)
-    label_values: Callable[["Sample"], dict[str, str]]  # the sample's values of those columns
+    label_values: Callable[[Sample], dict[str, str]]  # the sample's values of those columns
 
 
 def _no_class(task: TaskSpec, index: int) -> int:
     return 0
 
 
-def _fill_mask(sample: "Sample", canvas: Canvas, label: int, points: list) -> None:
+def _fill_mask(sample: Sample, canvas: Canvas, label: int, points: list) -> None:
     sample.mask = canvas.mask
 
 
-def _fill_class(sample: "Sample", canvas: Canvas, label: int, points: list) -> None:
+def _fill_class(sample: Sample, canvas: Canvas, label: int, points: list) -> None:
     sample.label = label
 
 
-def _fill_box(sample: "Sample", canvas: Canvas, label: int, points: list) -> None:
+def _fill_box(sample: Sample, canvas: Canvas, label: int, points: list) -> None:
     sample.mask = canvas.mask
     x, y, w, h = cv2.boundingRect((canvas.mask > 0).astype(np.uint8))
     sample.box = (float(x), float(y), float(x + w), float(y + h))
 
 
-def _fill_points(sample: "Sample", canvas: Canvas, label: int, points: list) -> None:
+def _fill_points(sample: Sample, canvas: Canvas, label: int, points: list) -> None:
     sample.points = [(round(float(px), 1), round(float(py), 1)) for px, py in points or []]
 
 

@@ -7,7 +7,6 @@ so a subset of tasks or a smaller count reproduces exactly the same images.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from typing import Callable
 
 import cv2
@@ -16,6 +15,7 @@ import numpy as np
 from contract.tasks import TaskRegistry, TaskSpec
 from phantoms import classification, detection, regression, segmentation
 from phantoms.kinds import KIND_PHANTOMS
+from phantoms.sample import Sample
 from phantoms.ultrasound import Canvas, make_field
 
 NATIVE_SIZES: tuple[tuple[int, int], ...] = (  # (width, height)
@@ -28,25 +28,6 @@ Renderer = Callable[[Canvas, TaskSpec, int], "list[tuple[float, float]] | None"]
 _FAMILIES = (segmentation, classification, detection, regression)
 RENDERERS: dict[str, Renderer] = {k: v for m in _FAMILIES for k, v in m.RENDERERS.items()}
 PROBES: dict[str, str] = {k: v for m in _FAMILIES for k, v in m.PROBES.items()}
-
-
-@dataclass
-class Sample:
-    """One rendered phantom. ``image`` is HxW (grey) or HxWx3 (BGR) uint8."""
-
-    task: TaskSpec
-    index: int
-    image: np.ndarray
-    ext: str
-    mask: np.ndarray | None = None  # segmentation: class map; detection: the nodule's mask
-    label: int | None = None  # classification
-    box: tuple[float, float, float, float] | None = None  # detection, native pixels
-    points: list[tuple[float, float]] | None = None  # Regression, native pixels
-    fov: np.ndarray | None = None  # boolean field of view (where the probe images), native pixels
-
-    @property
-    def stem(self) -> str:
-        return f"{self.task.task_id}_{self.index:04d}"
 
 
 def sample_rng(seed: int, task_id: str, index: int) -> np.random.Generator:

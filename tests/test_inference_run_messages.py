@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
 from inference.engines import providers as engine_module
 from inference.layouts import pipeline as pipeline_module
 from tests.test_inference_cli import GOOD_ROWS, _run
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _messages(caplog, level: int) -> list[str]:
@@ -25,7 +28,8 @@ def test_run_ends_with_where_the_outputs_went_and_warns_about_stale_files(tmp_pa
     assert code == 0
     info = _messages(caplog, logging.INFO)
     # 2 segmentation rows -> 2 masks, plus the three JSON files
-    assert info[-1] == f"outputs: 5 files written to {out} (2 mask PNGs, 3 JSON files)"
+    assert info[-3] == f"outputs: 5 files written to {out} (2 mask PNGs, 3 JSON files)"
+    assert info[-2].startswith("next: python -m evaluation --input ") and info[-1].startswith("next: python -m review ")
     warnings = [m for m in _messages(caplog, logging.WARNING) if "did not write" in m]
     assert len(warnings) == 1
     assert "holds 2 file(s)" in warnings[0] and "Segmentation/old_task/masks/old.png" in warnings[0]
@@ -41,7 +45,7 @@ def test_clean_run_has_no_stale_warning_and_timestamps_are_debug(tmp_path, tiny_
     assert any(m.startswith("first predictions ready at unix time") for m in _messages(caplog, logging.DEBUG))
     assert not any("unix time" in m for m in _messages(caplog, logging.INFO))
     # the three JSON files are always written (an empty list for an absent kind)
-    assert _messages(caplog, logging.INFO)[-1].endswith("(0 mask PNGs, 3 JSON files)")
+    assert _messages(caplog, logging.INFO)[-3].endswith("(0 mask PNGs, 3 JSON files)")
 
 
 def test_log_lines_go_through_tqdm_during_the_progress_loop(tmp_path, tiny_model_dir, monkeypatch):
@@ -66,7 +70,7 @@ def test_log_lines_go_through_tqdm_during_the_progress_loop(tmp_path, tiny_model
 
 
 @pytest.mark.parametrize("container, hint", [(True, True), (False, False)])
-def test_gpu_hint_names_gpus_all_only_inside_a_container(monkeypatch, container, hint):
+def test_gpu_hint_names_gpus_all_only_inside_this_image(monkeypatch, container, hint):
     import onnxruntime as ort
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
@@ -74,7 +78,9 @@ def test_gpu_hint_names_gpus_all_only_inside_a_container(monkeypatch, container,
     monkeypatch.setattr(engine_module.sys, "platform", "linux")
     monkeypatch.setattr(engine_module.glob, "glob", lambda pattern: [])
     real_exists = engine_module.Path.exists
-    markers = {"/.dockerenv": container, "/run/.containerenv": False, "/dev/nvidiactl": False}
+    # a run of the image: the code under IMAGE_APP_DIR; a dev machine that is itself a container is not one
+    monkeypatch.setattr(engine_module, "IMAGE_APP_DIR", ROOT if container else Path("/opt/app"))
+    markers = {"/.dockerenv": True, "/run/.containerenv": False, "/dev/nvidiactl": False}
     monkeypatch.setattr(engine_module.Path, "exists", lambda self: markers.get(str(self), real_exists(self)))
     reason = engine_module.cuda_unavailable_reason()
     assert reason.startswith("no NVIDIA GPU device is visible")

@@ -32,9 +32,14 @@ CUDA_OPTIONS = {"device_id": 0, "cudnn_conv_algo_search": "EXHAUSTIVE", "cudnn_c
                 "do_copy_in_default_stream": "1"}
 
 
+#: Where the image keeps the code (Dockerfile: /opt/app); a run from there is a run of this project's image.
+IMAGE_APP_DIR = Path("/opt/app")
+
+
 def _in_container() -> bool:
-    """Running from this project's image (its code under /opt/app), where ``--gpus all`` is the fix."""
-    return Path(__file__).resolve().is_relative_to("/opt/app")
+    """Running from this project's image, where ``--gpus all`` is the fix (a dev machine that happens to be a
+    container, with /.dockerenv, is not told to pass it)."""
+    return Path(__file__).resolve().is_relative_to(IMAGE_APP_DIR)
 
 
 #: The oldest CUDA version the driver must support: ONNX Runtime 1.26's CUDA provider is a CUDA 12 build
