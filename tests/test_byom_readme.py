@@ -1,4 +1,5 @@
-"""The README's "Bring your own model" example runs as written (at a 64 x 64 input to stay fast)."""
+"""The "Bring your own model" example of docs/bring-your-own-model.md (and of the README while it has one) runs
+as written (at a 64 x 64 input to stay fast)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import importlib.util
 import json
 import re
 
+import pytest
 import torch
 
 from byom_check import REPO, sample_input
@@ -14,8 +16,13 @@ from inference.cli import main as inference_main
 from inference.errors import EXIT_OK
 
 
-def test_readme_example_exports_and_runs(tmp_path):
-    section = (REPO / "README.md").read_text().split("## Bring your own model", 1)[1].split("\n## ", 1)[0]
+@pytest.mark.parametrize("page, heading", [("docs/bring-your-own-model.md", "## Example"),
+                                           ("README.md", "## Bring your own model")])
+def test_readme_example_exports_and_runs(tmp_path, page, heading):
+    text = (REPO / page).read_text()
+    if heading not in text:
+        pytest.skip(f"{page} has no {heading!r} section")
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     commands = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     assert "--model my_net.py:build" in commands and "--model-arg width=32" in commands
