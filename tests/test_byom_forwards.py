@@ -85,7 +85,7 @@ def test_forward_returning_one_task_per_call(tmp_path, factory, call, key):
 @pytest.mark.parametrize("factory, fragments", [
     ("make_broken_per_call_net", ["with a task_index tensor: RuntimeError: this forward needs CUDA",
                                   "with the task name: RuntimeError", "docs/bring-your-own-model.md"]),
-    ("make_ambiguous_net", ["gives task fetal_head different outputs", "annotate task",
+    ("make_ambiguous_net", ["give task fetal_head different outputs", "annotate task",
                             "docs/bring-your-own-model.md"]),
 ])
 def test_a_forward_export_cannot_call_is_a_model_error_naming_the_recipe(tmp_path, capsys, factory, fragments):
