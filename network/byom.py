@@ -2,7 +2,7 @@
 
 A team gives ``MODULE:FACTORY`` (an importable module, or ``path/to/net.py``) and
 ``FACTORY(**model_args) -> nn.Module``. Its forward is called in one of five ways
-(``CALLS``; ``exporter.byom`` finds which from the signature and a trial call):
+(``CALLS``; ``exporter.forward_call`` finds which from the signature and trial calls):
 
 - ``all``: ``forward(image) -> {task_id: Tensor}``, every task at once;
 - ``indexed``: ``forward(image, task_index) -> {task_id: Tensor}`` (task-conditioned), where
