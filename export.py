@@ -11,8 +11,9 @@
 Accepts the official baseline's plain state_dict (encoder inferred from its
 tensor shapes unless --encoder is given) and this project's training
 checkpoints (which carry their configuration); with --model or an .onnx file, any
-team's network (README: Bring your own model). Several checkpoints make an
-ensemble whose members are averaged (README: Ensembles and test-time augmentation).
+team's network, whose forward may return every task at once or one task per call,
+keyed by the task's name or position (docs/bring-your-own-model.md). Several
+checkpoints make an ensemble whose members are averaged (docs/ensembles.md).
 
 The output folder (--out, required) must be new or empty. A folder that already holds a
 model (its manifest.json) is replaced, atomically and only once the new model passed its
@@ -20,8 +21,9 @@ checks, when --force is given; a non-empty folder that is not a model folder is 
 replaced. The model the image runs by default is model_weights/: export there only on
 purpose (--out model_weights --force).
 
-Exit status: 0 exported; 2 bad arguments or an export that failed (one line
-"export.py: error: ..." on stderr; the output folder is then untouched).
+Exit codes: 0 exported; 1 the model cannot be exported as it is (one line names the
+fix; the output folder is then untouched); 2 the command line is wrong (an option, a
+missing file, an unknown task id, an --out that may not be written).
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="what a horizontal flip does to a task (repeatable): safe, unsafe, permute_classes:P, "
                         "permute_points:P (defaults: contract/flip.py)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
-    byom = parser.add_argument_group("bring your own model (README: Bring your own model)")
+    byom = parser.add_argument_group("bring your own model (docs/bring-your-own-model.md)")
     byom.add_argument("--model", metavar="MODULE:FACTORY", help="your network: FACTORY(**model_args) -> nn.Module "
                       "(MODULE importable, or path/to/net.py)")
     byom.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",

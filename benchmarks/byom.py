@@ -120,9 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     from exporter import export_model
     from exporter.byom import load_byom
-    from exporter.byom_export import export_byom
-    from exporter.byom_graphs import export_whole
     from exporter.folder import folder_bytes
+    from exporter.split import export_whole
     from network.weights import load_model_from_folder
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -137,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.save(net.state_dict(), checkpoint)
     started = time.perf_counter()
     wrapper = load_byom(checkpoint, "benchmarks.byom:make_conditioned_default", {}, None, manifest.model.preprocessing)
-    export_byom(wrapper, args.out / "conditioned")
+    export_model(wrapper, args.out / "conditioned")
     byom_export = time.perf_counter() - started
     whole = args.out / "whole.onnx"
     export_whole(wrapper, (torch.zeros(2, 3, 256, 256), torch.zeros(2, dtype=torch.int64)), ["image", "task_index"],

@@ -3,7 +3,7 @@
     python -m benchmarks.byom_memory [--out data/bench/byom_memory] [--repeats 7]
 
 Builds the task-conditioned test network of ``benchmarks.byom`` (``make_conditioned_default``),
-exports its whole graph and splits it per task exactly as ``exporter.byom`` does
+exports its whole graph and splits it per task exactly as ``exporter.split`` does
 (``export_whole`` + ``split_per_task``: 27 pruned graphs, one ``weights.bin``), without the
 parity checks (they do not change the graphs). Two more folders hold the same graphs after
 ONNX Runtime optimized the whole graph once before the split: ``folded`` at the basic level
@@ -60,8 +60,8 @@ def build(out: Path) -> None:
 
     from benchmarks.byom import make_conditioned_default
     from exporter.byom import load_byom
-    from exporter.byom_export import task_entries
-    from exporter.byom_graphs import export_whole, split_per_task
+    from exporter.sources.brought import task_entries
+    from exporter.split import export_whole, split_per_task
     from network.weights import load_model_from_folder
 
     _, manifest = load_model_from_folder(REPO / "model_weights")

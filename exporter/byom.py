@@ -1,10 +1,10 @@
-"""Bring your own model, exporter side: module/factory, task list, checkpoint, output checks.
+"""Bring your own model, exporter side: module/factory, task list, checkpoint, forward convention, output checks.
 
 ``python export.py CKPT --model MODULE:FACTORY [--model-arg KEY=VALUE ...] --out DIR``:
 the factory builds the team's network (``network.byom``), the checkpoint is loaded
-strictly (``exporter.loading.compare_keys`` report), the forward convention is read
-from the signature, and every task's output is checked against its kind on a
-random batch before anything is exported (``exporter.byom_export``).
+strictly (``exporter.loading.compare_keys`` report), the way its forward is called is
+found (``exporter.forward_call``) and every task's output is checked against its kind
+on a random batch before anything is exported (``exporter.sources.brought``).
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from exporter.checkpoint import _is_state_dict, read_checkpoint
-from exporter.errors import CheckpointError, ExportError, KeyMismatchError
-from exporter.loading import compare_keys
 from contract.manifest import ModelConfig, Preprocessing
 from contract.tasks import TaskKind, TaskRegistry, TaskSpec, UnknownTaskError
-from network.byom import (ARCHITECTURE, ByomError, ByomNetwork, absolute_spec, build_team_network, check_outputs,
-                          is_conditioned)
+from exporter.checkpoint import read_checkpoint, unwrap_state_dict
+from exporter.errors import BroughtModelError, BroughtUsageError, KeyMismatchError
+from exporter.forward_call import find_call
+from exporter.loading import compare_keys
+from network.byom import (ALL, ARCHITECTURE, CALL_PARAM, INDEXED, PER_TASK, ByomError, ByomNetwork, ByomSpecError, absolute_spec,
+                          build_team_network)
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +35,13 @@ TASKS_HINT = ('give the network a `tasks` attribute, e.g. tasks = [{"task_id": "
               '"num_classes": 2}, ...], or pass --tasks with official task ids')
 
 
-class ByomExportError(ExportError):
-    """A team's model cannot be exported as given; the message names the problem and the fix."""
-
-
 def parse_model_args(items: Sequence[str]) -> dict[str, Any]:
     """``["depth=4", "name=vit", "dims=[32, 64]"]`` -> values as JSON (or Python) literals, else strings."""
     args: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip().isidentifier():
-            raise ByomExportError(f"--model-arg {item!r}: expected KEY=VALUE with KEY a Python identifier")
+            raise BroughtUsageError(f"--model-arg {item!r}: expected KEY=VALUE with KEY a Python identifier")
         try:
             value: Any = json.loads(text)
         except ValueError:
@@ -58,17 +55,8 @@ def parse_model_args(items: Sequence[str]) -> dict[str, Any]:
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state_dict, or one under state_dict / model / model_state_dict / ema; ``module.`` prefixes removed."""
-    obj = read_checkpoint(Path(path))
-    state = obj
-    if isinstance(obj, dict) and not _is_state_dict(obj):
-        state = next((obj[key] for key in WRAPPER_KEYS if _is_state_dict(obj.get(key))), None)
-    if not _is_state_dict(state):
-        found = ", ".join(sorted(map(str, obj))[:8]) if isinstance(obj, dict) else type(obj).__name__
-        raise CheckpointError(f"{path}: no state_dict of tensors found (top level holds: {found}); "
-                              f"save model.state_dict(), or a dict with it under one of {', '.join(WRAPPER_KEYS)}")
-    if all(key.startswith("module.") for key in state):
-        state = {key[len("module."):]: value for key, value in state.items()}
-    return dict(state)
+    hint = f"; save model.state_dict(), or a dict with it under one of {', '.join(WRAPPER_KEYS)}"
+    return unwrap_state_dict(read_checkpoint(Path(path)), Path(path), WRAPPER_KEYS, hint)
 
 
 def _task_spec(item: Any, where: str) -> TaskSpec:
@@ -77,7 +65,7 @@ def _task_spec(item: Any, where: str) -> TaskSpec:
         kind = TaskKind.parse(str(getattr(fields.get("kind"), "value", fields.get("kind"))))
         return TaskSpec(task_id=str(fields.get("task_id")), kind=kind, num_classes=int(fields.get("num_classes")))
     except (ValueError, TypeError, ValidationError) as exc:
-        raise ByomExportError(f"{where}: entry {item!r} is not a task ({str(exc).splitlines()[0]}); {TASKS_HINT}") from None
+        raise BroughtModelError(f"{where}: entry {item!r} is not a task ({str(exc).splitlines()[0]}); {TASKS_HINT}") from None
 
 
 def model_tasks(net: nn.Module, wanted: Sequence[str] | None) -> tuple[list[TaskSpec], list[TaskSpec]]:
@@ -85,24 +73,24 @@ def model_tasks(net: nn.Module, wanted: Sequence[str] | None) -> tuple[list[Task
     declared = getattr(net, "tasks", None)
     if declared is None:
         if not wanted:
-            raise ByomExportError(f"{type(net).__name__} has no `tasks` attribute and no --tasks was given; {TASKS_HINT}")
+            raise BroughtModelError(f"{type(net).__name__} has no `tasks` attribute and no --tasks was given; {TASKS_HINT}")
         try:
             listed = [TaskRegistry.official()[task_id] for task_id in wanted]
         except UnknownTaskError as exc:
-            raise ByomExportError(f"--tasks: {exc}; a network with other tasks declares them in its `tasks`") from None
+            raise BroughtUsageError(f"--tasks: {exc}; a network with other tasks declares them in its `tasks`") from None
         return listed, listed
     if isinstance(declared, (str, bytes, dict)) or not hasattr(declared, "__iter__"):
-        raise ByomExportError(f"{type(net).__name__}.tasks is a {type(declared).__name__}, not a list; {TASKS_HINT}")
+        raise BroughtModelError(f"{type(net).__name__}.tasks is a {type(declared).__name__}, not a list; {TASKS_HINT}")
     listed = [_task_spec(item, f"{type(net).__name__}.tasks") for item in declared]
     try:
         registry = TaskRegistry(listed)
         served = list(registry.select(wanted)) if wanted else listed
     except UnknownTaskError as exc:
-        raise ByomExportError(f"--tasks: {exc}") from None
+        raise BroughtUsageError(f"--tasks: {exc}") from None
     except ValueError as exc:
-        raise ByomExportError(f"{type(net).__name__}.tasks: {exc}") from None
+        raise BroughtModelError(f"{type(net).__name__}.tasks: {exc}") from None
     if not listed:
-        raise ByomExportError(f"{type(net).__name__}.tasks is empty; {TASKS_HINT}")
+        raise BroughtModelError(f"{type(net).__name__}.tasks is empty; {TASKS_HINT}")
     return listed, served
 
 
@@ -117,50 +105,37 @@ def load_weights(net: nn.Module, state: dict[str, torch.Tensor], checkpoint: Pat
     net.load_state_dict(full, strict=True)
 
 
-@torch.no_grad()
-def check_forward(wrapper: ByomNetwork, prep: Preprocessing, batch: int = 2) -> None:
-    """Run the team's forward on a random batch: a dict holding every task, each output of its kind's shape."""
-    height, width = prep.input_size
-    image = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(0))
-    first = wrapper.tasks[0].task_id
-    try:
-        outputs = wrapper.raw(image, wrapper.index_for(first, batch))
-    except Exception as exc:  # the team's forward: any type
-        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-        raise ByomExportError(f"the model's forward failed on a {batch} x 3 x {height} x {width} batch "
-                              f"({type(exc).__name__}: {first_line}); check --input-size and the forward") from None
-    check_outputs(outputs, wrapper.tasks, batch)
-
-
 def load_byom(checkpoint: Path, spec: str, model_args: dict[str, Any], tasks: Sequence[str] | None,
               prep: Preprocessing) -> ByomNetwork:
     """Build, load (strict) and check a team's network; the returned wrapper carries its ModelConfig."""
     try:
         net = build_team_network(spec, model_args)
-        conditioned = is_conditioned(net)
+    except ByomSpecError as exc:
+        raise BroughtUsageError(str(exc)) from None
     except ByomError as exc:
-        raise ByomExportError(str(exc)) from None
+        raise BroughtModelError(str(exc)) from None
     listed, served = model_tasks(net, tasks)
     positions = {t.task_id: i for i, t in enumerate(listed)}
     spec = absolute_spec(spec)
-    config = ModelConfig(
-        architecture=ARCHITECTURE,
-        encoder_name=type(net).__name__,
-        params={
+
+    def config(call: str) -> ModelConfig:
+        params: dict[str, Any] = {
             "module": spec,
             "model_args": json.dumps(model_args, sort_keys=True),
-            "conditioned": conditioned,
+            "conditioned": call == INDEXED,
             "task_positions": json.dumps({t.task_id: positions[t.task_id] for t in served}),
             "task_list": json.dumps([t.model_dump(mode="json") for t in listed]),
-        },
-        tasks=served,
-        preprocessing=prep,
-    )
-    load_weights(net, load_state_dict(checkpoint), checkpoint, spec, config)
-    wrapper = ByomNetwork(net.eval(), served, positions, conditioned, config).eval()
+        }
+        if call in PER_TASK:
+            params[CALL_PARAM] = call
+        return ModelConfig(architecture=ARCHITECTURE, encoder_name=type(net).__name__, params=params, tasks=served,
+                           preprocessing=prep)
+
+    load_weights(net, load_state_dict(checkpoint), checkpoint, spec, config(ALL))
+    net.eval()
     try:
-        check_forward(wrapper, prep)
+        call = find_call(net, served, positions, prep)
     except ByomError as exc:
-        raise ByomExportError(str(exc)) from None
-    log.info("%s: %d tasks, %s forward", type(net).__name__, len(served), "task-conditioned" if conditioned else "plain")
-    return wrapper
+        raise BroughtModelError(str(exc)) from None
+    log.info("%s: %d tasks, forward called %s", type(net).__name__, len(served), call)
+    return ByomNetwork(net, served, positions, call, config(call)).eval()

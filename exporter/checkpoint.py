@@ -19,14 +19,16 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from pydantic import ValidationError
 
-from exporter.errors import CheckpointError
+from contract.kinds import spec_of
 from contract.manifest import ModelConfig, Preprocessing
-from contract.tasks import TaskKind, TaskRegistry, TaskSpec, UnknownTaskError
+from contract.tasks import TaskRegistry, TaskSpec, UnknownTaskError
+from exporter.errors import CheckpointError, CheckpointUsageError, EncoderInferenceError, EncoderNameError
+from network.heads import BASELINE_HEAD_KEYS, baseline_head_input
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +37,6 @@ OWN_VERSIONS = (1,)
 WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
 BASELINE_ROOTS = ("encoder", "fpn_decoder", "heads")
 SMP_ENCODER_ARCHITECTURES = ("mh_mtl_fpn", "unet_cls")  # their encoder_name is an smp encoder name
-
-#: head key (after ``heads.<task_id>.``) that identifies a kind, and how its class count is read.
-HEAD_SIGNATURES: dict[TaskKind, tuple[str, Callable[[tuple[int, ...]], int]]] = {
-    TaskKind.SEGMENTATION: ("0.weight", lambda shape: shape[0]),
-    TaskKind.CLASSIFICATION: ("head.3.weight", lambda shape: shape[0]),
-    TaskKind.DETECTION: ("conv_block.6.weight", lambda shape: shape[0] - 4),
-    TaskKind.REGRESSION: ("linear.weight", lambda shape: shape[0] // 2),
-}
-
 
 @dataclass
 class Checkpoint:
@@ -60,9 +53,9 @@ def read_checkpoint(path: Path) -> object:
     """``torch.load`` with weights only; every failure becomes a one-line CheckpointError."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: no such file")
+        raise CheckpointUsageError(f"{path}: no such file")
     if not path.is_file():
-        raise CheckpointError(f"{path}: not a file")
+        raise CheckpointUsageError(f"{path}: not a file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -77,21 +70,20 @@ def read_checkpoint(path: Path) -> object:
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({reason})") from None
 
 
-def _is_state_dict(obj: object) -> bool:
+def is_state_dict(obj: object) -> bool:
+    """A non-empty dict whose values are all tensors."""
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def unwrap_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a plain / wrapped / DataParallel state_dict."""
+def unwrap_state_dict(obj: object, path: Path, wrappers: Sequence[str] = WRAPPER_KEYS,
+                      hint: str = "") -> dict[str, torch.Tensor]:
+    """The tensors of a plain state_dict or one under a ``wrappers`` key; DataParallel's ``module.`` removed."""
     state = obj
-    if isinstance(obj, dict) and not _is_state_dict(obj):
-        for key in WRAPPER_KEYS:
-            if _is_state_dict(obj.get(key)):
-                state = obj[key]
-                break
-    if not _is_state_dict(state):
+    if isinstance(obj, dict) and not is_state_dict(obj):
+        state = next((obj[key] for key in wrappers if is_state_dict(obj.get(key))), None)
+    if not is_state_dict(state):
         found = ", ".join(sorted(map(str, obj))[:8]) if isinstance(obj, dict) else type(obj).__name__
-        raise CheckpointError(f"{path}: no state_dict of tensors found (top level holds: {found})")
+        raise CheckpointError(f"{path}: no state_dict of tensors found (top level holds: {found}){hint}")
     if all(key.startswith("module.") for key in state):
         state = {key[len("module.") :]: value for key, value in state.items()}
     return dict(state)
@@ -104,9 +96,9 @@ def heads_of(state: dict[str, torch.Tensor], path: Path) -> list[TaskSpec]:
     tasks = []
     for task_id in ids:
         kinds = [
-            (kind, count(tuple(state[f"heads.{task_id}.{key}"].shape)))
-            for kind, (key, count) in HEAD_SIGNATURES.items()
-            if f"heads.{task_id}.{key}" in state
+            (kind, keys.count(tuple(state[f"heads.{task_id}.{keys.signature}"].shape)))
+            for kind, keys in BASELINE_HEAD_KEYS.items()
+            if f"heads.{task_id}.{keys.signature}" in state
         ]
         if len(kinds) != 1:
             raise CheckpointError(f"{path}: head heads.{task_id} matches no known head kind (keys: heads.{task_id}.*)")
@@ -130,8 +122,8 @@ def fpn_params(state: dict[str, torch.Tensor], heads: list[TaskSpec]) -> dict[st
     if seg_key in state:
         seg_channels = int(state[seg_key].shape[0])
         params["segmentation_channels"] = seg_channels
-        dense = next((t for t in heads if t.kind is TaskKind.SEGMENTATION), None)
-        if dense is not None and int(state[f"heads.{dense.task_id}.0.weight"].shape[1]) == 4 * seg_channels:
+        dense = next((t for t in heads if spec_of(t.kind).dense), None)  # its head reads the FPN output
+        if dense is not None and baseline_head_input(state, dense) == 4 * seg_channels:
             params["merge_policy"] = "cat"
     return params
 
@@ -167,7 +159,7 @@ def narrow_tasks(heads: list[TaskSpec], wanted: Sequence[str] | None) -> list[Ta
     try:
         return list(TaskRegistry(heads).select(wanted))
     except UnknownTaskError as exc:
-        raise CheckpointError(f"task {exc.task_id!r} is not in the checkpoint; it has: {', '.join(exc.known)}") from None
+        raise CheckpointUsageError(f"task {exc.task_id!r} is not in the checkpoint; it has: {', '.join(exc.known)}") from None
 
 
 def resolve_config(
@@ -183,7 +175,7 @@ def resolve_config(
     if checkpoint.config is not None:
         config = checkpoint.config
         if encoder and encoder != config.encoder_name:
-            raise CheckpointError(
+            raise CheckpointUsageError(
                 f"{checkpoint.path.name} was trained with encoder {config.encoder_name}; --encoder {encoder} cannot apply"
             )
         if config.architecture in SMP_ENCODER_ARCHITECTURES:
@@ -191,7 +183,10 @@ def resolve_config(
         update: dict = {"tasks": selected}
     else:
         if encoder:
-            check_encoder_name(encoder)
+            try:
+                check_encoder_name(encoder)
+            except EncoderInferenceError as exc:
+                raise EncoderNameError(f"--encoder {encoder}: {exc}") from None
         name = encoder or infer_encoder(checkpoint.state_dict)
         config = ModelConfig(encoder_name=name, params=fpn_params(checkpoint.state_dict, checkpoint.heads), tasks=selected)
         update = {}

@@ -1,24 +1,27 @@
 """What ``export.py`` does once its arguments are parsed: one model, an ensemble, with or without TTA.
 
 - one baseline checkpoint: ``exporter.api.export_checkpoint``;
-- one brought model (``--model`` or ``model.onnx --task-map``): ``exporter.byom_cli``;
+- one brought model: ``--model`` -> ``exporter.api.export_brought``, ``model.onnx --task-map``
+  -> ``exporter.api.export_onnx``;
 - several checkpoints, or ``--tta``/``--flip-rule``: ``exporter.ensemble``. Brought members
   are exported one by one into a temporary folder, then joined as exported folders.
 
-Errors: one line ``export.py: error: ...`` and exit status 2; nothing half-written.
+Errors: one line ``export.py: error: ...``; exit status 2 for a wrong command line
+(``UsageError``), 1 for a model that cannot be exported as it is (``exporter.errors``);
+nothing half-written.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from contract.manifest import Manifest
-from exporter.errors import ExportError
+from contract.manifest import IMAGENET_MEAN, IMAGENET_STD, Manifest, Preprocessing
+from exporter.errors import EXIT_OK, ExportError, UsageError
+from exporter.pipeline import official_coverage
 
 
 def baseline_options(args: argparse.Namespace) -> dict:
@@ -33,18 +36,45 @@ def baseline_options(args: argparse.Namespace) -> dict:
     )
 
 
-def _export_brought_members(args: argparse.Namespace, scratch: Path) -> list[Path]:
-    """Each brought checkpoint exported on its own (its parity proven) into ``scratch/<k>``."""
-    from exporter.byom_cli import export_brought
+def preprocessing(args: argparse.Namespace) -> Preprocessing:
+    return Preprocessing(
+        input_size=tuple(args.input_size or (256, 256)),
+        mean=tuple(args.mean or IMAGENET_MEAN),
+        std=tuple(args.std or IMAGENET_STD),
+        color=args.channel_order or "RGB",
+    )
 
+
+def export_brought(args: argparse.Namespace, checkpoint: Path, out: Path) -> Manifest:
+    """One brought model (``--model`` or an ``.onnx`` file with ``--task-map``) after checking the options' combination."""
+    from exporter.api import export_brought as export_network
+    from exporter.api import export_onnx
+    from exporter.byom import parse_model_args
+
+    is_onnx = checkpoint.suffix == ".onnx"
+    if args.encoder:
+        raise UsageError("--encoder applies to baseline checkpoints only; drop it with --model / --task-map")
+    if is_onnx and args.model:
+        raise UsageError(f"{checkpoint.name} is an ONNX file: drop --model and describe its outputs with --task-map MAP.json")
+    if is_onnx and not args.task_map:
+        raise UsageError(f"{checkpoint.name} is an ONNX file: pass --task-map MAP.json naming each task's output and kind")
+    if not is_onnx and not args.model:
+        raise UsageError("--task-map applies to an ONNX file; for a PyTorch checkpoint pass --model MODULE:FACTORY")
+    common = dict(tasks=args.tasks, preprocessing=preprocessing(args), precisions=["fp32", *args.precision],
+                  calibration_dir=args.calibration_dir, calibration_limit=args.calibration_limit, tolerance=args.tolerance)
+    if is_onnx:
+        return export_onnx(checkpoint, Path(args.task_map), out, **common)
+    return export_network(checkpoint, out, args.model, parse_model_args(args.model_arg), **common)
+
+
+def _export_brought_members(args: argparse.Namespace, scratch: Path) -> list[Path]:
+    """Each brought checkpoint exported on its own (its parity proven) into ``scratch/<name>``."""
     folders = []
     names = [Path(c).name for c in args.checkpoint]
     for index, checkpoint in enumerate(args.checkpoint):
-        member_args = copy.copy(args)
         name = names[index] if names.count(names[index]) == 1 else f"{index}-{names[index]}"
-        member_args.checkpoint, member_args.out = checkpoint, scratch / name  # the member's name in the manifest
-        export_brought(member_args)
-        folders.append(member_args.out)
+        export_brought(args, Path(checkpoint), scratch / name)  # the folder's name is the member's name
+        folders.append(scratch / name)
     return folders
 
 
@@ -52,11 +82,7 @@ def export(args: argparse.Namespace, brought: bool) -> Manifest:
     tta = {"tta": args.tta or "none", "flip_rules": dict(args.flip_rule)}
     combined = len(args.checkpoint) > 1 or args.tta or args.flip_rule
     if brought and not combined:
-        from exporter.byom_cli import export_brought
-
-        single = copy.copy(args)
-        single.checkpoint = args.checkpoint[0]
-        return export_brought(single)
+        return export_brought(args, Path(args.checkpoint[0]), Path(args.out))
     if not combined:
         from exporter.api import export_checkpoint
 
@@ -80,6 +106,9 @@ def report(manifest: Manifest, out: Path, seconds: float) -> None:
         f"to {out} in {seconds:.1f} s; graph sets: {', '.join(manifest.graph_sets)}; "
         f"max relative error vs PyTorch {worst:.2e}"
     )
+    coverage = official_coverage(t.task_id for t in manifest.tasks)
+    if coverage:
+        print(f"  {coverage}")
     if manifest.members:
         print(f"  ensemble of {len(manifest.members)} members: "
               + ", ".join(m.source.get("name", m.path) for m in manifest.members))
@@ -99,6 +128,6 @@ def run(args: argparse.Namespace, brought: bool) -> int:
         manifest = export(args, brought)
     except ExportError as exc:
         print(f"export.py: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     report(manifest, args.out, time.perf_counter() - started)
-    return 0
+    return EXIT_OK

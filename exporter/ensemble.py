@@ -45,7 +45,7 @@ from contract.manifest import (
     load_manifest,
     write_manifest,
 )
-from exporter.errors import ExportError
+from exporter.errors import ExportError, UsageError
 from exporter.folder import staged_folder
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,10 @@ MemberSource = Path | nn.Module
 
 class EnsembleError(ExportError):
     """Members that cannot form one ensemble (different tasks or preprocessing), or a bad flip rule."""
+
+
+class FlipRuleUsageError(EnsembleError, UsageError):
+    """``--flip-rule`` names a task the model does not serve, or a rule that does not fit the task."""
 
 
 def _name(source: MemberSource) -> str:
@@ -148,7 +152,7 @@ def tta_record(manifest: Manifest, mode: str, flip_rules: Mapping[str, FlipRule]
     try:
         rules = resolve_rules(manifest.model.tasks, flip_rules)
     except FlipRuleError as exc:
-        raise EnsembleError(str(exc)) from None
+        raise FlipRuleUsageError(str(exc)) from None
     if mode == "flip" and not any(rule.flips for rule in rules.values()):
         log.warning("--tta flip: every task of this model is unsafe to flip; the runtime will not flip")
     return TestTimeAugmentation(mode=mode, flip_rules=rules)

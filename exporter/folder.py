@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from exporter.errors import OutputFolderError
+from exporter.errors import OutputFolderError, OutputFolderRefused
 from contract.manifest import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
@@ -24,9 +24,9 @@ log = logging.getLogger(__name__)
 def check_target(out_dir: Path) -> None:
     """Refuse targets that are files or non-empty folders that are not model folders."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise OutputFolderError(f"{out_dir}: exists and is not a folder; choose another --out")
+        raise OutputFolderRefused(f"{out_dir}: exists and is not a folder; choose another --out")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).is_file():
-        raise OutputFolderError(f"{out_dir}: not empty and not a model folder (no {MANIFEST_NAME}); refusing to replace it")
+        raise OutputFolderRefused(f"{out_dir}: not empty and not a model folder (no {MANIFEST_NAME}); refusing to replace it")
 
 
 @contextlib.contextmanager

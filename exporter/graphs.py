@@ -1,6 +1,9 @@
-"""PyTorch stages -> ONNX files, one per stage, named tensors, dynamic batch axis.
+"""The stage layout: a network described by stages -> one ONNX file per stage, in every precision.
 
-Exported with the TorchScript exporter (``dynamo=False``, opset 17) in eval mode
+    encoder.onnx, fpn.onnx, heads/<task_id>.onnx     fp32 (names: ``graph_relpath``)
+    fp16/..., int8/...                               the same names under the precision's folder
+
+fp32 is exported with the TorchScript exporter (``dynamo=False``, opset 17) in eval mode
 and without constant folding, so that:
 
 - every initializer keeps its ``state_dict`` key (the stage wrappers keep the
@@ -14,11 +17,19 @@ freshly initialised BatchNorm) into ``Identity`` nodes; exporting with
 ``keep_initializers_as_inputs=True`` turns that off, and the initializers are
 then removed from the graph inputs again, so that ONNX Runtime treats them as
 constants (required for its Conv+BN fusion and constant folding).
+
+fp16 converts every graph file (``exporter.convert``). int8 quantizes encoder, decoder
+and the convolutions of big heads, each calibrated on the tensors that reach that graph
+when the fp32 graphs run on the calibration images; every head's last layer stays fp32
+(logits, probabilities, boxes and points keep their resolution), and a head with a
+single layer (segmentation 1x1 conv, the linear of classification and Regression) gains
+nothing from int8: the int8 set points at its fp32 file.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -28,8 +39,10 @@ import onnx
 import torch
 from torch import nn
 
+from contract.manifest import GraphFile, GraphSet, TaskEntry, sha256_of
+from exporter.convert import prepare_int8, quantizable_layers, quantize_int8, to_fp16
 from exporter.errors import ExportError
-from contract.manifest import GraphFile, sha256_of
+from exporter.runner import CheckRunner
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +94,7 @@ def export_stage(stage, args: tuple[torch.Tensor, ...], path: Path) -> None:
         except (torch.onnx.errors.OnnxExporterError, RuntimeError, TypeError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise ExportError(f"stage {stage.name}: torch.onnx.export failed: {first}") from exc
-    _drop_initializer_inputs(path)
+    drop_initializer_inputs(path)
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as exc:
@@ -105,7 +118,7 @@ def _onnx_export(stage, args: tuple[torch.Tensor, ...], path: Path) -> None:
     )
 
 
-def _drop_initializer_inputs(path: Path) -> None:
+def drop_initializer_inputs(path: Path) -> None:
     """Initializers listed as graph inputs are overridable, which blocks ORT's optimizations: unlist them."""
     model = onnx.load(str(path))
     initializers = {init.name for init in model.graph.initializer}
@@ -143,3 +156,49 @@ def export_fp32(model: nn.Module, model_dir: Path, sample: np.ndarray) -> dict[s
         graphs[stage.name] = graph_file(model_dir, relpath)
     check_mode_unchanged(model, before)
     return graphs
+
+
+def variant_relpath(precision: str, relpath: str) -> str:
+    return f"{precision}/{relpath}"
+
+
+class StageGraphs:
+    """The stage layout of a network with ``stages()`` (``exporter.sources.staged``)."""
+
+    def __init__(self, model: nn.Module, sample: np.ndarray):
+        self.model, self.sample = model, sample
+
+    def write_fp32(self, stage_dir: Path) -> dict[str, GraphFile]:
+        return export_fp32(self.model, stage_dir, self.sample)
+
+    def groups(self, tasks: Sequence[TaskEntry]) -> list[list[TaskEntry]]:
+        """Checks run every task at once: the encoder's outputs feed every head."""
+        return [list(tasks)]
+
+    def write_fp16(self, stage_dir: Path, fp32: GraphSet, block: Sequence[str]) -> dict[str, GraphFile]:
+        graphs = {}
+        for name, graph in fp32.graphs.items():
+            relpath = variant_relpath("fp16", graph.path)
+            to_fp16(stage_dir / graph.path, stage_dir / relpath, block)
+            graphs[name] = graph_file(stage_dir, relpath)
+        return graphs
+
+    def write_int8(self, stage_dir: Path, fp32: GraphSet, batches: list[np.ndarray]) -> dict[str, GraphFile]:
+        runner = CheckRunner(stage_dir, fp32)
+        tensors = [runner.run(batch) for batch in batches]
+        graphs = {}
+        for name, graph in fp32.graphs.items():
+            layers = quantizable_layers(onnx.load(str(stage_dir / graph.path), load_external_data=False))
+            is_head = name.startswith("head.")
+            if is_head and len(layers) <= 1:
+                graphs[name] = graph  # shared with the fp32 set, no second copy
+                continue
+            relpath = variant_relpath("int8", graph.path)
+            with tempfile.TemporaryDirectory() as tmp:
+                prepared = Path(tmp) / "prepared.onnx"
+                prepare_int8(stage_dir / graph.path, prepared)
+                keep_fp32 = quantizable_layers(onnx.load(str(prepared)))[-1:] if is_head else []
+                quantize_int8(prepared, stage_dir / relpath, [{i: t[i] for i in graph.inputs} for t in tensors], keep_fp32)
+            onnx.checker.check_model(str(stage_dir / relpath))
+            graphs[name] = graph_file(stage_dir, relpath)
+        return graphs

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from exporter.errors import CalibrationError
+from exporter.errors import CalibrationError, CalibrationUsageError
 from contract.imaging import ImageReadError, preprocess, read_image
 from contract.manifest import Preprocessing
 
@@ -71,10 +71,10 @@ def calibration_files(folder: Path, limit: int) -> list[Path]:
     """Image files of a calibration folder (recursive, sorted, at most ``limit``)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise CalibrationError(f"{folder}: calibration folder does not exist (pass --calibration-dir DIR of images)")
+        raise CalibrationUsageError(f"{folder}: calibration folder does not exist (pass --calibration-dir DIR of images)")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise CalibrationError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) to calibrate int8 on")
+        raise CalibrationUsageError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) to calibrate int8 on")
     if len(files) > limit:
         step = len(files) / limit
         files = [files[int(i * step)] for i in range(limit)]

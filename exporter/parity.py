@@ -1,8 +1,10 @@
-"""ONNX Runtime (CPU) against PyTorch, for every output of every task.
+"""Parity: the fp32 graphs in ONNX Runtime (CPU) against the source's reference, for every output of every task.
 
-Relative error of one output tensor: ``max|onnx - torch| / max(max|torch|, 1e-6)``
-(the largest absolute deviation, relative to the tensor's largest magnitude).
-A task's figure is the worst over its outputs, the batch sizes and the input kinds.
+Relative error of one output tensor: ``max|onnx - reference| / max(max|reference|, 1e-6)``
+(the largest absolute deviation, relative to the tensor's largest magnitude). A task's
+figure is the worst over its outputs, the batch sizes (1 and 8) and the input kinds
+(random noise and ultrasound-like frames). The reference is the source's: PyTorch for a
+network, the team's own file for an ONNX file (``exporter.sources``).
 """
 
 from __future__ import annotations
@@ -12,20 +14,17 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
-from torch import nn
 
-from exporter.errors import ExportError, ParityError
-from exporter.graphs import check_mode_unchanged, mode_snapshot, run_torch_stages
+from contract.manifest import GraphSet, Parity, Preprocessing
+from exporter.errors import ParityError
 from exporter.images import image_like_batch, random_batch
 from exporter.runner import CheckRunner
-from contract.manifest import OUTPUT_ROLE, GraphSet, Parity, Preprocessing
+from exporter.sources.base import GraphLayout, Source
 
 log = logging.getLogger(__name__)
 
 TOLERANCE_FP32 = 1e-4
 BATCH_SIZES = (1, 8)
-INPUT_KINDS = ("random", "image-like")
 
 
 def relative_error(actual: np.ndarray, reference: np.ndarray) -> float:
@@ -49,85 +48,25 @@ def parity_inputs(prep: Preprocessing, batch_sizes: Sequence[int] = BATCH_SIZES)
     return inputs
 
 
-@torch.no_grad()
-def check_forward_matches_stages(model: nn.Module, stage_tensors: dict[str, torch.Tensor], image: torch.Tensor) -> None:
-    """The stages must compute what the model's own ``predict`` computes (one task per kind)."""
-    seen = set()
-    for task in model.config.tasks:
-        if task.kind in seen:
-            continue
-        seen.add(task.kind)
-        role = OUTPUT_ROLE[task.kind]
-        direct = model.predict(image, task.task_id)[role]
-        staged = stage_tensors[f"{task.task_id}.{role}"]
-        error = relative_error(staged.numpy(), direct.numpy())
-        if error > 1e-5:
-            raise ExportError(f"task {task.task_id}: the export stages differ from the model's forward (rel. error {error:.2e})")
-
-
-def measure_parity(
-    model: nn.Module,
-    model_dir: Path,
-    graph_set: GraphSet,
-    prep: Preprocessing,
-    tolerance: float = TOLERANCE_FP32,
-    batch_sizes: Sequence[int] = BATCH_SIZES,
-) -> Parity:
-    """Compare ORT CPU with PyTorch (eval mode) for every task; raise ParityError above ``tolerance``."""
-    model.eval()
-    before = mode_snapshot(model)
-    stages = model.stages()
-    outputs = task_outputs(model, stages)
-    runner = CheckRunner(model_dir, graph_set)
-    worst: dict[str, float] = {task.task_id: 0.0 for task in model.config.tasks}
-    for label, batch in parity_inputs(prep, batch_sizes):
-        reference = run_torch_stages(stages, torch.from_numpy(batch))
-        if label == "image-like/b1":
-            check_forward_matches_stages(model, reference, torch.from_numpy(batch))
-        actual = runner.run(batch)
-        for task in model.config.tasks:
-            for name in outputs[task.task_id]:
-                error = relative_error(actual[name], reference[name].numpy())
-                worst[task.task_id] = max(worst[task.task_id], error)
-                log.debug("%s %s: %.3e", label, name, error)
-    check_mode_unchanged(model, before)
+def measure_parity(source: Source, layout: GraphLayout, model_dir: Path, graph_set: GraphSet,
+                   tolerance: float = TOLERANCE_FP32) -> Parity:
+    """Compare the graphs with ``source.reference`` for every task; raise ParityError above ``tolerance``."""
+    worst: dict[str, float] = {task.task_id: 0.0 for task in source.tasks}
+    inputs = parity_inputs(source.config.preprocessing)
+    for group in layout.groups(source.tasks):
+        runner = CheckRunner(model_dir, graph_set, tasks=group)
+        for label, batch in inputs:
+            reference = source.reference(label, batch, group)
+            actual = runner.outputs(batch)
+            for task in group:
+                for name in task.outputs.values():
+                    error = relative_error(actual[name], reference[name])
+                    worst[task.task_id] = max(worst[task.task_id], error)
+                    log.debug("%s %s: %.3e", label, name, error)
+    source.check_unchanged()
     failing = {task_id: err for task_id, err in worst.items() if not err <= tolerance}
     if failing:
         listing = ", ".join(f"{t} {e:.2e}" for t, e in sorted(failing.items(), key=lambda kv: -kv[1]))
-        raise ParityError(
-            f"ONNX Runtime differs from PyTorch above {tolerance:.0e} (relative) for: {listing}"
-            + fp64_diagnostic(model, stages, outputs, failing, prep, batch_sizes)
-        )
-    return Parity(
-        max_rel_error=worst,
-        tolerance=tolerance,
-        batch_sizes=list(batch_sizes),
-        inputs=[f"{kind} (rel. error = max|onnx-torch| / max(max|torch|, 1e-6))" for kind in INPUT_KINDS],
-    )
-
-
-@torch.no_grad()
-def fp64_diagnostic(model: nn.Module, stages: Sequence, outputs: dict[str, list[str]], failing: dict[str, float],
-                    prep: Preprocessing, batch_sizes: Sequence[int]) -> str:
-    """How far PyTorch's own fp32 result is from float64 on the same inputs (ill-conditioning shows here)."""
-    import copy
-
-    double = copy.deepcopy(model).double().eval()
-    double_stages = double.stages()
-    own = 0.0
-    for _label, batch in parity_inputs(prep, batch_sizes):
-        single = run_torch_stages(stages, torch.from_numpy(batch))
-        exact = run_torch_stages(double_stages, torch.from_numpy(batch).double())
-        for task_id in failing:
-            for name in outputs[task_id]:
-                own = max(own, relative_error(single[name].numpy(), exact[name].numpy()))
-    if own > 0.1 * min(failing.values()):
-        return (f"; PyTorch fp32 itself differs from float64 by up to {own:.1e} on these inputs: the network is "
-                "ill-conditioned there (check its BatchNorm statistics), not the export")
-    return f"; PyTorch fp32 agrees with float64 to {own:.1e}, so the ONNX graphs compute something else"
-
-
-def task_outputs(model: nn.Module, stages: Sequence) -> dict[str, list[str]]:
-    """task_id -> the tensor names of the last stage of its path (its outputs)."""
-    by_name = {stage.name: stage for stage in stages}
-    return {task.task_id: list(by_name[model.task_path(task.task_id)[-1]].outputs) for task in model.config.tasks}
+        raise ParityError(f"{source.parity_subject} above {tolerance:.0e} (relative) for: {listing}"
+                          + source.parity_hint(failing))
+    return Parity(max_rel_error=worst, tolerance=tolerance, batch_sizes=list(BATCH_SIZES), inputs=source.parity_inputs)

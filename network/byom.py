@@ -1,20 +1,30 @@
 """Bring your own model: a team's ``nn.Module`` behind the interface the exporter and the fallback use.
 
 A team gives ``MODULE:FACTORY`` (an importable module, or ``path/to/net.py``) and
-``FACTORY(**model_args) -> nn.Module``. Its forward is one of:
+``FACTORY(**model_args) -> nn.Module``. Its forward is called in one of five ways
+(``CALLS``; ``exporter.forward_call`` finds which from the signature and trial calls):
 
-- ``forward(image) -> {task_id: Tensor}``;
-- ``forward(image, task_index) -> {task_id: Tensor}`` (task-conditioned), where
-  ``task_index`` is an int64 (N,) tensor: the task's position in the model's task list.
+- ``all``: ``forward(image) -> {task_id: Tensor}``, every task at once;
+- ``indexed``: ``forward(image, task_index) -> {task_id: Tensor}`` (task-conditioned), where
+  ``task_index`` is an int64 (N,) tensor: the task's position in the model's task list,
+  an input of the exported graphs;
+- ``per_task_name``: ``forward(image, task_id: str)`` -> that task's tensor (or a dict
+  holding it), called once per task with its name;
+- ``per_task_index``: ``forward(image, task_index)`` -> that task's tensor, called once
+  per task with its position as an int64 (N,) tensor;
+- ``per_task_position``: ``forward(image, task_id: int)`` -> that task's tensor, called
+  once per task with its position as a Python int.
 
-Raw outputs by kind, and the role tensor this wrapper turns them into (the roles of
-``contract.manifest``, so the runtime's decoding applies unchanged):
+A per-task call is traced once per task with the task fixed, so Python code that
+branches on the task (``self.heads[task_id]``) exports correctly; each task's graph has
+only the image as input.
 
-- segmentation N x K x h x w logits -> ``logits`` unchanged (any h x w);
-- classification N x K logits -> ``probs`` = softmax over K;
-- detection N x 4 normalized box -> ``grid`` N x 5 x 1 x 1 (one cell, objectness 0),
-  or the baseline's N x (4 + C) x h x w grid unchanged;
-- Regression N x 2M normalized points -> ``points`` unchanged.
+Raw outputs by kind: what fits and its description are the kind's spec
+(``KindSpec.raw_fits``/``raw_expected``), and so is the adapter that turns it into the
+role tensor the runtime decodes (``KindSpec.raw_adapter``, implemented here by name in
+``TORCH_ADAPTERS``): segmentation logits unchanged; classification logits -> softmax;
+detection N x 4 box -> one-cell grid (or the baseline's grid unchanged); Regression points
+unchanged.
 """
 
 from __future__ import annotations
@@ -32,16 +42,28 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from contract.kinds import spec_of
 from contract.manifest import OUTPUT_ROLE, ModelConfig
 from contract.tasks import TaskKind, TaskSpec
 
 ARCHITECTURE = "byom"
 ONNX_ARCHITECTURE = "byom_onnx"
 TASK_INDEX = "task_index"
+ALL, INDEXED = "all", "indexed"
+PER_TASK_NAME, PER_TASK_INDEX, PER_TASK_POSITION = "per_task_name", "per_task_index", "per_task_position"
+PER_TASK = (PER_TASK_NAME, PER_TASK_INDEX, PER_TASK_POSITION)
+CALLS = (ALL, INDEXED, *PER_TASK)
+#: the manifest's ``params["call"]``, written only for the per-task calls (the others: ``params["conditioned"]``)
+CALL_PARAM = "call"
+RECIPE = "docs/bring-your-own-model.md, \"Forward conventions\""
 
 
 class ByomError(ValueError):
     """A team's module, factory, task list or outputs cannot be used; the message names the fix."""
+
+
+class ByomSpecError(ByomError):
+    """``MODULE:FACTORY`` names nothing usable: malformed, no such file or module, no such factory."""
 
 
 def _first_line(exc: BaseException) -> str:
@@ -84,12 +106,12 @@ def import_factory(spec: str) -> Callable[..., Any]:
     """``pkg.mod:factory`` or ``path/to/net.py:factory`` -> the factory; ByomError naming the fix."""
     module_part, sep, attr = spec.rpartition(":")
     if not sep or not module_part or not attr:
-        raise ByomError(f"--model {spec!r}: expected MODULE:FACTORY or path/to/net.py:FACTORY")
+        raise ByomSpecError(f"--model {spec!r}: expected MODULE:FACTORY or path/to/net.py:FACTORY")
     try:
         if is_file_spec(module_part):
             path = Path(module_part)
             if not path.is_file():
-                raise ByomError(f"--model {spec!r}: {path} is not a file; give an existing path/to/net.py:FACTORY")
+                raise ByomSpecError(f"--model {spec!r}: {path} is not a file; give an existing path/to/net.py:FACTORY")
             module = _import_file(path)
         else:
             if os.getcwd() not in sys.path and "" not in sys.path:
@@ -98,7 +120,9 @@ def import_factory(spec: str) -> Callable[..., Any]:
     except ByomError:
         raise
     except ImportError as exc:
-        raise ByomError(
+        missing = isinstance(exc, ModuleNotFoundError) and bool(exc.name) and f"{module_part}.".startswith(f"{exc.name}.")
+        error = ByomSpecError if missing else ByomError  # else the module was found and its own imports failed
+        raise error(
             f"--model {spec!r}: cannot import {module_part} ({_first_line(exc)}); put it on PYTHONPATH, "
             "run from its folder, or give the file: path/to/net.py:FACTORY"
         ) from None
@@ -107,7 +131,7 @@ def import_factory(spec: str) -> Callable[..., Any]:
     factory = getattr(module, attr, None)
     if not callable(factory):
         known = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))[:10]
-        raise ByomError(f"--model {spec!r}: {module_part} has no callable {attr!r} (it has: {', '.join(known)})")
+        raise ByomSpecError(f"--model {spec!r}: {module_part} has no callable {attr!r} (it has: {', '.join(known)})")
     return factory
 
 
@@ -124,78 +148,91 @@ def build_team_network(spec: str, model_args: dict[str, Any]) -> nn.Module:
     return net
 
 
-def is_conditioned(net: nn.Module) -> bool:
-    """True for ``forward(image, task_index)``, False for ``forward(image)``; ByomError for other signatures."""
+def task_parameter(net: nn.Module) -> inspect.Parameter | None:
+    """The forward's second positional parameter when it takes the task (required, or named task_index), else None."""
     params = [p for p in inspect.signature(net.forward).parameters.values()
               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     required = [p for p in params if p.default is p.empty]
     if not params or len(required) > 2:
         names = ", ".join(p.name for p in params)
-        raise ByomError(f"{type(net).__name__}.forward({names}): expected forward(image) or forward(image, task_index)")
+        raise ByomError(f"{type(net).__name__}.forward({names}): expected forward(image) or forward(image, task); "
+                        f"see {RECIPE}")
     second = params[1] if len(params) > 1 else None
-    return second is not None and (second.default is second.empty or second.name == TASK_INDEX)
+    return second if second is not None and (second.default is second.empty or second.name == TASK_INDEX) else None
+
+
+def _box_to_grid(raw: torch.Tensor) -> torch.Tensor:
+    return torch.cat([raw, torch.zeros_like(raw[:, :1])], dim=1)[:, :, None, None]
+
+
+#: ``contract.kinds.base.ADAPTERS`` in PyTorch (the ONNX ones: ``exporter.onnx_adapters``).
+TORCH_ADAPTERS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "identity": lambda raw: raw,
+    "softmax": lambda raw: torch.softmax(raw, dim=1),
+    "box_to_grid": _box_to_grid,
+}
 
 
 def to_role(kind: TaskKind, output: torch.Tensor) -> torch.Tensor:
-    """A checked raw output -> the role tensor the runtime decodes (module docstring)."""
-    if kind is TaskKind.CLASSIFICATION:
-        return torch.softmax(output, dim=1)
-    if kind is TaskKind.DETECTION and output.dim() == 2:
-        return torch.cat([output, torch.zeros_like(output[:, :1])], dim=1)[:, :, None, None]
-    return output
+    """A checked raw output -> the role tensor the runtime decodes (the kind's adapter)."""
+    return TORCH_ADAPTERS[spec_of(kind).raw_adapter(output.dim())](output)
 
 
 def expected_shape(task: TaskSpec) -> str:
-    k = task.num_classes
-    return {
-        TaskKind.SEGMENTATION: f"N x {k} x h x w logits",
-        TaskKind.CLASSIFICATION: f"N x {k} logits",
-        TaskKind.DETECTION: f"N x 4 normalized box (x_min, y_min, x_max, y_max) or N x {4 + k} x h x w grid",
-        TaskKind.REGRESSION: f"N x {2 * k} normalized points (x1, y1, ...)",
-    }[task.kind]
+    return spec_of(task.kind).raw_expected(task.num_classes)
 
 
 def check_output(task: TaskSpec, shape: tuple[int, ...], batch: int) -> None:
     """ByomError naming the task, the shape found and the one expected, unless ``shape`` fits the kind."""
-    k = task.num_classes
-    ok = {
-        TaskKind.SEGMENTATION: len(shape) == 4 and shape[:2] == (batch, k) and min(shape[2:]) >= 1,
-        TaskKind.CLASSIFICATION: shape == (batch, k),
-        TaskKind.DETECTION: shape == (batch, 4) or (len(shape) == 4 and shape[:2] == (batch, 4 + k)),
-        TaskKind.REGRESSION: shape == (batch, 2 * k),
-    }[task.kind]
-    if not ok:
+    if not spec_of(task.kind).raw_fits(shape, batch, task.num_classes):
         found = " x ".join(map(str, shape)) or "a scalar"
         raise ByomError(f"task {task.task_id} ({task.kind.value}): output shape {found} for a batch of {batch}, "
                         f"expected {expected_shape(task)}; fix the model's forward for this task")
 
 
+def check_tensor(task: TaskSpec, value: object, batch: int) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise ByomError(f"task {task.task_id}: forward gave a {type(value).__name__}, not a tensor")
+    check_output(task, tuple(value.shape), batch)
+
+
 def check_outputs(outputs: object, tasks: list[TaskSpec], batch: int) -> None:
+    """A forward's dict holding every task, each of its kind's shape."""
     if not isinstance(outputs, dict):
         raise ByomError(f"forward returned a {type(outputs).__name__}, not a dict; return {{task_id: tensor}}, "
-                        f"e.g. {{{tasks[0].task_id!r}: ...}} for every task of the model")
+                        f"e.g. {{{tasks[0].task_id!r}: ...}} for every task of the model, or take the task as a "
+                        f"second argument and return its tensor ({RECIPE})")
     for task in tasks:
         if task.task_id not in outputs:
             has = ", ".join(map(str, list(outputs)[:10])) or "nothing"
             raise ByomError(f"forward's dict has no output for task {task.task_id} (it has: {has}); "
                             "return an output for every task of the model's task list")
-        value = outputs[task.task_id]
-        if not isinstance(value, torch.Tensor):
-            raise ByomError(f"task {task.task_id}: forward gave a {type(value).__name__}, not a tensor")
-        check_output(task, tuple(value.shape), batch)
+        check_tensor(task, outputs[task.task_id], batch)
 
 
 class ByomNetwork(nn.Module):
     """Wraps a team's network: ``forward`` returns every served task's role tensor; ``predict`` one task's."""
 
-    def __init__(self, net: nn.Module, tasks: list[TaskSpec], positions: dict[str, int], conditioned: bool,
+    def __init__(self, net: nn.Module, tasks: list[TaskSpec], positions: dict[str, int], call: str,
                  config: ModelConfig | None = None):
         super().__init__()
+        if call not in CALLS:
+            raise ValueError(f"unknown forward call {call!r}; known: {', '.join(CALLS)}")
         self.net = net
         self.tasks = list(tasks)
         self.positions = dict(positions)
-        self.conditioned = conditioned
+        self.call = call
         self.config = config
+
+    @property
+    def conditioned(self) -> bool:
+        """The graphs take ``task_index`` as an input."""
+        return self.call == INDEXED
+
+    @property
+    def one_call(self) -> bool:
+        """One call of the team's forward gives every task."""
+        return self.call == ALL
 
     def output_names(self) -> list[str]:
         return [f"{t.task_id}.{OUTPUT_ROLE[t.kind]}" for t in self.tasks]
@@ -203,7 +240,21 @@ class ByomNetwork(nn.Module):
     def raw(self, image: torch.Tensor, task_index: torch.Tensor | None = None) -> object:
         return self.net(image, task_index) if self.conditioned else self.net(image)
 
+    def raw_for(self, image: torch.Tensor, task: TaskSpec) -> torch.Tensor:
+        """One task's raw output, whatever the call."""
+        if self.call == PER_TASK_NAME:
+            output = self.net(image, task.task_id)
+        elif self.call == PER_TASK_INDEX:  # a constant of the traced graph, not an input
+            output = self.net(image, torch.zeros_like(image[:, 0, 0, 0], dtype=torch.int64) + self.positions[task.task_id])
+        elif self.call == PER_TASK_POSITION:
+            output = self.net(image, self.positions[task.task_id])
+        else:
+            output = self.raw(image, self.index_for(task.task_id, image.shape[0], image.device))
+        return output[task.task_id] if isinstance(output, dict) else output
+
     def forward(self, image: torch.Tensor, task_index: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        if self.call in PER_TASK:
+            return tuple(to_role(t.kind, self.raw_for(image, t)) for t in self.tasks)
         outputs = self.raw(image, task_index)
         return tuple(to_role(t.kind, outputs[t.task_id]) for t in self.tasks)
 
@@ -215,8 +266,13 @@ class ByomNetwork(nn.Module):
     def predict(self, image: torch.Tensor, task_id: str) -> dict[str, torch.Tensor]:
         """Outputs of ``task_id`` by role, as its ONNX graph emits them."""
         task = next(t for t in self.tasks if t.task_id == task_id)
-        outputs = self.raw(image, self.index_for(task_id, image.shape[0], image.device))
-        return {OUTPUT_ROLE[task.kind]: to_role(task.kind, outputs[task_id])}
+        return {OUTPUT_ROLE[task.kind]: to_role(task.kind, self.raw_for(image, task))}
+
+
+def call_of(params: dict) -> str:
+    """The forward call a manifest's params record."""
+    call = str(params.get(CALL_PARAM, ""))
+    return call if call in CALLS else (INDEXED if params.get("conditioned") else ALL)
 
 
 def build_from_config(config: ModelConfig) -> ByomNetwork:
@@ -228,4 +284,4 @@ def build_from_config(config: ModelConfig) -> ByomNetwork:
     except ByomError as exc:
         raise ByomError(f"no PyTorch fallback for this model: its module is not usable here ({exc})") from None
     positions = json.loads(str(params.get("task_positions") or "{}"))
-    return ByomNetwork(net, list(config.tasks), positions, bool(params.get("conditioned")), config)
+    return ByomNetwork(net, list(config.tasks), positions, call_of(params), config)

@@ -7,12 +7,14 @@ Key layout of an official ``best_model.pth`` (per task id ``t``):
 - Regression     ``heads.t.linear.weight``       global average pool, linear to 2M
 - detection      ``heads.t.conv_block.{0,1,3,4,6}.*``  conv3x3-BN-ReLU x2, conv1x1 to 4 + classes
 
-Every head takes one tensor (the FPN output for dense kinds, the deepest encoder
-map for global kinds) and returns the raw head output of the baseline.
+``BASELINE_HEAD_KEYS`` reads this layout back (``exporter.checkpoint``). Every head takes
+one tensor (the FPN output for dense kinds, the deepest encoder map for global kinds) and
+returns the raw head output of the baseline.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -185,3 +187,32 @@ ROLE_ACTIVATIONS: dict[TaskKind, Callable[[torch.Tensor], torch.Tensor]] = {
 def to_roles(kind: TaskKind, raw: torch.Tensor) -> dict[str, torch.Tensor]:
     """Turn a head's raw output into the manifest's output role (see contract.kinds)."""
     return {spec_of(kind).role: ROLE_ACTIVATIONS[kind](raw)}
+
+
+@dataclass(frozen=True)
+class BaselineHeadKeys:
+    """How an official ``best_model.pth`` head of one kind is recognised and sized (keys under ``heads.<task_id>.``).
+
+    ``signature``: the parameter only this kind's default head has; ``count(shape)``: the task's
+    classes (points for Regression) from that parameter's shape; ``first``: the head's first
+    layer, whose ``shape[1]`` is the width of the tensor the head reads.
+    """
+
+    signature: str
+    count: Callable[[tuple[int, ...]], int]
+    first: str
+
+
+#: The official baseline's head layout per kind (the default variants of ``HEAD_BUILDERS``).
+BASELINE_HEAD_KEYS: dict[TaskKind, BaselineHeadKeys] = {
+    TaskKind.SEGMENTATION: BaselineHeadKeys("0.weight", lambda shape: shape[0], "0.weight"),
+    TaskKind.CLASSIFICATION: BaselineHeadKeys("head.3.weight", lambda shape: shape[0], "head.3.weight"),
+    TaskKind.DETECTION: BaselineHeadKeys("conv_block.6.weight", lambda shape: shape[0] - 4, "conv_block.0.weight"),
+    TaskKind.REGRESSION: BaselineHeadKeys("linear.weight", lambda shape: shape[0] // 2, "linear.weight"),
+}
+
+
+def baseline_head_input(state: dict[str, torch.Tensor], task: TaskSpec) -> int | None:
+    """Channels of the tensor a baseline-layout head reads (None when the checkpoint lacks its first layer)."""
+    key = f"heads.{task.task_id}.{BASELINE_HEAD_KEYS[task.kind].first}"
+    return int(state[key].shape[1]) if key in state else None

@@ -2,7 +2,8 @@
 
 - ``timm_regressor`` (seed 003): a timm classifier backbone (EfficientNet-B3 in
   the seed) whose own head, global average pooling + dropout + linear, emits
-  the 2M coordinates of one Regression task (M = 4 landmarks in the seed).
+  the raw output of one global task (a kind whose head reads pooled features):
+  the 2M coordinates of a Regression task in the seed (M = 4 landmarks), or K logits.
 - ``vit_fpn`` (seed 001, DINO-style ViTs): the baseline's multi-task network
   with a plain timm ViT as encoder. smp's ``tu-`` encoders need a feature
   pyramid, which a ViT (every block at stride 16) lacks, so a small adapter
@@ -17,8 +18,9 @@ import torch
 from segmentation_models_pytorch.encoders.timm_vit import TimmViTEncoder
 from torch import nn
 
+from contract.kinds import KIND_SPECS, spec_of
 from contract.manifest import IMAGE_INPUT, OUTPUT_ROLE, ModelConfig
-from contract.tasks import TaskKind, TaskSpec
+from contract.tasks import TaskSpec
 from network.heads import to_roles
 from network.model import MultiTaskNet, Stage
 
@@ -38,30 +40,34 @@ class _Backbone(nn.Module):
         return self.backbone.forward_features(image)
 
 
-class _RegressionHead(nn.Module):
-    def __init__(self, backbone: nn.Module):
+class _PooledHead(nn.Module):
+    def __init__(self, backbone: nn.Module, task: TaskSpec):
         super().__init__()
         self.backbone = backbone  # only its pooling / dropout / classifier run here
+        self.task = task
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.backbone.forward_head(features)
+        return to_roles(self.task.kind, self.backbone.forward_head(features))[OUTPUT_ROLE[self.task.kind]]
+
+
+GLOBAL_KINDS = ", ".join(kind.value for kind, spec in KIND_SPECS.items() if not spec.dense)
 
 
 class LandmarkRegressor(nn.Module):
-    """timm backbone + global pooling + linear to 2M normalized coordinates, one Regression task."""
+    """timm backbone + global pooling + linear to the task's raw output (2M normalized coordinates in seed 003)."""
 
     FEATURES = "features"
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        if len(config.tasks) != 1 or config.tasks[0].kind is not TaskKind.REGRESSION:
-            raise ValueError("timm_regressor serves exactly one Regression task")
+        if len(config.tasks) != 1 or spec_of(config.tasks[0].kind).dense:
+            raise ValueError(f"timm_regressor serves exactly one task of a global kind ({GLOBAL_KINDS})")
         self.config = config
         self.task_spec: TaskSpec = config.tasks[0]
         self.backbone = timm.create_model(
             timm_name(config.encoder_name),
             pretrained=False,
-            num_classes=2 * self.task_spec.num_points,
+            num_classes=spec_of(self.task_spec.kind).head_width(self.task_spec.num_classes),
             drop_rate=float(config.params.get("drop_rate", 0.3)),
         )
 
@@ -78,7 +84,7 @@ class LandmarkRegressor(nn.Module):
 
     def stages(self) -> list[Stage]:
         task = self.task_spec
-        head = _RegressionHead(self.backbone)
+        head = _PooledHead(self.backbone, task)
         # the head stage holds only the classifier's weights: share the module, export only what forward_head uses
         return [
             Stage("encoder", _Backbone(self.backbone), [IMAGE_INPUT], [self.FEATURES]),

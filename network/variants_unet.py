@@ -2,7 +2,8 @@
 
 The network is smp's ``Unet`` itself (same ``state_dict`` keys: ``encoder.*``,
 ``decoder.*``, ``segmentation_head.*``, ``classification_head.*``), serving one
-segmentation task and, optionally, one classification task. This module only
+task whose output is a mask (segmentation) and, optionally, one task of a global kind
+on the bottleneck (classification in the seed; smp's head emits the kind's raw width). This module only
 adds what the exporter and the runtime need: ``stages()``, ``task_path()`` and
 ``predict()``.
 """
@@ -14,19 +15,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from contract.kinds import KIND_SPECS, spec_of
 from contract.manifest import IMAGE_INPUT, OUTPUT_ROLE, ModelConfig
-from contract.tasks import TaskKind, TaskSpec
+from contract.tasks import TaskSpec
 from network.heads import to_roles
 from network.model import Stage
 
 FEATURES = ("f1", "f2", "f3", "f4", "f5")
 
 
+MASK_KINDS = ", ".join(kind.value for kind, spec in KIND_SPECS.items() if spec.writes_mask)
+GLOBAL_KINDS = ", ".join(kind.value for kind, spec in KIND_SPECS.items() if not spec.dense)
+
+
 def _split_tasks(config: ModelConfig) -> tuple[TaskSpec, TaskSpec | None]:
-    seg = [t for t in config.tasks if t.kind is TaskKind.SEGMENTATION]
-    cls = [t for t in config.tasks if t.kind is TaskKind.CLASSIFICATION]
+    """(the mask task, the task of a global kind or None)."""
+    seg = [t for t in config.tasks if spec_of(t.kind).writes_mask]
+    cls = [t for t in config.tasks if not spec_of(t.kind).dense]
     if len(seg) != 1 or len(cls) > 1 or len(seg) + len(cls) != len(config.tasks):
-        raise ValueError("unet_cls serves exactly one segmentation task and at most one classification task")
+        raise ValueError(f"unet_cls serves exactly one task whose output is a mask ({MASK_KINDS}) and at most "
+                         f"one task of a global kind ({GLOBAL_KINDS})")
     return seg[0], (cls[0] if cls else None)
 
 
@@ -68,7 +76,8 @@ class UnetWithClassifier(smp.Unet):
     def __init__(self, config: ModelConfig):
         seg, cls = _split_tasks(config)
         params = dict(config.params)
-        aux = {"classes": cls.num_classes, "dropout": float(params.pop("aux_dropout", 0.2))} if cls else None
+        aux = ({"classes": spec_of(cls.kind).head_width(cls.num_classes), "dropout": float(params.pop("aux_dropout", 0.2))}
+               if cls else None)
         super().__init__(
             encoder_name=config.encoder_name, encoder_weights=None, classes=seg.num_classes, aux_params=aux, **params
         )
@@ -87,7 +96,7 @@ class UnetWithClassifier(smp.Unet):
         if task_id is None:
             return super().forward(image)
         features = self.encoder(image)
-        if self.task(task_id).kind is TaskKind.SEGMENTATION:
+        if spec_of(self.task(task_id).kind).writes_mask:
             return self.segmentation_head(self.decoder(features))
         return self.classification_head(features[-1])
 
@@ -109,6 +118,6 @@ class UnetWithClassifier(smp.Unet):
         return stages
 
     def task_path(self, task_id: str) -> list[str]:
-        if self.task(task_id).kind is TaskKind.SEGMENTATION:
+        if spec_of(self.task(task_id).kind).writes_mask:
             return ["encoder", "decoder", f"head.{task_id}"]
         return ["encoder", f"head.{task_id}"]

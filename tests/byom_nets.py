@@ -5,6 +5,9 @@
   features (FiLM), so every task sees different features from the same image;
 - ``VitNet``: a timm ViT (random init, tiny dims) with a task token added to its patch
   tokens, M2DINO-style; heads read the patch grid or the class token;
+- one-task-per-call forwards: ``NameNet`` (``forward(image, task_id)`` with the task's name,
+  unannotated, as team code often has it), ``IndexPerCallNet`` (``forward(image, task_index)``
+  returning that task's tensor) and ``PositionNet`` (``forward(image, task_id: int)``);
 - factories that fail in the ways the exporter must report.
 """
 
@@ -109,6 +112,62 @@ class VitNet(nn.Module):
             "thyroid_nodule_det": torch.sigmoid(self.det(cls_token)),
             "IUGC": torch.sigmoid(self.reg(cls_token)),
         }
+
+
+# --- one task per call ---------------------------------------------------------------
+TASK_IDS = [t["task_id"] for t in TASKS]
+
+
+class NameNet(DictNet):
+    """``self.heads(...)[task_id]``: called with a tensor this raises ``KeyError: tensor([0, 0])``."""
+
+    def forward(self, image, task_id):  # type: ignore[override]  # unannotated, as in team code
+        return self.heads(self.stem(image))[task_id]
+
+
+class IndexPerCallNet(DictNet):
+    def forward(self, image: torch.Tensor, task_index: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self.heads(self.stem(image))[TASK_IDS[int(task_index[0])]]
+
+
+class PositionNet(DictNet):
+    def forward(self, image: torch.Tensor, task_id: int) -> torch.Tensor:  # type: ignore[override]
+        return self.heads(self.stem(image))[TASK_IDS[task_id]]
+
+
+class AmbiguousNet(DictNet):
+    """Takes a name or an index tensor, and (a bug) they select different tasks' heads of the same kind."""
+
+    def forward(self, image, task):  # type: ignore[override]
+        outputs = self.heads(self.stem(image))
+        if isinstance(task, str):
+            return outputs[task]
+        return outputs["cardiac_multi" if int(task[0]) == 0 else TASK_IDS[int(task[0])]][:, :2]
+
+
+class BrokenPerCallNet(DictNet):
+    def forward(self, image, task_id):  # type: ignore[override]
+        raise RuntimeError("this forward needs CUDA")
+
+
+def make_name_net() -> NameNet:
+    return NameNet()
+
+
+def make_index_per_call_net() -> IndexPerCallNet:
+    return IndexPerCallNet()
+
+
+def make_position_net() -> PositionNet:
+    return PositionNet()
+
+
+def make_ambiguous_net() -> AmbiguousNet:
+    return AmbiguousNet()
+
+
+def make_broken_per_call_net() -> BrokenPerCallNet:
+    return BrokenPerCallNet()
 
 
 # --- the exporter must report these ----------------------------------------------------

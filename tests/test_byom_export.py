@@ -100,26 +100,27 @@ def test_fallback_without_the_module_says_so_once(tmp_path, caplog):
     assert len(messages) == 1 and "team_code_not_installed" in messages[0]
 
 
-BAD = [
-    ("no_such_team_module:make", None, "cannot import no_such_team_module"),
-    ("{nets}:make_raising", None, "make_raising() raised RuntimeError: weights path /data/x.pt not found"),
-    ("{nets}:make_no_tasks_net", None, "has no `tasks` attribute and no --tasks was given"),
-    ("{nets}:make_tensor_net", None, "forward returned a Tensor, not a dict"),
-    ("{nets}:make_missing_task_net", None, "forward's dict has no output for task IUGC"),
+BAD = [  # (--model, checkpoint state, message fragment, exit code: 2 a wrong command line, 1 a model error)
+    ("no_such_team_module:make", None, "cannot import no_such_team_module", 2),
+    ("{nets}:no_such_factory", None, "has no callable 'no_such_factory'", 2),
+    ("{nets}:make_raising", None, "make_raising() raised RuntimeError: weights path /data/x.pt not found", 1),
+    ("{nets}:make_no_tasks_net", None, "has no `tasks` attribute and no --tasks was given", 1),
+    ("{nets}:make_tensor_net", None, "forward returned a Tensor, not a dict", 1),
+    ("{nets}:make_missing_task_net", None, "forward's dict has no output for task IUGC", 1),
     ("{nets}:make_wrong_shape_net", None,
-     "task breast_3cls (classification): output shape 2 x 2 for a batch of 2, expected N x 3 logits"),
-    ("{nets}:make_dict_net", {"other.weight": torch.zeros(3)}, "does not fit the network of --model"),
+     "task breast_3cls (classification): output shape 2 x 2 for a batch of 2, expected N x 3 logits", 1),
+    ("{nets}:make_dict_net", {"other.weight": torch.zeros(3)}, "does not fit the network of --model", 1),
 ]
 
 
-@pytest.mark.parametrize("spec, state, fragment", BAD, ids=[b[2].split()[0] + str(i) for i, b in enumerate(BAD)])
-def test_bad_input_is_one_line_naming_the_fix(tmp_path, capsys, spec, state, fragment):
+@pytest.mark.parametrize("spec, state, fragment, exit_code", BAD, ids=[b[2].split()[0] + str(i) for i, b in enumerate(BAD)])
+def test_bad_input_is_one_line_naming_the_fix(tmp_path, capsys, spec, state, fragment, exit_code):
     checkpoint = tmp_path / "team.pt"
     torch.save(state if state is not None else byom_nets.make_dict_net().state_dict(), checkpoint)
     out = tmp_path / "model"
     code = export_main([str(checkpoint), "--model", spec.format(nets=NETS), "--input-size", "64", "--out", str(out)])
     err = capsys.readouterr().err.strip()
-    assert code == 2
+    assert code == exit_code
     assert len(err.splitlines()) == 1 and err.startswith("export.py: error:") and fragment in err, err
     assert not out.exists() and not any(p.name.startswith(".model") for p in tmp_path.iterdir())
 
@@ -141,7 +142,7 @@ def test_checkpoint_with_other_keys_lists_them(tmp_path, capsys):
     del state["stem.0.0.weight"]
     torch.save({"model_state_dict": state}, tmp_path / "a.pt")
     assert export_main([str(tmp_path / "a.pt"), "--model", f"{NETS}:make_dict_net", "--input-size", "64",
-                        "--out", str(tmp_path / "m")]) == 2
+                        "--out", str(tmp_path / "m")]) == 1  # the checkpoint does not fit the network: a model error
     err = capsys.readouterr().err
     assert "missing 1 tensors" in err and "stem.0.0.weight" in err and "unexpected 1 tensors" in err
     assert not (tmp_path / "m").exists()

@@ -122,34 +122,38 @@ def _one_error_line(result: subprocess.CompletedProcess) -> str:
 
 
 def test_cli_missing_file(tmp_path):
-    line = _one_error_line(run_cli(str(tmp_path / "nope.pth"), "--out", str(tmp_path / "out")))
-    assert "nope.pth: no such file" in line
+    result = run_cli(str(tmp_path / "nope.pth"), "--out", str(tmp_path / "out"))
+    line = _one_error_line(result)
+    assert "nope.pth: no such file" in line and result.returncode == 2  # a wrong command line
     assert not (tmp_path / "out").exists()
 
 
 def test_cli_bad_inputs_each_give_one_line(tmp_path, official_state):
+    import io
+    from contextlib import redirect_stderr
+
     from export import main
 
     (tmp_path / "notes.txt").write_text("this is not a checkpoint\n")
     torch.save({"encoder.conv.weight": torch.zeros(2), "decoder.x": torch.zeros(1)}, tmp_path / "unet.pth")
     torch.save(official_state, tmp_path / "best_model.pth")
     (tmp_path / "blocker").write_text("a file where a folder should be\n")
-    cases = {
-        "not a PyTorch checkpoint": [str(tmp_path / "notes.txt")],
-        "not a baseline checkpoint": [str(tmp_path / "unet.pth")],
-        "has no encoder 'efficientnet-b9'": [str(tmp_path / "best_model.pth"), "--encoder", "efficientnet-b9"],
-        "cannot write the output folder": [str(tmp_path / "best_model.pth"), "--out", str(tmp_path / "blocker" / "mw")],
-        "exists and is not a folder": [str(tmp_path / "best_model.pth"), "--out", str(tmp_path / "blocker")],
-        "needs calibration images": [str(tmp_path / "best_model.pth"), "--precision", "int8"],
+    cases = {  # message: (arguments, exit code: 2 the command line is wrong, 1 the checkpoint cannot be exported)
+        "not a PyTorch checkpoint": ([str(tmp_path / "notes.txt")], 1),
+        "not a baseline checkpoint": ([str(tmp_path / "unet.pth")], 1),
+        "has no encoder 'efficientnet-b9'": ([str(tmp_path / "best_model.pth"), "--encoder", "efficientnet-b9"], 2),
+        "cannot write the output folder": ([str(tmp_path / "best_model.pth"), "--out", str(tmp_path / "blocker" / "mw")], 1),
+        "exists and is not a folder": ([str(tmp_path / "best_model.pth"), "--out", str(tmp_path / "blocker")], 2),
+        "needs calibration images": ([str(tmp_path / "best_model.pth"), "--precision", "int8"], 2),
+        "calibration folder does not exist": ([str(tmp_path / "best_model.pth"), "--precision", "int8",
+                                               "--calibration-dir", str(tmp_path / "no_images")], 2),
+        "is not in the checkpoint": ([str(tmp_path / "best_model.pth"), "--tasks", "no_such_task"], 2),
     }
-    for expected, args in cases.items():
+    for expected, (args, exit_code) in cases.items():
         out = [] if "--out" in args else ["--out", str(tmp_path / "mw")]
-        import io
-        from contextlib import redirect_stderr
-
         stderr = io.StringIO()
         with redirect_stderr(stderr):
             code = main([*args, *out])
         lines = [line for line in stderr.getvalue().splitlines() if line.strip()]
-        assert code != 0 and len(lines) == 1 and expected in lines[0], (expected, stderr.getvalue())
+        assert code == exit_code and len(lines) == 1 and expected in lines[0], (expected, code, stderr.getvalue())
     assert not (tmp_path / "mw").exists()

@@ -104,7 +104,7 @@ def test_seed_001_vit_encoder_under_the_baseline_heads(tmp_path):
     ids=["000-b4-fpn-27", "002-unet-r34", "003-b3-512", "001-vit-small"],
 )
 def test_seed_architectures_at_full_size(tmp_path, config, tolerance):
-    from exporter.benchmark import calibrate_batchnorm
+    from benchmarks.export_baseline import calibrate_batchnorm
 
     torch.manual_seed(0)
     model = calibrate_batchnorm(build_model(config))

@@ -174,3 +174,29 @@ def test_no_import_cycle_between_modules():
     graph = import_graph()
     assert "inference.engines.ensemble" in graph and graph["inference.layouts.batch"]
     assert import_cycles(graph) == []
+
+
+def private_imports(package: str) -> list[str]:
+    """``file: module.name`` for every private name (``_name``) a file imports from another project module."""
+    modules = _module_names()
+    found = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        own = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module != own \
+                    and node.module.split(".")[0] in PROJECT_MODULES_ROOTS:
+                found += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and f"{node.module}.{a.name}" not in modules]
+    return found
+
+
+def test_private_import_finder_finds_one(tmp_path, monkeypatch):
+    (tmp_path / "exporter").mkdir()
+    (tmp_path / "exporter" / "a.py").write_text("from exporter.b import _hidden, shown\nfrom os import _exit\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert private_imports("exporter") == ["exporter/a.py: exporter.b._hidden"]
+
+
+@pytest.mark.parametrize("package", ["exporter", "network"])
+def test_no_module_imports_another_modules_private_name(package):
+    assert private_imports(package) == []

@@ -75,3 +75,17 @@ def test_variant_heads_export_with_parity(tmp_path):
     manifest = export_model(build_model(config).eval(), tmp_path / "model")
     assert manifest.task("FUGC").path == ["encoder", "fpn", "head.FUGC"]
     assert max(manifest.parity.max_rel_error.values()) <= 1e-4
+
+
+def test_cell_offset_head_exports_at_fp16(tmp_path):
+    """The fp16 converter retypes the cell centres' Cast to float16 but leaves it casting to float32; the one
+    conversion of both layouts repairs it (before, the default model's fp16 export failed on this head)."""
+    from exporter import export_model
+
+    tasks = [TaskSpec(task_id="thyroid_nodule_det", kind=TaskKind.DETECTION, num_classes=1)]
+    config = make_tiny_config(tasks).model_copy(update={"params": {"pyramid_channels": 32, "segmentation_channels": 32,
+                                                                   "detection_head": "cell_offset"}})
+    torch.manual_seed(0)
+    manifest = export_model(build_model(config).eval(), tmp_path / "model", precisions=["fp16"])
+    figures = manifest.graph_set("fp16").deviation_from_fp32
+    assert math.isfinite(figures["max_rel_error"]) and figures["detection.max_abs_box_diff"] < 1e-2

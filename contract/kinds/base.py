@@ -63,6 +63,9 @@ class KindSpec:
     ``raw_expected(k)``/``raw_fits(shape, batch, k)``/``raw_adapter(rank)``: a brought network's
     raw output for a task of ``k`` classes or points: its description, whether a shape fits,
     and the adapter that turns it into the role tensor (``ADAPTERS``).
+    ``head_width(k)``: channels of a head's raw output for a task of ``k`` classes or points
+    (the width of a pooled head's vector; a dense head's channels), e.g. what a timm or smp
+    classifier head is built with (``network.variants_*``).
     """
 
     kind: TaskKind
@@ -88,6 +91,7 @@ class KindSpec:
     raw_expected: Callable[[int], str]
     raw_fits: Callable[[tuple[int, ...], int, int], bool]
     raw_adapter: Callable[[int], str]
+    head_width: Callable[[int], int]
 
     @property
     def writes_mask(self) -> bool:
@@ -104,7 +108,7 @@ def check_size(size: Size) -> tuple[int, int]:
 
 #: Adapters from a brought network's raw output to the role tensor, by name (``KindSpec.raw_adapter``):
 #: ``identity``; ``softmax`` over axis 1; ``box_to_grid``: an N x 4 box -> a one-cell N x 5 x 1 x 1 grid
-#: whose objectness is 0. Implemented for torch (``network.byom``) and ONNX (``exporter.byom_onnx``).
+#: whose objectness is 0. Implemented for torch (``network.byom``) and ONNX (``exporter.onnx_adapters``).
 ADAPTERS = ("identity", "softmax", "box_to_grid")
 
 

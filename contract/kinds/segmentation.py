@@ -152,4 +152,5 @@ SPEC = KindSpec(
     raw_expected=lambda k: f"N x {k} x h x w logits",
     raw_fits=_raw_fits,
     raw_adapter=identity_adapter,
+    head_width=lambda k: k,
 )

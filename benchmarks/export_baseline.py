@@ -1,4 +1,4 @@
-"""Figures of an export of the baseline architecture (``python -m exporter.benchmark``).
+"""Figures of an export of the baseline architecture (``python -m benchmarks.export_baseline``).
 
 Builds the baseline network (EfficientNet-B4 + FPN + 27 heads by default) with
 random weights, re-estimates its BatchNorm statistics on synthetic
@@ -22,13 +22,13 @@ import numpy as np
 import torch
 
 from contract.defaults import DEFAULT_ENCODER, DEFAULT_INPUT_SIZE
-from exporter.api import export_checkpoint
-from exporter.folder import folder_bytes
-from exporter.graphs import run_torch_stages
-from exporter.images import synthetic_images
 from contract.imaging import preprocess
 from contract.manifest import ModelConfig, Preprocessing
 from contract.tasks import TaskRegistry
+from exporter import export_checkpoint
+from exporter.folder import folder_bytes
+from exporter.graphs import run_torch_stages
+from exporter.images import synthetic_images
 from network import build_model
 
 

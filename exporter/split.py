@@ -1,4 +1,8 @@
-"""One whole ONNX graph -> one pruned graph per task, all reading one shared weights file.
+"""The split layout: one whole ONNX graph -> one pruned graph per task, all reading one shared weights file.
+
+    graphs/<task_id>.onnx    the task's part of the whole graph (image[, task_index] -> <task_id>.<role>)
+    graphs/weights.bin       every weight once, shared by all task graphs (ONNX external data)
+    fp16/graphs/..., int8/graphs/...   the variants of the whole graph, split the same way
 
 The whole model is exported once (every task's output, ``image`` and, for
 task-conditioned models, ``task_index`` as inputs). Each task's graph keeps only
@@ -8,6 +12,9 @@ more are written once to ``<folder>/weights.bin`` and every task graph refers to
 them as ONNX external data (location, offset, length); ONNX Runtime resolves the
 location relative to the graph file, so the graphs and the weights file share a
 folder. Smaller initializers (shapes, scalars) stay inside each graph.
+
+fp16 and int8 convert the whole graph (``exporter.convert``; int8 calibrated over every
+task's index in turn for a task-conditioned graph), then split it like fp32.
 """
 
 from __future__ import annotations
@@ -23,9 +30,13 @@ from onnx import numpy_helper
 from onnx.external_data_helper import set_external_data
 from torch import nn
 
+import numpy as np
+
+from contract.manifest import IMAGE_INPUT, GraphFile, GraphSet, TaskEntry
+from exporter.convert import prepare_int8, quantize_int8, to_fp16
 from exporter.errors import ExportError
-from exporter.graphs import BATCH_AXIS, OPSET, _drop_initializer_inputs, graph_file
-from contract.manifest import GraphFile
+from exporter.graphs import BATCH_AXIS, OPSET, drop_initializer_inputs, graph_file
+from inference.engines.feeds import TASK_INDEX_INPUT
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +64,7 @@ def export_whole(wrapper: nn.Module, args: tuple[torch.Tensor, ...], input_names
         except (torch.onnx.errors.OnnxExporterError, RuntimeError, TypeError, ValueError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise ExportError(f"torch.onnx.export failed on the model: {first}") from exc
-    _drop_initializer_inputs(path)
+    drop_initializer_inputs(path)
 
 
 def _names_read(node: onnx.NodeProto) -> set[str]:
@@ -141,3 +152,39 @@ def split_per_task(model: onnx.ModelProto, outputs_by_task: dict[str, list[str]]
         log.info("%s: %d of %d nodes", relpath, len(task_model.graph.node), len(model.graph.node))
     return graphs
 
+
+
+class SplitGraphs:
+    """The split layout of a whole graph (``whole``: a file under a scratch folder) serving ``tasks``."""
+
+    def __init__(self, whole: Path, tasks: Sequence[TaskEntry]):
+        self.whole, self.tasks = whole, list(tasks)
+        self.outputs = {t.task_id: [t.output_tensor] for t in self.tasks}
+
+    def write_fp32(self, stage_dir: Path) -> dict[str, GraphFile]:
+        return split_per_task(onnx.load(str(self.whole)), self.outputs, stage_dir)
+
+    def groups(self, tasks: Sequence[TaskEntry]) -> list[list[TaskEntry]]:
+        """Checks run one task at a time: each holds one task's weights and arena only."""
+        return [[task] for task in tasks]
+
+    def write_fp16(self, stage_dir: Path, fp32: GraphSet, block: Sequence[str]) -> dict[str, GraphFile]:
+        converted = self.whole.with_name("whole.fp16.onnx")
+        to_fp16(self.whole, converted, block)
+        return split_per_task(onnx.load(str(converted)), self.outputs, stage_dir, prefix="fp16/")
+
+    def write_int8(self, stage_dir: Path, fp32: GraphSet, batches: list[np.ndarray]) -> dict[str, GraphFile]:
+        """Static QDQ int8 of the whole graph, calibrated on every batch (each task's index in turn)."""
+        batches = batches * max(1, -(-len(self.tasks) // max(len(batches), 1)))
+        inputs = [i.name for i in onnx.load(str(self.whole), load_external_data=False).graph.input]
+        feeds = []
+        for i, batch in enumerate(batches):
+            feed = {IMAGE_INPUT: batch}
+            if TASK_INDEX_INPUT in inputs:
+                position = [t.task_index for t in self.tasks][i % len(self.tasks)]
+                feed[TASK_INDEX_INPUT] = np.full((len(batch),), position, dtype=np.int64)
+            feeds.append(feed)
+        converted, prepared = self.whole.with_name("whole.int8.onnx"), self.whole.with_name("prepared.onnx")
+        prepare_int8(self.whole, prepared)
+        quantize_int8(prepared, converted, feeds)
+        return split_per_task(onnx.load(str(converted)), self.outputs, stage_dir, prefix="int8/")
