@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Optional
@@ -12,13 +10,14 @@ from typing import Optional
 from pydantic import BaseModel
 
 from contract.csv_layout import CsvLayoutError, csv_folder, list_csv_files, read_csv_file
-from contract.kinds import KIND_SPECS
+from contract.kinds import KIND_SPECS, spec_of
+from contract.kinds.detection import BOX_COLUMNS  # noqa: F401  (a detection row's box, in pixels; evaluation.official)
 from contract.tasks import TaskKind, TaskRegistry
 from evaluation.report import RowIssue
 
 log = logging.getLogger(__name__)
 
-BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")  # a detection row's box, in pixels
+
 
 
 class LabelLayoutError(ValueError):
@@ -49,22 +48,6 @@ class LabelRow(BaseModel):
 
 def _resolve(csv_dir: Path, relative: str) -> Path:
     return Path(os.path.normpath(csv_dir / relative))
-
-
-def _finite(values: list[float], what: str) -> list[float]:
-    if not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{what} is not finite: {values}")
-    return values
-
-
-def _parse_point(text: str, column: str) -> list[float]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{column}={text!r} is not JSON '[x, y]'") from exc
-    if not (isinstance(value, list) and len(value) == 2):
-        raise ValueError(f"{column}={text!r} is not '[x, y]'")
-    return _finite([float(v) for v in value], column)
 
 
 def _kind_and_size(rec: dict[str, str], registry: TaskRegistry) -> tuple[TaskKind, int]:
@@ -100,50 +83,10 @@ def _parse_row(rec: dict[str, str], csv_dir: Path, csv_name: str, where: tuple[i
         num_classes=size,
         image_file=_resolve(csv_dir, rec["image_path"]),
     )
-    fields.update(_LABEL_FIELDS[kind](rec, csv_dir, size))
+    fields.update(spec_of(kind).read_label(rec, size))
+    if "mask_path" in fields:
+        fields["mask_file"] = _resolve(csv_dir, fields["mask_path"])
     return LabelRow(**fields)
-
-
-def _mask_label(rec: dict[str, str], csv_dir: Path, size: int) -> dict:
-    mask_path = (rec.get("mask_path") or "").strip()
-    if not mask_path:
-        raise ValueError("empty mask_path")
-    return {"mask_path": mask_path, "mask_file": _resolve(csv_dir, mask_path)}
-
-
-def _class_label(rec: dict[str, str], csv_dir: Path, size: int) -> dict:
-    text = (rec.get("mask") or "").strip()
-    label = int(float(text)) if text else -1
-    if not 0 <= label < size:
-        raise ValueError(f"class label {text!r} is not in 0..{size - 1}")
-    return {"label": label}
-
-
-def _box_label(rec: dict[str, str], csv_dir: Path, size: int) -> dict:
-    texts = [(rec.get(c) or "").strip() for c in BOX_COLUMNS]
-    if not all(texts):
-        raise ValueError(f"empty box column(s) {[c for c, t in zip(BOX_COLUMNS, texts) if not t]}")
-    return {"box": _finite([float(t) for t in texts], "box")}
-
-
-def _points_label(rec: dict[str, str], csv_dir: Path, size: int) -> dict:
-    points: list[float] = []
-    for k in range(1, size + 1):
-        column = f"point_{k}_xy"
-        text = (rec.get(column) or "").strip()
-        if not text:
-            raise ValueError(f"empty {column}")
-        points.extend(_parse_point(text, column))
-    return {"points": points}
-
-
-#: What a labelled row of each kind holds, read from its CSV record: (record, csv folder, size) -> LabelRow fields.
-_LABEL_FIELDS = {
-    TaskKind.SEGMENTATION: _mask_label,
-    TaskKind.CLASSIFICATION: _class_label,
-    TaskKind.DETECTION: _box_label,
-    TaskKind.REGRESSION: _points_label,
-}
 
 
 _LABEL_COLUMNS = {kind: spec.label_columns for kind, spec in KIND_SPECS.items()}

@@ -30,7 +30,7 @@ def test_every_kind_has_a_spec_with_distinct_roles_files_and_sockets():
 PER_KIND_TABLES = (
     "network.heads:HEAD_BUILDERS", "network.heads:ROLE_ACTIVATIONS",
     "training.kinds:KIND_TRAINING",
-    "evaluation.scoring:_SCORERS", "evaluation.labels:_LABEL_FIELDS", "evaluation.labels:_LABEL_COLUMNS",
+    "evaluation.scoring:_SCORERS", "evaluation.labels:_LABEL_COLUMNS",
     "review.collect:SCORERS", "review.collect:SCORE_NAMES", "review.draw:KIND_DRAWING",
     "phantoms.kinds:KIND_PHANTOMS",
     "inference.layouts.case:OUTPUT_SLUGS",

@@ -1,18 +1,21 @@
 """One spec per task kind (``KindSpec``), and the lookups the rest of the project uses.
 
-To add a kind: a ``TaskKind`` member in ``contract.tasks``, a module here with its
-``SPEC`` (role, record, file, socket, decode, fallback, label columns, metrics) listed in
-``KIND_SPECS``, then the per-kind tables outside the contract that the import-rule
-test names (a head in ``network.heads``, a target, loss and validation metric in ``training.kinds``, a scorer in
-``evaluation.scoring``, a phantom renderer); ``tests/test_kind_specs.py`` fails until
-each has an entry for the new kind.
+To add a kind: a ``TaskKind`` member in ``contract.tasks`` and a module here with its
+``SPEC`` (``KindSpec``: role, record, file, socket, decode, fallback, label columns and
+label reading, metrics, ensembles, flips, deviation, brought-model outputs), found by
+``KIND_SPECS`` on its own; then the per-kind tables outside the contract (a head in
+``network.heads``, a target, loss and metric in ``training.kinds``, a scorer in
+``evaluation.scoring``, a review scorer and drawing in ``review.collect``/``review.draw``,
+a phantom in ``phantoms.kinds``): ``tests/test_kind_specs.py`` names each that lacks it.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import numpy as np
 
-from contract.kinds import classification, detection, regression, segmentation
 from contract.kinds.base import KindSpec, Number, Prediction, RecordBase, Size, check_size
 from contract.kinds.classification import ClassificationRecord, classification_fields
 from contract.kinds.detection import FALLBACK_BOX, DetectionRecord, box_pixels, detection_fields
@@ -20,9 +23,18 @@ from contract.kinds.regression import FALLBACK_POINT, RegressionRecord, regressi
 from contract.kinds.segmentation import segmentation_mask
 from contract.tasks import TaskKind
 
-KIND_SPECS: dict[TaskKind, KindSpec] = {
-    spec.kind: spec for spec in (segmentation.SPEC, classification.SPEC, detection.SPEC, regression.SPEC)
-}
+
+def _discover() -> dict[TaskKind, KindSpec]:
+    """Every module of this package with a ``SPEC``, in ``TaskKind`` order: a new kind's module is found here."""
+    specs: dict[TaskKind, KindSpec] = {}
+    for info in pkgutil.iter_modules(__path__):
+        spec = getattr(importlib.import_module(f"{__name__}.{info.name}"), "SPEC", None)
+        if isinstance(spec, KindSpec):
+            specs[spec.kind] = spec
+    return {kind: specs[kind] for kind in TaskKind if kind in specs}
+
+
+KIND_SPECS: dict[TaskKind, KindSpec] = _discover()
 
 #: The output role each kind's decoding reads.
 OUTPUT_ROLE: dict[TaskKind, str] = {kind: spec.role for kind, spec in KIND_SPECS.items()}

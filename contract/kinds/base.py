@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Callable
 
@@ -60,6 +62,8 @@ class KindSpec:
     None); ``flip_safe_default``: a task outside the official list is flipped by default.
     ``deviation(reference, actual)``: how far a role tensor (fp16, int8) is from fp32, as
     ``(figure, value, worst)`` with worst "max" or "min" (``exporter.deviation``).
+    ``read_label(record, k)``: a labelled CSV row's label fields (``evaluation.labels.LabelRow``), read from
+    its CSV record for a task of ``k`` classes or points; ValueError naming the column when unusable.
     ``raw_expected(k)``/``raw_fits(shape, batch, k)``/``raw_adapter(rank)``: a brought network's
     raw output for a task of ``k`` classes or points: its description, whether a shape fits,
     and the adapter that turns it into the role tensor (``ADAPTERS``).
@@ -88,6 +92,7 @@ class KindSpec:
     flip_permutes: str | None
     flip_safe_default: bool
     deviation: Callable[[np.ndarray, np.ndarray], list[tuple[str, float, str]]]
+    read_label: Callable[[dict[str, str], int], dict[str, Any]]
     raw_expected: Callable[[int], str]
     raw_fits: Callable[[tuple[int, ...], int, int], bool]
     raw_adapter: Callable[[int], str]
@@ -135,3 +140,25 @@ def softmax(logits: np.ndarray, axis: int) -> np.ndarray:
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # stable for large |x|
 
+
+
+def finite(values: list[float], what: str) -> list[float]:
+    """``values`` when every one is finite; ValueError naming ``what`` otherwise."""
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{what} is not finite: {values}")
+    return values
+
+
+def parse_point(text: str, column: str) -> list[float]:
+    """A CSV point cell, JSON ``"[x, y]"``, as two finite floats."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{column}={text!r} is not JSON '[x, y]'") from exc
+    if not (isinstance(value, list) and len(value) == 2):
+        raise ValueError(f"{column}={text!r} is not '[x, y]'")
+    return finite([float(v) for v in value], column)
+
+
+def cell(record: dict[str, str], column: str) -> str:
+    return (record.get(column) or "").strip()

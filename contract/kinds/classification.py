@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, StrictInt, model_validator
 
-from contract.kinds.base import KindSpec, Number, Prediction, RecordBase, Size, as_role, same_estimate
+from contract.kinds.base import KindSpec, Number, Prediction, RecordBase, Size, as_role, cell, same_estimate
 from contract.tasks import TaskKind
 
 
@@ -58,6 +58,14 @@ def _deviation(reference: np.ndarray, actual: np.ndarray) -> list[tuple[str, flo
             ("classification.argmax_agreement", float(np.mean(reference.argmax(1) == actual.argmax(1))), "min")]
 
 
+def _read_label(record: dict[str, str], k: int) -> dict[str, int]:
+    text = cell(record, "mask")
+    label = int(float(text)) if text else -1
+    if not 0 <= label < k:
+        raise ValueError(f"class label {text!r} is not in 0..{k - 1}")
+    return {"label": label}
+
+
 SPEC = KindSpec(
     kind=TaskKind.CLASSIFICATION,
     role="probs",
@@ -79,6 +87,7 @@ SPEC = KindSpec(
     flip_permutes="classes",
     flip_safe_default=False,
     deviation=_deviation,
+    read_label=_read_label,
     raw_expected=lambda k: f"N x {k} logits",
     raw_fits=lambda shape, batch, k: shape == (batch, k),
     raw_adapter=lambda rank: "softmax",

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from contract.kinds.base import KindSpec, Number, Prediction, RecordBase, Size, check_size
+from contract.kinds.base import KindSpec, Number, Prediction, RecordBase, Size, cell, check_size, finite
 from contract.tasks import TaskKind
 
 FALLBACK_BOX = (0.25, 0.25, 0.75, 0.75)
@@ -96,6 +96,16 @@ def _raw_fits(shape: tuple[int, ...], batch: int, k: int) -> bool:
     return shape == (batch, 4) or (len(shape) == 4 and shape[:2] == (batch, 4 + k))
 
 
+BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")
+
+
+def _read_label(record: dict[str, str], k: int) -> dict[str, list[float]]:
+    texts = [cell(record, c) for c in BOX_COLUMNS]
+    if not all(texts):
+        raise ValueError(f"empty box column(s) {[c for c, t in zip(BOX_COLUMNS, texts) if not t]}")
+    return {"box": finite([float(t) for t in texts], "box")}
+
+
 SPEC = KindSpec(
     kind=TaskKind.DETECTION,
     role="grid",
@@ -106,7 +116,7 @@ SPEC = KindSpec(
     gc_socket="detection-prediction",
     decode=_decode,
     fallback=_fallback,
-    label_columns=("x_min", "y_min", "x_max", "y_max"),
+    label_columns=BOX_COLUMNS,
     metrics=("iou",),
     dense=True,
     count_noun="class",
@@ -118,6 +128,7 @@ SPEC = KindSpec(
     flip_permutes=None,
     flip_safe_default=True,
     deviation=_deviation,
+    read_label=_read_label,
     raw_expected=lambda k: f"N x 4 normalized box (x_min, y_min, x_max, y_max) or N x {4 + k} x h x w grid",
     raw_fits=_raw_fits,
     raw_adapter=lambda rank: "box_to_grid" if rank == 2 else "identity",

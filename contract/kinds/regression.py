@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from contract.kinds.base import KindSpec, Number, Prediction, RecordBase, Size, as_role, check_size, identity_adapter, same_estimate
+from contract.kinds.base import (KindSpec, Number, Prediction, RecordBase, Size, as_role, cell, check_size, identity_adapter,
+                                 parse_point, same_estimate)
 from contract.tasks import TaskKind
 
 FALLBACK_POINT = (0.5, 0.5)
@@ -69,6 +70,17 @@ def _deviation(reference: np.ndarray, actual: np.ndarray) -> list[tuple[str, flo
     return [("Regression.max_abs_point_diff", float(np.max(np.abs(reference - actual))), "max")]
 
 
+def _read_label(record: dict[str, str], k: int) -> dict[str, list[float]]:
+    points: list[float] = []
+    for i in range(1, k + 1):
+        column = f"point_{i}_xy"
+        text = cell(record, column)
+        if not text:
+            raise ValueError(f"empty {column}")
+        points.extend(parse_point(text, column))
+    return {"points": points}
+
+
 SPEC = KindSpec(
     kind=TaskKind.REGRESSION,
     role="points",
@@ -90,6 +102,7 @@ SPEC = KindSpec(
     flip_permutes="points",
     flip_safe_default=False,
     deviation=_deviation,
+    read_label=_read_label,
     raw_expected=lambda k: f"N x {2 * k} normalized points (x1, y1, ...)",
     raw_fits=lambda shape, batch, k: shape == (batch, 2 * k),
     raw_adapter=identity_adapter,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from contract.kinds.base import KindSpec, Prediction, Size, check_size, identity_adapter, sigmoid, softmax
+from contract.kinds.base import KindSpec, Prediction, Size, cell, check_size, identity_adapter, sigmoid, softmax
 from contract.tasks import TaskKind
 
 BAND_ROWS = 64
@@ -128,6 +128,13 @@ def _raw_fits(shape: tuple[int, ...], batch: int, k: int) -> bool:
     return len(shape) == 4 and shape[:2] == (batch, k) and min(shape[2:]) >= 1
 
 
+def _read_label(record: dict[str, str], k: int) -> dict[str, str]:
+    mask_path = cell(record, "mask_path")
+    if not mask_path:
+        raise ValueError("empty mask_path")
+    return {"mask_path": mask_path}
+
+
 SPEC = KindSpec(
     kind=TaskKind.SEGMENTATION,
     role="logits",
@@ -149,6 +156,7 @@ SPEC = KindSpec(
     flip_permutes="classes",
     flip_safe_default=True,
     deviation=_deviation,
+    read_label=_read_label,
     raw_expected=lambda k: f"N x {k} x h x w logits",
     raw_fits=_raw_fits,
     raw_adapter=identity_adapter,
