@@ -94,6 +94,8 @@ RUN --mount=type=secret,id=pip_ca \
         && python -c "import torch, segmentation_models_pytorch, timm, onnx"; \
     fi \
     && rm -rf /tmp/req
+# Which variant this is (tests/test_container_torch.py reads it; `docker image inspect`).
+LABEL org.fmc-uia.with-torch="${WITH_TORCH}"
 
 # The image's own unprivileged user runs it when there is no output folder to take the owner
 # from (see scripts/entrypoint.sh); any other uid works too (--user 4242:4242): everything
