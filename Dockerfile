@@ -76,23 +76,26 @@ RUN --mount=type=secret,id=pip_ca \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
     && pip install -r /tmp/req/requirements-cuda.txt \
     && python -c "import numpy, cv2, SimpleITK, pydantic, tqdm, onnxruntime"
-# Optional PyTorch fallback engine (WITH_TORCH=1; each ARG is declared where it is used, so
-# changing it rebuilds only from there), from PyTorch's CPU wheel index by default: PyPI's
-# torch 2.14.1 on x86_64 is a CUDA 13 build whose nvidia-cudnn-cu13 installs into the same
-# nvidia/cudnn/lib folder as the CUDA 12 cuDNN above and replaces it (the library check at
-# the end of the build then fails, naming the replaced files). With the CPU build the
-# fallback runs on the CPU and the CUDA 12 stack stays intact.
+# Optional PyTorch fallback engine (WITH_TORCH=1; the ARG is declared where it is used, so
+# changing it rebuilds only from here). torch 2.9.1 from PyPI is a CUDA 12.8 build whose NVIDIA
+# pins are the ones of requirements-cuda.txt (CUDA runtime, NVRTC, cuBLAS, cuFFT, cuRAND,
+# nvJitLink, cuDNN 9.10.2.21), plus the libraries only torch uses (cuSOLVER, cuSPARSE,
+# cuSPARSELt, NCCL, NVSHMEM, CUPTI, cuFile, NVTX): ONNX Runtime and the fallback share one set
+# of CUDA 12 libraries. Both files are resolved together, so a torch that asked for other
+# NVIDIA versions (PyPI's newer torch is a CUDA 13 build whose cuDNN would install over
+# this one) fails here instead of replacing them; the library check at the end checks
+# torch's CUDA libraries too.
 ARG WITH_TORCH=0
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 COPY requirements-torch.txt /tmp/req/
 RUN --mount=type=secret,id=pip_ca \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
     && if [ "${WITH_TORCH}" = "1" ]; then \
-        pip install ${TORCH_INDEX_URL:+--extra-index-url "${TORCH_INDEX_URL}"} \
-            -r /tmp/req/requirements.txt -r /tmp/req/requirements-torch.txt \
+        pip install -r /tmp/req/requirements-cuda.txt -r /tmp/req/requirements-torch.txt \
         && python -c "import torch, segmentation_models_pytorch, timm, onnx"; \
     fi \
     && rm -rf /tmp/req
+# Which variant this is (tests/test_container_torch.py reads it; `docker image inspect`).
+LABEL org.fmc-uia.with-torch="${WITH_TORCH}"
 
 # The image's own unprivileged user runs it when there is no output folder to take the owner
 # from (see scripts/entrypoint.sh); any other uid works too (--user 4242:4242): everything

@@ -1,12 +1,17 @@
 # make run   run the embedded default model on test/input into output/ (runtime venv)
-# make test  dev venv, pytest, then the container test; the last line says
-#            "PASSED (python + container)"; without a container engine the container test is
-#            skipped, the last line says "PARTIAL: ..." and make test fails (non-zero exit)
+# make test  dev venv, pytest, then the container test of both images: the default one
+#            (fmc-uia:latest) and the PyTorch fallback one (WITH_TORCH=1, $(TORCH_IMAGE): every
+#            case through --engine torch, and through --engine auto with an encoder ONNX
+#            Runtime cannot load); the last line says "PASSED (python + container)"; without a
+#            container engine the container test is skipped, the last line says "PARTIAL: ..."
+#            and make test fails (non-zero exit)
 # make test-python  the python tests only (an explicit partial run: exit 0 when they pass)
 #            The dev venv is about 7.2 GB: PyPI's torch is a CUDA build (+0.5 GB Ray). Where the PyTorch
 #            CPU wheel index is reachable, TORCH_INDEX=https://download.pytorch.org/whl/cpu
 #            installs the CPU-only torch/torchvision instead (no CUDA libraries).
-# make image build the image (scripts/build_image.sh; FMC_BASE_IMAGE, WITH_TORCH apply)
+# make image build the image (scripts/build_image.sh; FMC_BASE_IMAGE applies): fmc-uia:latest,
+#            ONNX Runtime only; `make image WITH_TORCH=1` builds $(TORCH_IMAGE) with the PyTorch
+#            fallback (docs/image.md: sizes, and why the default image has none)
 # make save  write dist/fmc-uia.tar.gz (+ dist/model.tar.gz from model_weights/)
 # make submission VALIDATION=DIR  run the built image on DIR with the organisers' run line, write
 #            dist/predictions.zip (for Codabench) and dist/fmc-uia.tar.gz + .sha256 (scripts/package_submission.sh)
@@ -16,6 +21,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?= -q
 TORCH_INDEX ?=
+TORCH_IMAGE ?= fmc-uia:torch
+WITH_TORCH ?= 0
 
 .PHONY: run test test-python test-container image save submission lint venv dev-venv
 .DEFAULT_GOAL := test
@@ -43,8 +50,10 @@ run: $(VENV)/.runtime-stamp
 	$(PY) -m inference --input test/input --output output
 
 # The container test: exit 0 passed, 1 failed (or an engine is required and missing), 2 skipped.
+# The default image, then the torch image (its build reuses every layer up to the torch one).
 CONTAINER_TEST = if err=$$(scripts/container_engine.sh 2>&1 >/dev/null); then \
-		{ PYTHON=$(PY) test/run_test.sh && { $(call PYTEST,-m container); }; } || exit 1; \
+		{ PYTHON=$(PY) WITH_TORCH=0 test/run_test.sh && { $(call PYTEST,-m container); } \
+		  && $(TORCH_CONTAINER_TEST); } || exit 1; \
 	else \
 		echo "$$err" >&2; \
 		if [ "$$CI" = true ] || [ "$${REQUIRE_CONTAINER:-0}" = 1 ]; then \
@@ -54,6 +63,10 @@ CONTAINER_TEST = if err=$$(scripts/container_engine.sh 2>&1 >/dev/null); then \
 		echo "         Set CONTAINER_ENGINE, or run 'test/run_test.sh --local' to test without one." >&2; \
 		exit 2; \
 	fi
+
+TORCH_CONTAINER_TEST = PYTHON=$(PY) FMC_IMAGE=$(TORCH_IMAGE) WITH_TORCH=1 test/run_test.sh --engine torch \
+	&& PYTHON=$(PY) test/run_test.sh --image $(TORCH_IMAGE) --onnx-unloadable \
+	&& ( export FMC_IMAGE=$(TORCH_IMAGE) FMC_EXPECT_TORCH=1; $(call PYTEST,-m container) )
 
 test: $(VENV)/.dev-stamp
 	@$(call PYTEST,-m "not slow and not container")
@@ -77,7 +90,7 @@ test-container: $(VENV)/.dev-stamp
 	@$(CONTAINER_TEST)
 
 image:
-	scripts/build_image.sh
+	WITH_TORCH=$(WITH_TORCH) scripts/build_image.sh $(if $(filter 1,$(WITH_TORCH)),$(TORCH_IMAGE))
 
 save:
 	scripts/save_image.sh --model model_weights

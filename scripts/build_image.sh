@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Builds the inference image from the repository's Dockerfile.
-#   scripts/build_image.sh [TAG]            (default: $FMC_IMAGE, else fmc-uia:latest)
+#   scripts/build_image.sh [TAG]            (default: $FMC_IMAGE, else fmc-uia:latest, or
+#                                            fmc-uia:torch with WITH_TORCH=1)
 # Environment:
 #   CONTAINER_ENGINE  docker or podman (see scripts/container_engine.sh)
 #   FMC_BASE_IMAGE    overrides the Dockerfile's BASE_IMAGE (CI: localhost/base:bookworm)
-#   WITH_TORCH=1      also installs the PyTorch fallback engine (requirements-torch.txt)
+#   WITH_TORCH=1      also installs the PyTorch fallback engine (requirements-torch.txt:
+#                     torch 2.9.1, PyPI's CUDA 12.8 build; ~4.6 GB more, docs/image.md)
 #   PIP_CA_BUNDLE     CA bundle for pip inside the build (default: $PIP_CERT or the
 #                     `cert` of /etc/pip.conf)
 #   BUILD_ARGS        extra arguments for the engine's build command
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tag=${1:-${FMC_IMAGE:-fmc-uia:latest}}
+default_tag=fmc-uia:latest
+[ "${WITH_TORCH:-0}" != 1 ] || default_tag=fmc-uia:torch
+tag=${1:-${FMC_IMAGE:-$default_tag}}
 read -ra engine <<<"$(scripts/container_engine.sh)"
 kind=$(scripts/container_engine.sh --kind)
 

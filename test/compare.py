@@ -65,6 +65,8 @@ class Tolerances:
 class FileResult:
     path: str
     problems: list[str] = field(default_factory=list)
+    #: largest deviation per tolerance class (JSON: prob/norm/px) or the pixel agreement (images)
+    measures: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -139,8 +141,10 @@ def _dev_text(diff: _JsonDiff, tol: Tolerances) -> str:
     return ", ".join(f"{k} {v:.4g} (tol {limits[k]:g})" for k, v in sorted(diff.max_dev.items()))
 
 
-def compare_json(expected: Path, actual: Path, tol: Tolerances, max_shown: int = 5) -> list[str]:
-    """Problems found comparing two JSON files (empty list: within tolerance)."""
+def compare_json(expected: Path, actual: Path, tol: Tolerances, max_shown: int = 5,
+                 measures: Optional[dict[str, float]] = None) -> list[str]:
+    """Problems found comparing two JSON files (empty list: within tolerance); ``measures``
+    receives the largest deviation per tolerance class."""
     try:
         exp = json.loads(expected.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -174,6 +178,8 @@ def compare_json(expected: Path, actual: Path, tol: Tolerances, max_shown: int =
         if diff.diffs:
             problems.append(f"{len(diff.diffs)} value(s) differ; max deviation {_dev_text(diff, tol) or 'n/a'}")
     problems += [f"  {d}" for d in diff.diffs[:max_shown]]
+    if measures is not None:
+        measures.update(diff.max_dev)
     return problems
 
 
@@ -187,8 +193,10 @@ def _read_image(path: Path) -> tuple[Optional[np.ndarray], Optional[sitk.Image]]
     return sitk.GetArrayFromImage(image), image
 
 
-def compare_image(expected: Path, actual: Path, tol: Tolerances) -> list[str]:
-    """Problems found comparing two images (shape, dtype, pixel agreement, .mha geometry)."""
+def compare_image(expected: Path, actual: Path, tol: Tolerances,
+                  measures: Optional[dict[str, float]] = None) -> list[str]:
+    """Problems found comparing two images (shape, dtype, pixel agreement, .mha geometry);
+    ``measures`` receives the agreement."""
     exp, exp_img = _read_image(expected)
     act, act_img = _read_image(actual)
     if exp is None:
@@ -200,6 +208,8 @@ def compare_image(expected: Path, actual: Path, tol: Tolerances) -> list[str]:
     problems = []
     equal = np.equal(exp, act) | (np.isnan(exp) & np.isnan(act) if exp.dtype.kind == "f" else False)
     agreement = float(np.mean(equal)) if equal.size else 1.0
+    if measures is not None:
+        measures["agreement"] = agreement
     if agreement < tol.mask_agreement:
         problems.append(
             f"mask agreement {agreement:.4%} < {tol.mask_agreement:.2%} ({int(equal.size - equal.sum())} of "
@@ -213,12 +223,13 @@ def compare_image(expected: Path, actual: Path, tol: Tolerances) -> list[str]:
     return problems
 
 
-def compare_file(expected: Path, actual: Path, tol: Tolerances) -> list[str]:
+def compare_file(expected: Path, actual: Path, tol: Tolerances,
+                 measures: Optional[dict[str, float]] = None) -> list[str]:
     suffix = expected.suffix.lower()
     if suffix == ".json":
-        return compare_json(expected, actual, tol)
+        return compare_json(expected, actual, tol, measures=measures)
     if suffix in CV2_IMAGES | SITK_IMAGES:
-        return compare_image(expected, actual, tol)
+        return compare_image(expected, actual, tol, measures=measures)
     return [] if expected.read_bytes() == actual.read_bytes() else ["content differs (compared byte for byte)"]
 
 
@@ -240,8 +251,23 @@ def compare_folders(expected: Path, actual: Path, tol: Tolerances, ignore: Seque
         elif rel not in exp_files:
             results.append(FileResult(rel, ["unexpected file"]))
         else:
-            results.append(FileResult(rel, compare_file(expected / rel, actual / rel, tol)))
+            result = FileResult(rel)
+            result.problems = compare_file(expected / rel, actual / rel, tol, result.measures)
+            results.append(result)
     return results
+
+
+def deviation_summary(results: Sequence[FileResult]) -> list[str]:
+    """How close the compared files were: each JSON file's largest deviations, the images' lowest agreement."""
+    lines = [f"{r.path}: largest deviation " + ", ".join(f"{k} {v:.3g}" for k, v in sorted(r.measures.items()))
+             for r in results if r.measures and "agreement" not in r.measures]
+    images = [r for r in results if "agreement" in r.measures]
+    if images:
+        worst = min(images, key=lambda r: r.measures["agreement"])
+        identical = sum(r.measures["agreement"] == 1.0 for r in images)
+        lines.append(f"{len(images)} image(s): {identical} identical, lowest pixel agreement "
+                     f"{worst.measures['agreement']:.4%} ({worst.path})")
+    return lines
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -270,6 +296,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(tol.describe())
     results = compare_folders(args.expected, args.actual, tol, args.ignore)
     bad = [r for r in results if not r.ok]
+    for line in deviation_summary(results):
+        print(line)
     for result in bad:
         print(f"MISMATCH {result.path}: {result.problems[0]}")
         for line in result.problems[1:]:

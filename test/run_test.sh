@@ -12,26 +12,36 @@
 #   test/run_test.sh --no-build use the existing image (also: FMC_NO_BUILD=1)
 #   test/run_test.sh --image T  image tag (default: $FMC_IMAGE, else fmc-uia:latest)
 #   test/run_test.sh --local    no container: `python -m inference` here, same comparisons
+# The PyTorch fallback (an image built with WITH_TORCH=1), within the same tolerances:
+#   --engine torch       every case through `--engine torch`; each log must name torch
+#   --onnx-unloadable    every case under `--engine auto` with a copy of model_weights/ whose
+#                        encoder ONNX Runtime cannot load (test/make_unloadable_model.py; at
+#                        /opt/ml/model, or --weights with --local): each log must show the
+#                        switch to PyTorch
 #
 # Environment: CONTAINER_ENGINE (docker or podman), FMC_BASE_IMAGE and WITH_TORCH (build,
-# see scripts/build_image.sh), PYTHON (interpreter for --local and compare.py; default
-# .venv/bin/python when present, else python3).
+# see scripts/build_image.sh), PYTHON (interpreter for --local, compare.py and
+# make_unloadable_model.py; default .venv/bin/python when present, else python3).
 # Exit status: 0 every case matches; 1 a case failed or differs; 2 usage or setup error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "ERROR: $1" >&2; exit "${2:-2}"; }
 
 mode=container
 build=1
 [ "${FMC_NO_BUILD:-0}" = 1 ] && build=0
 image=${FMC_IMAGE:-fmc-uia:latest}
+engine_arg=""
+unloadable=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --local) mode=local; shift ;;
         --no-build) build=0; shift ;;
         --image) image=${2:?--image needs a tag}; build=0; shift 2 ;;
+        --engine) engine_arg=${2:?--engine needs onnxruntime, torch or auto}; shift 2 ;;
+        --onnx-unloadable) unloadable=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "ERROR: unknown argument $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -40,6 +50,22 @@ done
 if [ -n "${PYTHON:-}" ]; then python=$PYTHON
 elif [ -x .venv/bin/python ]; then python=.venv/bin/python
 else python=python3; fi
+
+case "$engine_arg" in
+    ""|onnxruntime|torch|auto) ;;
+    *) die "--engine must be onnxruntime, torch or auto, not $engine_arg" ;;
+esac
+[ "$unloadable" = 0 ] || [ -z "$engine_arg" ] || [ "$engine_arg" = auto ] \
+    || die "--onnx-unloadable runs under --engine auto (the fallback); drop --engine $engine_arg"
+# What each run adds to the inference command line, and what its log must show.
+infer_args=()
+[ -z "$engine_arg" ] || infer_args+=(--engine "$engine_arg")
+log_must=()
+[ "$engine_arg" != torch ] || log_must+=("inference engine: torch")
+if [ "$unloadable" = 1 ]; then
+    infer_args+=(--engine auto)
+    log_must+=("falling back to PyTorch" "inference engine: torch")
+fi
 
 # The cases: "name input expected output", test/input first.
 cases=()
@@ -98,19 +124,41 @@ if [ "$mode" = container ]; then
     fi
 fi
 
+# --onnx-unloadable: the model copy, readable by the container's user, removed at exit.
+model_opts=()
+if [ "$unloadable" = 1 ]; then
+    model_tmp=$(mktemp -d /tmp/fmc-unloadable.XXXXXX)
+    trap 'rm -rf "$model_tmp"' EXIT
+    "$python" test/make_unloadable_model.py model_weights "$model_tmp/model" \
+        || die "could not make the unloadable model copy (test/make_unloadable_model.py)"
+    chmod -R a+rX "$model_tmp"
+    if [ "$mode" = local ]; then model_opts=(--weights "$model_tmp/model")
+    else model_opts=(-v "$model_tmp/model:/opt/ml/model:ro"); fi
+fi
+[ ${#infer_args[@]} -eq 0 ] || echo "each run adds: ${infer_args[*]}${model_opts:+ (model: ${model_opts[*]})}" >&2
+
 # run_case NAME INPUT OUTPUT LOG: one inference run; prints nothing, returns its exit status.
 run_case() {
     local name=$1 input=$2 output=$3 log=$4
     if [ "$mode" = local ]; then
-        "$python" -m inference --input "$input" --output "$output" >"$log" 2>&1
+        "$python" -m inference --input "$input" --output "$output" "${model_opts[@]}" "${infer_args[@]}" >"$log" 2>&1
     elif [ "$name" = batch ]; then
         "${engine[@]}" "${organisers_opts[@]}" -v "$(cd "$input" && pwd):/input/:ro" \
-            -v "$(cd "$output" && pwd):/output" "$image" >"$log" 2>&1
+            -v "$(cd "$output" && pwd):/output" "${model_opts[@]}" "$image" "${infer_args[@]}" >"$log" 2>&1
     else
         [ "$(id -u)" != 0 ] || chown "$gc_user" "$output"
         "${engine[@]}" "${gc_opts[@]}" -v "$(cd "$input" && pwd):/input:ro" \
-            -v "$(cd "$output" && pwd):/output" "$image" >"$log" 2>&1
+            -v "$(cd "$output" && pwd):/output" "${model_opts[@]}" "$image" "${infer_args[@]}" >"$log" 2>&1
     fi
+}
+
+# log_misses LOG: the first line LOG must hold (--engine torch, --onnx-unloadable) that it lacks.
+log_misses() {
+    local wanted
+    for wanted in "${log_must[@]}"; do
+        grep -qF "$wanted" "$1" || { echo "$wanted"; return 0; }
+    done
+    return 1
 }
 
 # check_files OUTPUT: every file belongs to the folder's owner and none is world-writable.
@@ -143,6 +191,10 @@ for case in "${cases[@]}"; do
         echo "FAIL $name: $output differs from $expected (ran ${took} s):" >&2
         sed 's/^/    /' "$output.compare" >&2
         failed+=("$name")
+    elif missing=$(log_misses "$log"); then
+        echo "FAIL $name: its log ($log) lacks \"$missing\"; it ends:" >&2
+        tail -n 15 "$log" | sed 's/^/    /' >&2
+        failed+=("$name")
     elif [ "$mode" = container ] && ! problem=$(check_files "$output"); then
         echo "FAIL $name: $problem" >&2
         failed+=("$name")
@@ -155,4 +207,4 @@ if [ ${#failed[@]} -gt 0 ]; then
     echo "FAILED: ${#failed[@]} of ${#cases[@]} cases: ${failed[*]}" >&2
     exit 1
 fi
-echo "PASS: all ${#cases[@]} cases match their expected outputs ($mode)" >&2
+echo "PASS: all ${#cases[@]} cases match their expected outputs ($mode${infer_args:+, ${infer_args[*]}}${model_opts:+, ONNX-unloadable encoder})" >&2

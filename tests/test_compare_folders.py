@@ -165,3 +165,17 @@ def test_usage_error_missing_folder(tmp_path, capsys):
     exp = _write(tmp_path / "exp")
     code, out = _run(exp, tmp_path / "nope", capsys)
     assert code == 2 and "is not a folder" in out
+
+
+def test_deviations_are_reported_when_within_tolerance(tmp_path, capsys):
+    cls = _copy(CLS)
+    cls[0]["predicted_probs"] = [0.2004, 0.7996]
+    mask = np.zeros((40, 50), np.uint8)
+    mask[10:30, 10:40] = 1
+    mask[0, 0] = 1  # 1 pixel of 2000 differs
+    exp, act = _write(tmp_path / "exp"), _write(tmp_path / "act", cls=cls, mask=mask)
+    code, out = _run(exp, act, capsys)
+    assert code == 0, out
+    assert "classification_predictions.json: largest deviation prob 0.0004" in out
+    assert "detection_predictions.json: largest deviation norm 0, px 0" in out
+    assert "1 image(s): 0 identical, lowest pixel agreement 99.9500% (Segmentation/ds/a.png)" in out

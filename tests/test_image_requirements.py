@@ -1,13 +1,18 @@
 """What the image's Python code imports is what its requirements files install.
 
 The default image installs requirements.txt (+ the CUDA wheels); the WITH_TORCH=1 image adds
-requirements-torch.txt for the PyTorch fallback (inference.engines.torch_engine, network.*). Building
-the torch image in CI is too heavy (PyPI's torch is a CUDA 13 build with ~4 GB of wheels), so
-this walks the import statements instead: every module of the runtime packages (modules
-are also imported by name, e.g. the layouts, so all are roots), function-level imports
-included, optional ``try: import`` excepted, following the project's own packages; each
-third-party import must belong to a distribution pinned in the right file, and every
-project package reached must be one the Dockerfile copies.
+requirements-torch.txt for the PyTorch fallback (inference.engines.torch_engine, network.*). The
+images are built and run by the container test (test/run_test.sh, make test); this checks,
+without building, what an image would miss: it walks the import statements of every module
+of the runtime packages (modules are also imported by name, e.g. the layouts, so all are
+roots), function-level imports included, optional ``try: import`` excepted, following the
+project's own packages; each third-party import must belong to a distribution pinned in the
+right file, and every project package reached must be one the Dockerfile copies.
+
+The torch image's torch need not be the dev venv's (the fallback reads its weights from the
+ONNX graphs; the image needs the CUDA 12 build, the dev venv has a CUDA 13 one): its pins are
+checked against what the fallback imports and against each other, not against the dev pins,
+except for the libraries that define the network's layers and read the weights.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_BOUNDARY = "inference.engines.torch_engine"
@@ -172,20 +178,79 @@ def test_optional_entry_points_import_only_their_requirements(module):
     assert not missing, f"{module} imports {missing}, pinned in neither requirements.txt nor {OPTIONAL_ENTRY_POINTS[module]}"
 
 
-def test_torch_pins_match_the_dev_pins():
-    """requirements-torch.txt pins the same versions the exporter was tested with."""
-    def pins(name: str) -> dict[str, str]:
-        found = {}
-        for line in (ROOT / name).read_text().splitlines():
-            line = line.split("#", 1)[0].strip()
-            if "==" in line:
-                dist, version = line.split("==", 1)
-                found[_normalize(dist)] = version.strip()
-        return found
+def _pins(name: str) -> dict[str, str]:
+    """Distribution -> version pinned with == in one file (its -r includes not followed)."""
+    found = {}
+    for line in (ROOT / name).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line:
+            dist, version = line.split("==", 1)
+            found[_normalize(re.split(r"[\[ ]", dist, maxsplit=1)[0])] = version.strip()
+    return found
 
-    dev, torch_pins = pins("requirements-dev.txt"), pins("requirements-torch.txt")
-    differing = {d: (v, dev.get(d)) for d, v in torch_pins.items() if dev.get(d) != v}
-    assert not differing, f"requirements-torch.txt differs from requirements-dev.txt: {differing}"
+
+def _fallback_distributions() -> set[str]:
+    """The distributions the fallback path imports beyond requirements.txt."""
+    roots = [m for m in _package_modules("inference", "contract", "network") if m not in OPTIONAL_ENTRY_POINTS]
+    _, third = _closure(roots, stop=set(OPTIONAL_ENTRY_POINTS))
+    distributions = importlib.metadata.packages_distributions()
+    return {_normalize(d) for top in third for d in distributions.get(top, [top])} - _pinned("requirements.txt")
+
+
+def _requirements_of(dist: str) -> list[Requirement]:
+    """The unconditional requirements the installed ``dist`` declares (no extras, no markers)."""
+    found = []
+    for text in importlib.metadata.requires(dist) or []:
+        requirement = Requirement(text)
+        if requirement.marker is None and not requirement.extras:
+            found.append(requirement)
+    return found
+
+
+def test_torch_pins_are_what_the_fallback_imports_or_its_libraries_need():
+    """No dead pin: each distribution of requirements-torch.txt is imported by the fallback, or
+    required by one it imports (torchvision: by timm and segmentation-models-pytorch)."""
+    imported = _fallback_distributions()
+    assert {"torch", "onnx", "segmentation-models-pytorch", "timm"} <= imported, imported
+    needed = set(imported)
+    for dist in imported:
+        needed |= {_normalize(r.name) for r in _requirements_of(dist)}
+    dead = sorted(set(_pins("requirements-torch.txt")) - needed)
+    assert not dead, f"requirements-torch.txt pins what the fallback neither imports nor needs: {dead}"
+
+
+def test_network_libraries_are_the_tested_ones():
+    """The libraries that build the network's layers and read the weights back (and so decide
+    the state_dict keys) are the versions the dev venv tests the fallback with; torch and
+    torchvision may differ (the image needs PyPI's CUDA 12 build)."""
+    dev, image = _pins("requirements-dev.txt"), _pins("requirements-torch.txt")
+    differing = {d: (image[d], dev.get(d)) for d in ("segmentation-models-pytorch", "timm", "onnx")
+                 if image.get(d) != dev.get(d)}
+    assert not differing, f"requirements-torch.txt vs requirements-dev.txt: {differing}"
+
+
+@pytest.mark.parametrize("name", ["requirements-torch.txt", "requirements-dev.txt"])
+def test_torchvision_is_the_release_of_the_torch_pin(name):
+    """torchvision 0.N.p is built for torch 2.(N-15).p (PyTorch's compatibility table since 2.0)."""
+    pins = _pins(name)
+    major, minor, patch = (int(x) for x in pins["torch"].split("+")[0].split(".")[:3])
+    assert major == 2, pins["torch"]
+    assert pins["torchvision"] == f"0.{minor + 15}.{patch}", (
+        f"{name}: torch {pins['torch']} goes with torchvision 0.{minor + 15}.{patch}, not {pins['torchvision']}")
+
+
+def test_torch_image_pins_satisfy_each_others_requirements():
+    """What smp, timm and onnx (installed here at the pinned versions) declare accepts the
+    torch image's pins (torch 2.9.1, numpy of requirements.txt, ...)."""
+    pins = {**_pins("requirements.txt"), **_pins("requirements-torch.txt")}
+    conflicts = []
+    for dist in ("segmentation-models-pytorch", "timm", "onnx"):
+        assert importlib.metadata.version(dist) == pins[dist], f"the dev venv's {dist} is not the pinned one"
+        for requirement in _requirements_of(dist):
+            version = pins.get(_normalize(requirement.name))
+            if version is not None and version not in requirement.specifier:
+                conflicts.append(f"{dist} requires {requirement}, pinned {version}")
+    assert not conflicts, conflicts
 
 
 @pytest.mark.parametrize("name", ["requirements.txt", "requirements-torch.txt", "requirements-cuda.txt",

@@ -45,3 +45,26 @@ def test_ci_without_an_engine_is_a_failure(tmp_path):
     assert result.returncode != 0
     assert result.stdout.strip().splitlines()[-1] == "FAILED: the container test (exit 1)"
     assert "a container engine is required here" in result.stderr
+
+
+@pytest.mark.parametrize("variables, tag, with_torch", [((), "fmc-uia:latest", "0"),
+                                                         (("WITH_TORCH=1",), "fmc-uia:torch", "1")])
+def test_make_image_builds_the_chosen_variant(tmp_path, variables, tag, with_torch):
+    """`make image` builds the default image; `make image WITH_TORCH=1` the fallback one under
+    its own tag (an engine that records its command line stands in for docker)."""
+    log = tmp_path / "engine.log"
+    engine = tmp_path / "recording-engine"
+    engine.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\n')
+    engine.chmod(0o755)
+    environment = {k: v for k, v in os.environ.items() if k not in ("FMC_IMAGE", "WITH_TORCH", "BUILD_ARGS")}
+    environment["CONTAINER_ENGINE"] = str(engine)
+    result = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "image", *variables],
+                            capture_output=True, text=True, env=environment, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    builds = [line.split() for line in log.read_text().splitlines() if line.startswith("build ")]
+    assert len(builds) == 1, log.read_text()
+    build = builds[0]
+    assert build[build.index("-t") + 1] == tag
+    build_args = [build[i + 1] for i, word in enumerate(build) if word == "--build-arg"]
+    assert f"WITH_TORCH={with_torch}" in build_args, build
+    assert build[-1] == "."
