@@ -26,6 +26,7 @@ from evaluation.official import evaluate_official
 from evaluation.options import add_deprecated, add_folder_options, resolve_aliases, resolve_folder_options
 from evaluation.report import Report, plural
 from inference.errors import FatalError
+from review.biometry import attach_measurements
 from review.collect import Item, Review, collect
 from review.draw import KIND_DRAWING, render, thumbnail_data_uri
 from review.overlays import OverlayFolder, OverlayFolderInTheWay, overlay_name
@@ -142,6 +143,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (FatalError, OSError) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    attach_measurements(review, args.input, args.predictions)
     try:
         written = write_report(review, args.out, args.max_per_task, args.thumb_width, overlays)
     except OverlayFolderInTheWay as exc:

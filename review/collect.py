@@ -51,6 +51,7 @@ class Item:
     detail: str = ""
     problem: Optional[str] = None  # why there is no prediction / no score
     label_problem: Optional[str] = None  # why a labelled folder has no usable label for this row (left out of scores)
+    measurements: list = field(default_factory=list)  # biometry.Measurement of this row's prediction, to draw
 
     @property
     def flag(self) -> Optional[str]:

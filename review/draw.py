@@ -17,6 +17,7 @@ from typing import Callable, Optional, Sequence
 import cv2
 import numpy as np
 
+from biometry.draw import draw_measurements
 from contract.imaging import ImageReadError, read_image
 from contract.tasks import TaskKind
 from review.collect import Item
@@ -138,6 +139,8 @@ def _render_mask(item: Item, image: np.ndarray, unreadable: Titles) -> np.ndarra
     label = item.label
     pred = cv2.imread(str(item.mask_file), cv2.IMREAD_GRAYSCALE) if item.mask_file and item.mask_file.is_file() else None
     left = draw_mask(image, pred, item.num_classes) if pred is not None else image.copy()
+    if item.measurements:  # the clinical measurements of the prediction (review.biometry)
+        left = draw_measurements(left, item.measurements)
     left = with_band(left, unreadable + [("prediction", WHITE) if pred is not None else ("no prediction", WRONG_COLOUR)])
     if label is None:
         return left
@@ -178,6 +181,8 @@ def _render_points(item: Item, image: np.ndarray, unreadable: Titles) -> np.ndar
         titles.append(("prediction: dots", PRED_COLOUR))
     if label is not None:
         titles.append(("truth: crosses", TRUTH_COLOUR))
+    if item.measurements:
+        out = draw_measurements(out, item.measurements)
     return _one_panel(item, out, titles)
 
 
