@@ -54,7 +54,8 @@ def test_help_documents_force_and_exit_status():
     result = subprocess.run([sys.executable, "export.py", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
-    assert "--force" in text and "must be new or empty" in text and "Exit status: 0 exported; 2" in text
+    assert "--force" in text and "must be new or empty" in text
+    assert "Exit codes: 0 exported; 1 the model cannot be exported" in text and "2 the command line is wrong" in text
 
 
 def test_an_existing_model_is_replaced_only_with_force(tmp_path):
