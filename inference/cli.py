@@ -50,7 +50,8 @@ file changed or damaged: checked against the manifest's sha256) or one output fi
 disk) costs that row, task or file only. Finished rows are journaled in OUTPUT/.fmc-journal.jsonl;
 after a kill, a stop or a crash, --resume predicts only the rest and ends with the same
 outputs as an uninterrupted run. Without --resume a run starts afresh (the old journal and
-JSON files removed). One run per output folder at a time (OUTPUT/.fmc-run.lock).
+JSON files removed). One run per output folder at a time (OUTPUT/.fmc-run.lock; the shards of one job share it). Everything that can fail at
+start (input, model, device, precision) is checked before the output folder is touched.
 """
 
 
@@ -101,10 +102,9 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers or max(2, min(4, threads)), strict=args.strict, shard=shard,
         verify_hashes=not args.no_verify_hashes, resume=args.resume, tta=args.tta,
     )
-    from inference.bookkeeping.lock import RunLock
-
-    with RunLock(args.output, tag=shard.tag if shard is not None else None):
-        summary = layout.run(options, folder)
+    # the layout checks its input, starts the engine, and only then claims the output folder
+    # (inference.startup.claim_output: created, probed, locked): a run that cannot start changes nothing there
+    summary = layout.run(options, folder)
     for line in summary.lines():
         log.info("%s", line)
     log.info("total wall time %.2f s", time.perf_counter() - started)

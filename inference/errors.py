@@ -48,13 +48,16 @@ class EngineError(InferenceError):
 class GraphError(EngineError):
     """One graph of the model cannot be used (changed/damaged file, failed session): its tasks fail.
 
-    ``shared``: the graph serves several tasks (encoder, FPN); ``damaged``: its file differs from
-    the manifest (so the PyTorch fallback, which reads the same files, cannot help either).
+    ``shared``: the graph serves several tasks (encoder, FPN); ``every_task``: every task needs it
+    (the encoder: nothing can be predicted without it); ``damaged``: its file differs from the
+    manifest (so the PyTorch fallback, which reads the same files, cannot help either).
     """
 
-    def __init__(self, graph: str, reason: str, shared: bool = False, damaged: bool = False):
+    def __init__(self, graph: str, reason: str, shared: bool = False, damaged: bool = False,
+                 every_task: bool = False):
         super().__init__(reason)
         self.graph, self.reason, self.shared, self.damaged = graph, reason, shared, damaged
+        self.every_task = every_task
 
 
 class DeviceUnavailable(EngineError):

@@ -6,6 +6,7 @@ Input: the sample set test/input (54 rows, every kind) plus a CSV of two rows th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
@@ -142,15 +143,31 @@ def _part_rows(part: Path) -> list[int]:
 
 def _edited(part: Path, tmp_path: Path, name: str, rows: list[int] | None = None, lines: list[str] | None = None,
             **changes) -> Path:
-    """A copy of ``part`` with header fields changed, its rows replaced, or its body lines replaced."""
+    """A copy of ``part`` with header fields changed, its rows replaced, or its body lines replaced: a forged part
+    whose header counts and end line agree with its body (so that merge's later checks are what refuses it)."""
     head, *body = part.read_text().splitlines()
+    body = [line for line in body if not line.startswith('{"end"')]
     data = json.loads(head)
-    data.update(changes)
     if rows is not None:
         body = [json.dumps({"rows": rows})] + [line for line in body if not line.startswith('{"rows"')]
-    target = tmp_path / name / PART_FOLDER / part.name
-    target.parent.mkdir(parents=True)
-    target.write_text("\n".join([json.dumps(data), *(body if lines is None else lines)]) + "\n")
+    body = body if lines is None else lines
+    counts = {"rows": sum(len(json.loads(line)["rows"]) for line in body if line.startswith('{"rows"'))}
+    for line in body:
+        if line.startswith('["'):
+            kind = line[2:line.index('"', 2)]
+            counts[kind] = counts.get(kind, 0) + 1
+    data["counts"] = {key: counts.get(key, 0) for key in data["counts"]}
+    data.update(changes)
+    return _with_end(tmp_path / name / PART_FOLDER / part.name, [json.dumps(data), *body])
+
+
+def _with_end(target: Path, lines: list[str]) -> Path:
+    """``lines`` written to ``target`` with the end line a shard writes (their count and sha256, the masks)."""
+    text = "".join(line + "\n" for line in lines)
+    masks = sum(len(json.loads(line)["masks"]) for line in lines[1:] if line.startswith('{"masks"'))
+    end = {"end": {"lines": len(lines), "masks": masks, "sha256": hashlib.sha256(text.encode()).hexdigest()}}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text + json.dumps(end) + "\n")
     return target
 
 
@@ -170,7 +187,7 @@ def test_merge_refuses_parts_that_do_not_fit(runs, tmp_path, caplog):
                                                          *record_lines[::-1]]), p[3]], "not in row order"),
         ([*p[:2], _edited(p[2], tmp_path, "cut", lines=[json.dumps({"rows": _part_rows(p[2])}),
                                                        record_lines[0][:-5]]), p[3]], "line 3 is damaged"),
-        ([_edited(p[0], tmp_path, "v1", version=1), *p[1:]], "part format version 1"),
+        ([_edited(p[0], tmp_path, "v2", version=2), *p[1:]], "part format version 2, this runtime reads 3; rerun"),
         ([tmp_path / "nowhere"], "no such part file"),
         ([runs["input"]], "holds no shards/part-"),
     ]

@@ -62,6 +62,8 @@ class KindSpec:
     ``raw_expected(k)``/``raw_fits(shape, batch, k)``/``raw_adapter(rank)``: a brought network's
     raw output for a task of ``k`` classes or points: its description, whether a shape fits,
     and the adapter that turns it into the role tensor (``ADAPTERS``).
+    ``role_shape(k)``: the role tensor's shape for a task of ``k`` classes or points, without the
+    batch axis (None: any size); checked against each graph's outputs and each engine result.
     """
 
     kind: TaskKind
@@ -86,6 +88,7 @@ class KindSpec:
     raw_expected: Callable[[int], str]
     raw_fits: Callable[[tuple[int, ...], int, int], bool]
     raw_adapter: Callable[[int], str]
+    role_shape: Callable[[int], tuple[int | None, ...]]
 
     @property
     def writes_mask(self) -> bool:

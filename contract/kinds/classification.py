@@ -81,4 +81,5 @@ SPEC = KindSpec(
     raw_expected=lambda k: f"N x {k} logits",
     raw_fits=lambda shape, batch, k: shape == (batch, k),
     raw_adapter=lambda rank: "softmax",
+    role_shape=lambda k: (k,),
 )

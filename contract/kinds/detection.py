@@ -120,4 +120,5 @@ SPEC = KindSpec(
     raw_expected=lambda k: f"N x 4 normalized box (x_min, y_min, x_max, y_max) or N x {4 + k} x h x w grid",
     raw_fits=_raw_fits,
     raw_adapter=lambda rank: "box_to_grid" if rank == 2 else "identity",
+    role_shape=lambda k: (4 + k, None, None),
 )

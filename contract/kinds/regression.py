@@ -92,4 +92,5 @@ SPEC = KindSpec(
     raw_expected=lambda k: f"N x {2 * k} normalized points (x1, y1, ...)",
     raw_fits=lambda shape, batch, k: shape == (batch, 2 * k),
     raw_adapter=identity_adapter,
+    role_shape=lambda k: (2 * k,),
 )

@@ -151,4 +151,5 @@ SPEC = KindSpec(
     raw_expected=lambda k: f"N x {k} x h x w logits",
     raw_fits=_raw_fits,
     raw_adapter=identity_adapter,
+    role_shape=lambda k: (k, None, None),
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from pathlib import Path
@@ -12,7 +14,9 @@ from contract.imaging import image_size
 from contract.kinds import PREDICTION_FILES, Prediction, Size, spec_of
 from contract.manifest import ModelFolder
 from inference.layouts.batch_rows import InputRows, Job, Row, RowFailure, check_row
+from inference.bookkeeping.lock import Holder
 from inference.engines.factory import make_engine
+from inference.engines.fallback import RunEngine
 from inference.errors import FatalError, RunInterrupted
 from inference.bookkeeping.journal import FinishedRows, Journal, fingerprint, row_key
 from inference.options import RunOptions, RunSummary
@@ -22,6 +26,7 @@ from inference.bookkeeping.record_spool import RecordSpool
 from inference.outputs.results import Results
 from inference.bookkeeping.signals import interrupted_message, stop_requested
 from inference.outputs.writers import OutputGuard
+from inference.startup import claim_output
 
 if TYPE_CHECKING:
     from inference.scale.shard import ShardRows
@@ -126,16 +131,34 @@ def check_rows(rows: Iterable[Row], folder: ModelFolder, guard: OutputGuard, res
 
 
 def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
-    manifest = folder.manifest
+    """Every row predicted and written. What can fail for the whole run (the input, the engine: device,
+    precision, the graphs every task needs) is checked before the output folder is touched."""
     all_rows = read_input_rows(options.input_dir)
     rows = _shard_rows(all_rows, options)
-    tag = options.shard.tag if options.shard is not None else None
-    guard = OutputGuard(options.output_dir, options.input_dir)
-    journal = Journal.start(guard.root, fingerprint(options.input_dir, folder, options), options.resume, tag=tag)
-    results = Results(strict=options.strict, guard=guard, spool=RecordSpool(guard.root, tag))
-    default_size = tuple(manifest.model.preprocessing.input_size)
     engine = make_engine(folder, options.engine, options.device, options.precision, options.threads, options.tta,
                          verify_hashes=options.verify_hashes)
+    engine.start()
+    header = fingerprint(options.input_dir, folder, options)
+    with claim_output(options.output_dir, _holder(options, header)):
+        return _predict(options, folder, engine, all_rows, rows, header)
+
+
+def _holder(options: RunOptions, header: dict) -> Holder:
+    """A whole run holds the output folder alone; the shards of one job (same N and fingerprint) share it."""
+    if options.shard is None:
+        return Holder("run")
+    job = hashlib.sha256(json.dumps([header, options.shard.count], sort_keys=True).encode()).hexdigest()[:12]
+    return Holder(f"shard {options.shard}", tag=options.shard.tag, job=job)
+
+
+def _predict(options: RunOptions, folder: ModelFolder, engine: RunEngine, all_rows: InputRows,
+             rows: "InputRows | ShardRows", header: dict) -> RunSummary:
+    manifest = folder.manifest
+    tag = options.shard.tag if options.shard is not None else None
+    guard = OutputGuard(options.output_dir, options.input_dir)
+    journal = Journal.start(guard.root, header, options.resume, tag=tag)
+    results = Results(strict=options.strict, guard=guard, spool=RecordSpool(guard.root, tag))
+    default_size = tuple(manifest.model.preprocessing.input_size)
     sink = RowSink(results, default_size, journal, checkpoints=options.shard is None)
     pipeline = Pipeline(engine, manifest.model.preprocessing, sink, options.batch_size,
                         options.workers, guard=guard, should_stop=stop_requested)
@@ -143,7 +166,7 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
     jobs.on_settled = pipeline.settled
     try:
         pipeline.run(jobs, total=len(rows))
-        unwritten = _write_outputs(options, folder, all_rows, rows, results)
+        unwritten = _write_outputs(options, folder, engine, all_rows, rows, results)
     finally:
         results.spool.close()
     journal.close(finished=not (pipeline.stopped or unwritten or sink.unsettled))
@@ -175,8 +198,8 @@ def _shard_rows(rows: InputRows, options: RunOptions) -> InputRows | ShardRows:
     return ShardRows(rows, options.shard)
 
 
-def _write_outputs(options: RunOptions, folder: ModelFolder, all_rows: InputRows, rows: "InputRows | ShardRows",
-                   results: Results) -> list[str]:
+def _write_outputs(options: RunOptions, folder: ModelFolder, engine: RunEngine, all_rows: InputRows,
+                   rows: "InputRows | ShardRows", results: Results) -> list[str]:
     """The three JSON files; or, for a shard, its part file (``python -m inference merge`` joins them).
 
     Returns one line per file that could not be written."""
@@ -185,8 +208,14 @@ def _write_outputs(options: RunOptions, folder: ModelFolder, all_rows: InputRows
     from inference.scale.shard import write_part
 
     try:
-        write_part(options.output_dir, all_rows, rows, results, folder)
+        write_part(options.output_dir, all_rows, rows, results, folder, _part_settings(options, engine))
     except OSError as exc:
         log.error("shard part file not written: %s", exc)
         return [str(exc)]
     return []
+
+
+def _part_settings(options: RunOptions, engine: RunEngine) -> dict:
+    """What a shard's part records of how its numbers were made (merge refuses a mix): engine, precision and TTA
+    as resolved, and strict."""
+    return {**engine.settings, "strict": options.strict}

@@ -28,20 +28,22 @@ from contract.kinds import Record
 
 
 WRITE_PROBE_BYTES = 64 * 1024  # written (and fsynced) at start-up, so a full disk is caught before the run
+RESUME = "run again with --resume"  # what finishes a batch run whose file could not be written
 
 
 class OutputWriteError(OSError):
     """An output file could not be written (full disk, symbolic link, permissions); others go on."""
 
 
-def write_error(target: Path | str, size: int, exc: OSError) -> OutputWriteError:
-    """One line for a failed write: the file, the bytes it needed and why."""
+def write_error(target: Path | str, size: int, exc: OSError, retry: str = RESUME) -> OutputWriteError:
+    """One line for a failed write: the file, the bytes it needed and why; for a full disk, ``retry``: what
+    finishes the job once space is freed."""
     if isinstance(exc, OutputWriteError):
         return exc
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         reason = "no space left on the device" if exc.errno == errno.ENOSPC else "disk quota exceeded"
         needed = f"{size} bytes needed" if size > 0 else "more space needed"
-        text = f"{target}: {reason}; {needed} (free some space, then run again with --resume)"
+        text = f"{target}: {reason}; {needed} (free some space, then {retry})"
     elif isinstance(exc, UnsafePathError):
         text = f"{target}: not written: {exc.strerror or exc}"
     else:
@@ -78,7 +80,7 @@ class OutputGuard:
                 os.close(self._root_fd)
                 self._root_fd = None
 
-    def write_bytes(self, target: Path, data: Data, durable: bool = False) -> Path:
+    def write_bytes(self, target: Path, data: Data, durable: bool = False, retry: str = RESUME) -> Path:
         """Write ``data`` atomically at ``target`` (inside the output folder), never through a symbolic link."""
         target = Path(target)
         try:
@@ -88,7 +90,7 @@ class OutputGuard:
         try:
             atomic_write_under(self._root_descriptor(), parts, data, durable=durable)
         except OSError as exc:
-            raise write_error(target, len(data), exc) from exc
+            raise write_error(target, len(data), exc, retry) from exc
         return target
 
     def resolve(self, relative: str | os.PathLike[str]) -> Path:
@@ -117,13 +119,13 @@ class OutputGuard:
         return self.resolve(str(PurePosixPath(*parts)))
 
 
-def _write(target: Path, data: Data, guard: OutputGuard | None, durable: bool = False) -> Path:
+def _write(target: Path, data: Data, guard: OutputGuard | None, durable: bool = False, retry: str = RESUME) -> Path:
     if guard is not None:
-        return guard.write_bytes(target, data, durable=durable)
+        return guard.write_bytes(target, data, durable=durable, retry=retry)
     try:
         _atomic_write_bytes(Path(target), data, durable=durable)
     except OSError as exc:
-        raise write_error(target, len(data), exc) from exc
+        raise write_error(target, len(data), exc, retry) from exc
     return Path(target)
 
 
@@ -158,10 +160,10 @@ def json_chunks(texts: Iterable[bytes], count: int, text_bytes: int | None, piec
 
 
 def write_json_records(target: Path, records: Sequence[Record | dict] | Chunks,
-                       guard: OutputGuard | None = None) -> Path:
+                       guard: OutputGuard | None = None, retry: str = RESUME) -> Path:
     """Validated records (or a streamed file, ``json_chunks``) -> a JSON list, written atomically."""
     data = records if isinstance(records, Chunks) else json_bytes(records)
-    return _write(Path(target), data, guard, durable=True)
+    return _write(Path(target), data, guard, durable=True, retry=retry)
 
 
 def encode_png(mask: np.ndarray) -> bytes:
@@ -185,7 +187,7 @@ def check_writable(output_dir: Path, probe_bytes: int = WRITE_PROBE_BYTES) -> No
     The probe is written and fsynced, then removed: a disk already full fails here, before any work.
     """
     output_dir.mkdir(parents=True, exist_ok=True)
-    probe = output_dir / f".write-test.{os.urandom(4).hex()}.tmp"
+    probe = output_dir / f".fmc-write-test.{os.urandom(4).hex()}.tmp"
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:

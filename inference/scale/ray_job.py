@@ -33,7 +33,7 @@ import numpy as np
 from contract.imaging import ImageReadError, read_image
 from contract.kinds import Prediction, spec_of
 from contract.manifest import ModelFolder
-from inference.scale.commands import add_ray_arguments
+from inference.options import add_ray_arguments
 from inference.errors import EXIT_FATAL, EXIT_OK, EXIT_ROWS_FAILED, EngineError, FatalError
 
 log = logging.getLogger("inference.scale.ray_job")
@@ -175,8 +175,9 @@ def run_ray(args: argparse.Namespace) -> int:
     except ImportError:
         log.error("Ray is not installed; pip install -r requirements-ray.txt (or use python -m inference --shard I/N)")
         return EXIT_FATAL
+    from inference.bookkeeping.lock import Holder
     from inference.options import RunOptions
-    from inference.startup import check_folders, open_model
+    from inference.startup import check_folders, claim_output, open_model
 
     try:
         check_folders(args.input, args.output)
@@ -186,7 +187,8 @@ def run_ray(args: argparse.Namespace) -> int:
         options = RunOptions(input_dir=args.input, output_dir=args.output, engine=args.engine, device=args.device,
                              precision=args.precision, threads=args.threads, batch_size=args.batch_size,
                              strict=args.strict, tta=args.tta)
-        summary = predict_rows(options, folder, args.actors, args.gpus_per_actor, args.cpus_per_actor)
+        with claim_output(args.output, Holder("Ray job")):
+            summary = predict_rows(options, folder, args.actors, args.gpus_per_actor, args.cpus_per_actor)
     except FatalError as exc:
         log.error("%s", exc)
         return EXIT_FATAL
