@@ -21,12 +21,18 @@ from typing import Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from contract.atomic import Chunks, Data, UnsafePathError, atomic_write_under
+from contract.atomic import TEMP_PATTERN, Chunks, Data, UnsafePathError, atomic_write_under
 from contract.atomic import atomic_write_bytes as _atomic_write_bytes
+from contract.kinds import PREDICTION_FILES, Record
 from inference.errors import OutputPathError
-from contract.kinds import Record
 
 
+#: The run's own files: the three JSON files and the shards' parts folder at the top of the output folder,
+#: and every name starting with ``RUN_PREFIX`` (lock, journal, record spool, write probe) or a temporary's.
+#: A row's mask_path may name none of them (``OutputGuard.mask_target``).
+PART_FOLDER = "shards"
+RUN_PREFIX = ".fmc-"
+TOP_LEVEL_FILES = frozenset(PREDICTION_FILES.values()) | {PART_FOLDER}
 WRITE_PROBE_BYTES = 64 * 1024  # written (and fsynced) at start-up, so a full disk is caught before the run
 RESUME = "run again with --resume"  # what finishes a batch run whose file could not be written
 
@@ -116,7 +122,14 @@ class OutputGuard:
             parts.pop(0)
         if not parts:
             raise OutputPathError(f"mask_path {mask_path!r} names no file")
-        return self.resolve(str(PurePosixPath(*parts)))
+        target = self.resolve(str(PurePosixPath(*parts)))
+        inside = target.relative_to(self.root).parts
+        own = [p for p in inside if p.startswith(RUN_PREFIX) or TEMP_PATTERN.match(p)]
+        if inside[0] in TOP_LEVEL_FILES or own:
+            raise OutputPathError(f"mask_path {mask_path!r} names {own[0] if own else inside[0]}, a file of the "
+                                  "run itself (its JSON files, shard parts, lock, journal or temporaries); "
+                                  "choose another mask_path")
+        return target
 
 
 def _write(target: Path, data: Data, guard: OutputGuard | None, durable: bool = False, retry: str = RESUME) -> Path:

@@ -100,7 +100,8 @@ def predict_rows(options, folder: ModelFolder, actors: int, gpus_per_actor: floa
     """Every row of the input through the actor pool; returns the layout's ``RunSummary``."""
     import ray
 
-    from inference.layouts.batch import RowSink, check_rows, read_input_rows
+    from inference.layouts.batch import RowSink, read_input_rows
+    from inference.layouts.batch_jobs import check_rows
     from inference.options import RunSummary
     from inference.bookkeeping.record_spool import RecordSpool
     from inference.outputs.results import Results

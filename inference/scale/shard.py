@@ -34,7 +34,7 @@ from contract.kinds import PREDICTION_FILES
 from contract.manifest import MANIFEST_NAME, ModelFolder, sha256_of
 from inference.layouts.batch_rows import InputRows, Row
 from inference.errors import FatalError, OutputPathError
-from inference.outputs.writers import OutputGuard
+from inference.outputs.writers import PART_FOLDER, OutputGuard
 
 if TYPE_CHECKING:
     from inference.bookkeeping.output_audit import PathSet
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 SHARD_ENV = "FMC_SHARD"
 INDEX_ENV = "JOB_COMPLETION_INDEX"
-PART_FOLDER = "shards"
 PART_FORMAT = "fmc-uia-shard-part"
 PART_VERSION = 3  # 2: JSON Lines, read a line at a time; 3: settings in the header, an end line with a digest
 #: Header fields every part of one merge must share, and what they mean in a message.
