@@ -205,3 +205,75 @@ def test_shard_is_refused_for_a_grand_challenge_case(tmp_path, caplog):
     (case / "inputs.json").write_text("[]")
     assert predict(case, tmp_path / "out", "--shard", "0/2") == EXIT_FATAL
     assert "applies to the batch layout" in caplog.text
+
+
+def test_merge_checks_every_part_whole(runs, tmp_path, caplog):
+    """A part cut at a line boundary, changed after it was written, or whose header's counts differ from its body is
+    refused naming the part, before anything is written."""
+    p = parts(runs)
+    lines = p[2].read_text().splitlines()
+    head = json.loads(lines[0])
+    forged = dict(head, counts={**head["counts"], "rows": head["counts"]["rows"] + 1})
+    changed = [line.replace("0.", "0.9", 1) if line.startswith("[") else line for line in lines]
+    cases = {
+        "cut": ("\n".join(lines[:-3]) + "\n", "incomplete, it has no end line"),
+        "changed": ("\n".join(changed) + "\n", "differ from what its end line says"),
+    }
+    for name, (text, message) in cases.items():
+        target = tmp_path / name / PART_FOLDER / p[2].name
+        target.parent.mkdir(parents=True)
+        target.write_text(text)
+        cases[name] = ([*p[:2], target, p[3]], message)
+    cases["counts"] = ([*p[:2], _with_end(tmp_path / "counts" / PART_FOLDER / p[2].name,
+                                         [json.dumps(forged), *[x for x in lines[1:] if not x.startswith('{"end"')]]),
+                        p[3]], f"it promises {forged['counts']['rows']} rows, it holds {head['counts']['rows']}")
+    for i, (given, message) in enumerate(cases.values()):
+        caplog.clear()
+        out = tmp_path / f"out{i}"
+        assert merge(*given, "--output", out) == EXIT_FATAL, message
+        assert message in caplog.text and str(given[2]) in caplog.text and "rerun that shard" in caplog.text
+        assert not out.exists()
+
+
+def test_merge_refuses_a_mix_of_precision_tta_strict_or_engine(runs, tmp_path, caplog):
+    int8 = tmp_path / "int8"
+    assert predict(runs["input"], int8, "--shard", f"0/{SHARDS}", "--precision", "int8") in (0, EXIT_ROWS_FAILED)
+    p = parts(runs)
+    [int8_part] = (int8 / PART_FOLDER).glob("*.json")
+    assert json.loads(int8_part.read_text().splitlines()[0])["precision"] == "int8"
+    cases = [
+        ([int8_part, *p[1:]], "differs from the other parts in precision: 'int8', where 3 part(s) have 'fp32'"),
+        ([_edited(p[0], tmp_path, "tta", tta="flip"), *p[1:]], "in test-time augmentation: 'flip'"),
+        ([_edited(p[0], tmp_path, "strict", strict=True), *p[1:]], "in --strict: True"),
+        ([_edited(p[0], tmp_path, "engine", engine="torch"), *p[1:]], "in engine: 'torch'"),
+    ]
+    for i, (given, message) in enumerate(cases):
+        caplog.clear()
+        out = tmp_path / f"out{i}"
+        assert merge(*given, "--output", out) == EXIT_FATAL, message
+        assert message in caplog.text and str(given[0]) in caplog.text
+        assert not out.exists()
+
+
+def test_merge_on_a_full_disk_says_to_run_the_merge_again(runs, tmp_path, monkeypatch, caplog):
+    import errno
+    import os
+
+    from inference.outputs import writers
+
+    shared = tmp_path / "shared"
+    for folder in shard_dirs(runs):
+        shutil.copytree(folder, shared, dirs_exist_ok=True)
+    real = writers._atomic_write_bytes
+
+    def full(target, data, durable=False):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(writers, "_atomic_write_bytes", full)
+    assert merge(shared, "--output", shared) == EXIT_FATAL
+    assert "no space left" in caplog.text and "run the same merge command again" in caplog.text
+    assert "--resume" not in caplog.text
+    assert len(list((shared / PART_FOLDER).iterdir())) == SHARDS  # the parts stay until a merge succeeds
+    monkeypatch.setattr(writers, "_atomic_write_bytes", real)
+    assert merge(shared, "--output", shared) == EXIT_ROWS_FAILED
+    assert snapshot(shared) == snapshot(runs["single"])

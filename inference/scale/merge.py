@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import logging
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
@@ -50,12 +52,15 @@ def check_parts(parts: list[Part]) -> np.ndarray:
     Returns which part holds each row (by position in ``parts``): 4 bytes per row of the input."""
     first = parts[0]
     for key, what in SHARED_FIELDS:
-        for part in parts[1:]:
-            if part.data.get(key) != first.data.get(key):
-                raise MergeError(f"{part.label} and {first.label} differ in {what}: "
-                                 f"{part.data.get(key)!r} vs {first.data.get(key)!r}; merge parts of one run "
-                                 "(same --shard .../N, model, input, engine, precision, TTA and --strict): "
-                                 "rerun the odd part's shard like the others")
+        values = Counter(json.dumps(part.data.get(key)) for part in parts)
+        if len(values) > 1:  # name the parts off the most common value (the first part's on a tie)
+            usual = max(values, key=lambda v: (values[v], v == json.dumps(first.data.get(key))))
+            odd = [part for part in parts if json.dumps(part.data.get(key)) != usual]
+            raise MergeError(f"{odd[0].label} differs from the other parts in {what}: {odd[0].data.get(key)!r}, "
+                             f"where {values[usual]} part(s) have {json.loads(usual)!r}"
+                             f"{f' (and {len(odd) - 1} more part(s) differ)' if len(odd) > 1 else ''}; merge parts "
+                             "of one run (same --shard .../N, model, input, engine, precision, TTA and --strict): "
+                             "rerun that shard like the others")
     count = first.data["shards"]
     by_index: dict[int, Part] = {}
     for part in parts:
