@@ -25,8 +25,9 @@ EPILOG = """\
 model folder: --weights if given; else /opt/ml/model when it holds manifest.json (a model
 tarball uploaded to Grand-Challenge); else $FMC_MODEL_DIR; else the baked-in model_weights/.
 
-failed rows (unreadable or missing image, unknown task, bad mask path, CSV disagreeing with
-the model): one ERROR line each, naming the CSV line, the image and the reason. The row
+failed rows (unreadable or missing image, unknown task, bad mask path, a mask_path another
+row or the run's own files already use, CSV disagreeing with the model): one ERROR line
+each, naming the CSV line (both lines for two rows naming one mask), the image and the reason. The row
 still gets a fallback prediction (an empty mask, uniform probabilities with class 0, the
 centred box [0.25, 0.25, 0.75, 0.75], keypoints at the image centre) unless --strict.
 
@@ -38,20 +39,26 @@ python -m inference merge PARTS... --output OUT joins the parts into the files o
 exit codes:
   0  every row was predicted
   1  fatal error (no model, no CSV / nothing to do, missing input, unwritable output,
-     another run on the same output folder); the message says what to fix
+     another run on the same output folder, --device or --precision that cannot work, a
+     graph every task needs unusable); the message says what to fix. A run that cannot
+     start leaves the output folder as it was
   2  usage error (bad arguments)
   3  some rows failed, or output files (each named on stderr with its reason, a full disk
      with the bytes needed); every other row was written
   4  stopped by SIGTERM/SIGINT: the current batch was finished and what is done written;
      run the same command with --resume to finish
 
-failures and resuming: a fault of one image (unreadable, out of memory), one graph (its
-file changed or damaged: checked against the manifest's sha256) or one output file (a full
-disk) costs that row, task or file only. Finished rows are journaled in OUTPUT/.fmc-journal.jsonl;
-after a kill, a stop or a crash, --resume predicts only the rest and ends with the same
-outputs as an uninterrupted run. Without --resume a run starts afresh (the old journal and
-JSON files removed). One run per output folder at a time (OUTPUT/.fmc-run.lock; the shards of one job share it). Everything that can fail at
-start (input, model, device, precision) is checked before the output folder is touched.
+failures and resuming (docs/failures.md): a fault of one image (unreadable, out of memory),
+one graph (its file changed or damaged: checked against the manifest's sha256, and its
+outputs and class counts against the manifest's) or one output file (a full disk) costs that
+row, task or file only; a graph every task needs (the encoder) unusable stops the run at
+start. Everything that can fail at start (input, model, device, precision) is checked
+before the output folder is touched. Finished rows are journaled in OUTPUT/.fmc-journal.jsonl
+with their image's size and modification time; after a kill, a stop or a crash, --resume
+predicts only the rest (and rows whose image changed) and ends with the same outputs as an
+uninterrupted run. Without --resume a run starts afresh (the old journal and JSON files
+removed). One run per output folder at a time (OUTPUT/.fmc-run.lock, naming its holder);
+the shards of one job share it.
 """
 
 

@@ -6,7 +6,9 @@ Exit codes of ``python -m inference``:
 0    every row was predicted
 1    fatal error (no model, no CSV or nothing to do, missing input folder,
      unwritable or full output, another run holding the output folder, a
-     ``--resume`` against other inputs): one message says what to fix
+     ``--resume`` against other inputs, a ``--device``/``--precision`` that
+     cannot work, a graph every task needs unusable): one message says what
+     to fix; a run that fails at start leaves the output folder untouched
 2    usage error (bad command-line arguments)
 3    some rows (or output files) failed, each named on stderr with its reason;
      every other row was written, and the failed rows got a fallback
