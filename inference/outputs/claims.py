@@ -33,7 +33,7 @@ class MaskClaims:
     def claim(self, target: Path | str, file_number: int, line: int) -> tuple[int, int] | None:
         """Claim ``target`` for the row at (file number, line); the place of the row that claimed it first,
         or None when it is this row's now."""
-        key = hash64(os.fsencode(os.path.abspath(target)))
+        key = hash64(os.fsencode(os.path.abspath(target)))  # (mask targets are absolute and normalized already)
         place = (file_number << LINE_BITS) | line
         earlier = self._recent.get(key)
         if earlier is None and len(self._keys):
