@@ -54,7 +54,8 @@ def time_each(paths: list[Path], what: Callable[[Path], object], repeat: int, co
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.image_fingerprint", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.image_fingerprint",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", type=Path, default=Path("test/input"))
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--cold", action="store_true", help="evict each file from the page cache before each timing")

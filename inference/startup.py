@@ -79,7 +79,8 @@ def check_folders(input_dir: Path, output_dir: Path) -> None:
         raise FatalError(f"input folder {input_dir} does not exist; pass --input DIR (default /input)")
     src, dst = input_dir.resolve(), output_dir.resolve()
     if dst == src or src in dst.parents:
-        raise FatalError(f"output folder {output_dir} lies inside the input folder {input_dir}; choose another --output")
+        raise FatalError(f"output folder {output_dir} lies inside the input folder {input_dir}; "
+                         "choose another --output")
 
 
 @contextmanager
@@ -91,6 +92,7 @@ def claim_output(output_dir: Path, holder: Holder) -> Iterator[FolderLock]:
     try:
         check_writable(output_dir)
     except OSError as exc:
-        raise FatalError(f"output folder {output_dir} is not writable ({exc}); mount it writable or pass --output DIR") from exc
+        raise FatalError(f"output folder {output_dir} is not writable ({exc}); mount it writable or pass "
+                         "--output DIR") from exc
     with FolderLock(output_dir, holder) as lock:
         yield lock

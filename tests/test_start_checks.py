@@ -113,7 +113,8 @@ def test_a_missing_encoder_is_fatal_and_a_new_output_folder_is_not_made(tiny_mod
 def test_a_shard_that_cannot_start_leaves_the_shared_folder_alone(earlier, tiny_model_dir, tmp_path, caplog):
     inp, _, _ = earlier
     out = tmp_path / "shared"
-    assert main(["--input", str(inp), "--output", str(out), "--weights", str(tiny_model_dir), "--shard", "0/2"]) in (0, 3)
+    assert main(["--input", str(inp), "--output", str(out), "--weights", str(tiny_model_dir),
+                 "--shard", "0/2"]) in (0, 3)
     before = _snapshot(out)
     _fails_at_start(["--input", str(inp), "--output", str(out), "--weights", str(tiny_model_dir), "--shard", "1/2",
                      "--precision", "fp16"], out, before, caplog)
@@ -125,5 +126,6 @@ def test_rows_are_read_before_the_output_folder_is_made(tiny_model_dir, tmp_path
     with (inp / "csv_files" / "a.csv").open("w", newline="") as handle:
         csv.writer(handle).writerow(COLUMNS)
     caplog.set_level(logging.ERROR)
-    assert main(["--input", str(inp), "--output", str(tmp_path / "out"), "--weights", str(tiny_model_dir)]) == EXIT_FATAL
-    assert not (tmp_path / "out").exists()
+    out = tmp_path / "out"
+    assert main(["--input", str(inp), "--output", str(out), "--weights", str(tiny_model_dir)]) == EXIT_FATAL
+    assert not out.exists()

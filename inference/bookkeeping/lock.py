@@ -130,15 +130,21 @@ def live_shards(folder: Path) -> list[dict]:
 def folder_in_use(folder: Path) -> str | None:
     """Who holds ``folder`` now (without taking it), or None when nobody does."""
     path = Path(folder) / LOCK_NAME
-    if not path.is_file():
+    try:  # read-only: the folder may be a read-only shard output that a merge reads from
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None  # no lock file (or not a plain one): nobody holds the folder
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return None
-    fd = _take(path, fcntl.LOCK_EX, wait=0.0)
-    if fd is not None:
+    except BlockingIOError:
+        pass
+    finally:
         os.close(fd)
-        return None
     shards = live_shards(folder)
     if shards:
-        return ", ".join(_describe(info) for info in shards[:3]) + (f" and {len(shards) - 3} more" if len(shards) > 3 else "")
+        more = f" and {len(shards) - 3} more" if len(shards) > 3 else ""
+        return ", ".join(_describe(info) for info in shards[:3]) + more
     try:
         with path.open("rb") as handle:
             return _describe(_read_info(handle.fileno()))
