@@ -26,8 +26,9 @@ EPILOG = """\
 model folder: --weights if given; else /opt/ml/model when it holds manifest.json (a model
 tarball uploaded to Grand-Challenge); else $FMC_MODEL_DIR; else the baked-in model_weights/.
 
-failed rows (unreadable or missing image, unknown task, bad mask path, CSV disagreeing with
-the model): one ERROR line each, naming the CSV line, the image and the reason. The row
+failed rows (unreadable or missing image, unknown task, bad mask path, a mask_path another
+row or the run's own files already use, CSV disagreeing with the model): one ERROR line
+each, naming the CSV line (both lines for two rows naming one mask), the image and the reason. The row
 still gets a fallback prediction (an empty mask, uniform probabilities with class 0, the
 centred box [0.25, 0.25, 0.75, 0.75], keypoints at the image centre) unless --strict.
 
@@ -39,19 +40,26 @@ python -m inference merge PARTS... --output OUT joins the parts into the files o
 exit codes:
   0  every row was predicted
   1  fatal error (no model, no CSV / nothing to do, missing input, unwritable output,
-     another run on the same output folder); the message says what to fix
+     another run on the same output folder, --device or --precision that cannot work, a
+     graph every task needs unusable); the message says what to fix. A run that cannot
+     start leaves the output folder as it was
   2  usage error (bad arguments)
   3  some rows failed, or output files (each named on stderr with its reason, a full disk
      with the bytes needed); every other row was written
   4  stopped by SIGTERM/SIGINT: the current batch was finished and what is done written;
      run the same command with --resume to finish
 
-failures and resuming: a fault of one image (unreadable, out of memory), one graph (its
-file changed or damaged: checked against the manifest's sha256) or one output file (a full
-disk) costs that row, task or file only. Finished rows are journaled in OUTPUT/.fmc-journal.jsonl;
-after a kill, a stop or a crash, --resume predicts only the rest and ends with the same
-outputs as an uninterrupted run. Without --resume a run starts afresh (the old journal and
-JSON files removed). One run per output folder at a time (OUTPUT/.fmc-run.lock).
+failures and resuming (docs/failures.md): a fault of one image (unreadable, out of memory),
+one graph (its file changed or damaged: checked against the manifest's sha256, and its
+outputs and class counts against the manifest's) or one output file (a full disk) costs that
+row, task or file only; a graph every task needs (the encoder) unusable stops the run at
+start. Everything that can fail at start (input, model, device, precision) is checked
+before the output folder is touched. Finished rows are journaled in OUTPUT/.fmc-journal.jsonl
+with their image's size and modification time; after a kill, a stop or a crash, --resume
+predicts only the rest (and rows whose image changed) and ends with the same outputs as an
+uninterrupted run. Without --resume a run starts afresh (the old journal and JSON files
+removed). One run per output folder at a time (OUTPUT/.fmc-run.lock, naming its holder);
+the shards of one job share it.
 """
 
 
@@ -105,10 +113,9 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers or max(2, min(4, threads)), strict=args.strict, shard=shard,
         verify_hashes=not args.no_verify_hashes, resume=args.resume, tta=args.tta, biometry=args.biometry,
     )
-    from inference.bookkeeping.lock import RunLock
-
-    with RunLock(args.output, tag=shard.tag if shard is not None else None):
-        summary = layout.run(options, folder)
+    # the layout checks its input, starts the engine, and only then claims the output folder
+    # (inference.startup.claim_output: created, probed, locked): a run that cannot start changes nothing there
+    summary = layout.run(options, folder)
     for line in summary.lines():
         log.info("%s", line)
     log.info("total wall time %.2f s", time.perf_counter() - started)

@@ -6,7 +6,9 @@ Exit codes of ``python -m inference``:
 0    every row was predicted
 1    fatal error (no model, no CSV or nothing to do, missing input folder,
      unwritable or full output, another run holding the output folder, a
-     ``--resume`` against other inputs): one message says what to fix
+     ``--resume`` against other inputs, a ``--device``/``--precision`` that
+     cannot work, a graph every task needs unusable): one message says what
+     to fix; a run that fails at start leaves the output folder untouched
 2    usage error (bad command-line arguments)
 3    some rows (or output files) failed, each named on stderr with its reason;
      every other row was written, and the failed rows got a fallback
@@ -48,13 +50,16 @@ class EngineError(InferenceError):
 class GraphError(EngineError):
     """One graph of the model cannot be used (changed/damaged file, failed session): its tasks fail.
 
-    ``shared``: the graph serves several tasks (encoder, FPN); ``damaged``: its file differs from
-    the manifest (so the PyTorch fallback, which reads the same files, cannot help either).
+    ``shared``: the graph serves several tasks (encoder, FPN); ``every_task``: every task needs it
+    (the encoder: nothing can be predicted without it); ``damaged``: its file differs from the
+    manifest (so the PyTorch fallback, which reads the same files, cannot help either).
     """
 
-    def __init__(self, graph: str, reason: str, shared: bool = False, damaged: bool = False):
+    def __init__(self, graph: str, reason: str, shared: bool = False, damaged: bool = False,
+                 every_task: bool = False):
         super().__init__(reason)
         self.graph, self.reason, self.shared, self.damaged = graph, reason, shared, damaged
+        self.every_task = every_task
 
 
 class DeviceUnavailable(EngineError):

@@ -51,6 +51,15 @@ def add_model_arguments(parser: argparse.ArgumentParser, folders_required: bool 
                         "(tasks whose flip rule is unsafe are never flipped); auto: what the manifest says (default)")
 
 
+def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    """``python -m inference ray`` and ``python -m inference.scale.ray_job``: the model options, then the pool's."""
+    add_model_arguments(parser, folders_required=True)
+    parser.add_argument("--actors", type=positive_int, default=1, help="actors, each with one loaded model (default: 1)")
+    parser.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs per actor (default: 0, CPU)")
+    parser.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per actor (default: 1)")
+    parser.add_argument("--address", default=None, help="Ray cluster to join (default: $RAY_ADDRESS, else a local one)")
+
+
 @dataclass(frozen=True)
 class RunOptions:
     input_dir: Path

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from contract.manifest import ManifestError, ModelFolder
+from inference.bookkeeping.lock import FolderLock, Holder
+from inference.engines.graph_check import every_task_needs
 from inference.errors import FatalError
 from inference.outputs.writers import check_writable
 
@@ -54,13 +58,18 @@ def open_model(weights: Path | None, require_graphs: bool = False) -> ModelFolde
         raise FatalError(str(exc)) from exc
 
 
-def check_graph_files(folder) -> None:
-    """Missing graph files fail only the tasks that need them (logged here); none at all is fatal."""
+def check_graph_files(folder: ModelFolder) -> None:
+    """Missing graph files fail only the tasks that need them (logged here); none at all, or one that every
+    task needs (the encoder), is fatal."""
     missing = folder.missing_graphs("fp32")
     graphs = folder.manifest.graph_set("fp32").graphs
     if len(missing) == len(graphs):
         raise FatalError(f"{folder.path}: none of the graphs listed in its manifest is there; re-export the model "
                          "(python export.py CHECKPOINT --out DIR) or pass --weights DIR")
+    needed = [name for name in every_task_needs(folder.manifest) if name in missing]
+    if needed:
+        raise FatalError(f"{folder.path}: graph {needed[0]} ({graphs[needed[0]].path}) is missing and every task "
+                         "needs it; re-export the model (python export.py CHECKPOINT --out DIR)")
     for name in missing:
         tasks = [t.task_id for t in folder.manifest.tasks if name in t.path]
         log.error("graph %s (%s) is missing from the model folder: the rows of %s will fail; re-export the model",
@@ -68,14 +77,27 @@ def check_graph_files(folder) -> None:
 
 
 def check_folders(input_dir: Path, output_dir: Path) -> None:
+    """The input folder exists and the output folder does not lie inside it; nothing is written."""
     if not input_dir.is_dir():
         raise FatalError(f"input folder {input_dir} does not exist; pass --input DIR (default /input)")
     if output_dir.exists() and not output_dir.is_dir():
         raise FatalError(f"--output {output_dir} is a file, not a folder; pass --output DIR (a new or existing folder)")
     src, dst = input_dir.resolve(), output_dir.resolve()
     if dst == src or src in dst.parents:
-        raise FatalError(f"output folder {output_dir} lies inside the input folder {input_dir}; choose another --output")
+        raise FatalError(f"output folder {output_dir} lies inside the input folder {input_dir}; "
+                         "choose another --output")
+
+
+@contextmanager
+def claim_output(output_dir: Path, holder: Holder) -> Iterator[FolderLock]:
+    """The output folder, created, proved writable (a full disk fails here) and locked for this run.
+
+    A layout calls it once everything that can fail at start (the input, the model, the device, the
+    precision) has been checked: a run that cannot start leaves the output folder as it was."""
     try:
         check_writable(output_dir)
     except OSError as exc:
-        raise FatalError(f"output folder {output_dir} is not writable ({exc}); mount it writable or pass --output DIR") from exc
+        raise FatalError(f"output folder {output_dir} is not writable ({exc}); mount it writable or pass "
+                         "--output DIR") from exc
+    with FolderLock(output_dir, holder) as lock:
+        yield lock

@@ -130,7 +130,7 @@ def test_resume_refuses_other_inputs_and_a_fresh_run_drops_stale_outputs(tmp_pat
     out = tmp_path / "out"
     (out).mkdir()
     (out / "classification_predictions.json").write_text('[{"stale": true}]')
-    (out / JOURNAL_NAME).write_text('{"journal": 1, "inputs": "x", "model": "y", "engine": "auto", "device": "auto", "precision": "auto", "strict": false, "tta": "auto"}\n')
+    (out / JOURNAL_NAME).write_text('{"journal": 2, "inputs": "x", "model": "y", "engine": "auto", "device": "auto", "precision": "auto", "strict": false, "tta": "auto"}\n')
     caplog.set_level(logging.ERROR)
     assert main(_argv(inp, out, tiny_model_dir, "--resume")) == EXIT_FATAL
     assert any("other inputs, model than this run's" in r.getMessage() for r in caplog.records)

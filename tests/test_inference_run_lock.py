@@ -17,8 +17,8 @@ from test_inference_cli import GOOD_ROWS, make_input
 REPO = Path(__file__).resolve().parent.parent
 HOLDER = """
 import sys, time
-from inference.bookkeeping.lock import RunLock
-with RunLock(sys.argv[1]):
+from inference.bookkeeping.lock import FolderLock, Holder
+with FolderLock(sys.argv[1], Holder("run")):
     print("locked", flush=True)
     sys.stdin.readline()
 """

@@ -158,7 +158,8 @@ def test_a_csv_changed_during_the_run_stops_it_with_a_clear_error(tmp_path):
 
 def test_a_small_window_predicts_the_same_bytes(tmp_path, tiny_model_dir, monkeypatch):
     """Rows grouped by task a window at a time (as for a long input) give the outputs of one window."""
-    inp = make_input(tmp_path / "in", GOOD_ROWS * 5)
+    rows = [(*row[:4], row[4].replace("MASKS/", f"MASKS{copy}/")) for copy in range(5) for row in GOOD_ROWS]
+    inp = make_input(tmp_path / "in", rows)  # each copy's masks in a folder of their own: one mask per row
     outputs = {}
     for window in (pipeline_module.WINDOW, 3):
         monkeypatch.setattr(pipeline_module, "WINDOW", window)
@@ -167,8 +168,9 @@ def test_a_small_window_predicts_the_same_bytes(tmp_path, tiny_model_dir, monkey
                      "--batch-size", "2"]) == 0
         outputs[window] = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     assert outputs[3] == outputs[pipeline_module.WINDOW]
-    assert sorted(outputs[3]) == sorted([*PREDICTION_FILES.values(), "Segmentation/ds/MASKS/wide.png",
-                                         "Segmentation/multi/MASKS/tall.png"])
+    assert sorted(outputs[3]) == sorted([*PREDICTION_FILES.values(), *(f"Segmentation/{task}/MASKS{copy}/{image}"
+                                         for copy in range(5) for task, image in (("ds", "wide.png"),
+                                                                                  ("multi", "tall.png")))])
     assert len(json.loads(outputs[3]["classification_predictions.json"])) == 10
 
 

@@ -6,6 +6,7 @@ Input: the sample set test/input (54 rows, every kind) plus a CSV of two rows th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
@@ -142,15 +143,31 @@ def _part_rows(part: Path) -> list[int]:
 
 def _edited(part: Path, tmp_path: Path, name: str, rows: list[int] | None = None, lines: list[str] | None = None,
             **changes) -> Path:
-    """A copy of ``part`` with header fields changed, its rows replaced, or its body lines replaced."""
+    """A copy of ``part`` with header fields changed, its rows replaced, or its body lines replaced: a forged part
+    whose header counts and end line agree with its body (so that merge's later checks are what refuses it)."""
     head, *body = part.read_text().splitlines()
+    body = [line for line in body if not line.startswith('{"end"')]
     data = json.loads(head)
-    data.update(changes)
     if rows is not None:
         body = [json.dumps({"rows": rows})] + [line for line in body if not line.startswith('{"rows"')]
-    target = tmp_path / name / PART_FOLDER / part.name
-    target.parent.mkdir(parents=True)
-    target.write_text("\n".join([json.dumps(data), *(body if lines is None else lines)]) + "\n")
+    body = body if lines is None else lines
+    counts = {"rows": sum(len(json.loads(line)["rows"]) for line in body if line.startswith('{"rows"'))}
+    for line in body:
+        if line.startswith('["'):
+            kind = line[2:line.index('"', 2)]
+            counts[kind] = counts.get(kind, 0) + 1
+    data["counts"] = {key: counts.get(key, 0) for key in data["counts"]}
+    data.update(changes)
+    return _with_end(tmp_path / name / PART_FOLDER / part.name, [json.dumps(data), *body])
+
+
+def _with_end(target: Path, lines: list[str]) -> Path:
+    """``lines`` written to ``target`` with the end line a shard writes (their count and sha256, the masks)."""
+    text = "".join(line + "\n" for line in lines)
+    masks = sum(len(json.loads(line)["masks"]) for line in lines[1:] if line.startswith('{"masks"'))
+    end = {"end": {"lines": len(lines), "masks": masks, "sha256": hashlib.sha256(text.encode()).hexdigest()}}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text + json.dumps(end) + "\n")
     return target
 
 
@@ -170,7 +187,7 @@ def test_merge_refuses_parts_that_do_not_fit(runs, tmp_path, caplog):
                                                          *record_lines[::-1]]), p[3]], "not in row order"),
         ([*p[:2], _edited(p[2], tmp_path, "cut", lines=[json.dumps({"rows": _part_rows(p[2])}),
                                                        record_lines[0][:-5]]), p[3]], "line 3 is damaged"),
-        ([_edited(p[0], tmp_path, "v1", version=1), *p[1:]], "part format version 1"),
+        ([_edited(p[0], tmp_path, "v2", version=2), *p[1:]], "part format version 2, this runtime reads 3; rerun"),
         ([tmp_path / "nowhere"], "no such part file"),
         ([runs["input"]], "holds no shards/part-"),
     ]
@@ -188,3 +205,75 @@ def test_shard_is_refused_for_a_grand_challenge_case(tmp_path, caplog):
     (case / "inputs.json").write_text("[]")
     assert predict(case, tmp_path / "out", "--shard", "0/2") == EXIT_FATAL
     assert "applies to the batch layout" in caplog.text
+
+
+def test_merge_checks_every_part_whole(runs, tmp_path, caplog):
+    """A part cut at a line boundary, changed after it was written, or whose header's counts differ from its body is
+    refused naming the part, before anything is written."""
+    p = parts(runs)
+    lines = p[2].read_text().splitlines()
+    head = json.loads(lines[0])
+    forged = dict(head, counts={**head["counts"], "rows": head["counts"]["rows"] + 1})
+    changed = [line.replace("0.", "0.9", 1) if line.startswith("[") else line for line in lines]
+    cases = {
+        "cut": ("\n".join(lines[:-3]) + "\n", "incomplete, it has no end line"),
+        "changed": ("\n".join(changed) + "\n", "differ from what its end line says"),
+    }
+    for name, (text, message) in cases.items():
+        target = tmp_path / name / PART_FOLDER / p[2].name
+        target.parent.mkdir(parents=True)
+        target.write_text(text)
+        cases[name] = ([*p[:2], target, p[3]], message)
+    cases["counts"] = ([*p[:2], _with_end(tmp_path / "counts" / PART_FOLDER / p[2].name,
+                                         [json.dumps(forged), *[x for x in lines[1:] if not x.startswith('{"end"')]]),
+                        p[3]], f"it promises {forged['counts']['rows']} rows, it holds {head['counts']['rows']}")
+    for i, (given, message) in enumerate(cases.values()):
+        caplog.clear()
+        out = tmp_path / f"out{i}"
+        assert merge(*given, "--output", out) == EXIT_FATAL, message
+        assert message in caplog.text and str(given[2]) in caplog.text and "rerun that shard" in caplog.text
+        assert not out.exists()
+
+
+def test_merge_refuses_a_mix_of_precision_tta_strict_or_engine(runs, tmp_path, caplog):
+    int8 = tmp_path / "int8"
+    assert predict(runs["input"], int8, "--shard", f"0/{SHARDS}", "--precision", "int8") in (0, EXIT_ROWS_FAILED)
+    p = parts(runs)
+    [int8_part] = (int8 / PART_FOLDER).glob("*.json")
+    assert json.loads(int8_part.read_text().splitlines()[0])["precision"] == "int8"
+    cases = [
+        ([int8_part, *p[1:]], "differs from the other parts in precision: 'int8', where 3 part(s) have 'fp32'"),
+        ([_edited(p[0], tmp_path, "tta", tta="flip"), *p[1:]], "in test-time augmentation: 'flip'"),
+        ([_edited(p[0], tmp_path, "strict", strict=True), *p[1:]], "in --strict: True"),
+        ([_edited(p[0], tmp_path, "engine", engine="torch"), *p[1:]], "in engine: 'torch'"),
+    ]
+    for i, (given, message) in enumerate(cases):
+        caplog.clear()
+        out = tmp_path / f"out{i}"
+        assert merge(*given, "--output", out) == EXIT_FATAL, message
+        assert message in caplog.text and str(given[0]) in caplog.text
+        assert not out.exists()
+
+
+def test_merge_on_a_full_disk_says_to_run_the_merge_again(runs, tmp_path, monkeypatch, caplog):
+    import errno
+    import os
+
+    from inference.outputs import writers
+
+    shared = tmp_path / "shared"
+    for folder in shard_dirs(runs):
+        shutil.copytree(folder, shared, dirs_exist_ok=True)
+    real = writers._atomic_write_bytes
+
+    def full(target, data, durable=False):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(writers, "_atomic_write_bytes", full)
+    assert merge(shared, "--output", shared) == EXIT_FATAL
+    assert "no space left" in caplog.text and "run the same merge command again" in caplog.text
+    assert "--resume" not in caplog.text
+    assert len(list((shared / PART_FOLDER).iterdir())) == SHARDS  # the parts stay until a merge succeeds
+    monkeypatch.setattr(writers, "_atomic_write_bytes", real)
+    assert merge(shared, "--output", shared) == EXIT_ROWS_FAILED
+    assert snapshot(shared) == snapshot(runs["single"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Sequence
 
 import numpy as np
 
@@ -57,6 +58,18 @@ def decode(kind: TaskKind, output: np.ndarray, size: Size) -> Prediction:
     return KIND_SPECS[kind].decode(output, size)
 
 
+def role_shape_problem(kind: TaskKind, count: int, shape: Sequence[object]) -> str | None:
+    """Why a role tensor of ``shape`` (without the batch axis; a dimension that is not an int, e.g. a
+    graph's symbolic size, matches anything) cannot be a task's of ``count`` classes or points, or None."""
+    expected = KIND_SPECS[kind].role_shape(count)
+    if len(shape) == len(expected) and all(not isinstance(have, int) or want is None or have == want
+                                           for have, want in zip(shape, expected)):
+        return None
+    wanted = " x ".join(["N", *(str(d) if d is not None else "*" for d in expected)])
+    given = " x ".join(["N", *(str(d) for d in shape)])
+    return f"shape {given}, but a {kind.value} task with num_classes {count} needs {wanted}"
+
+
 def fallback(kind: TaskKind, num_classes: int, size: Size) -> Prediction:
     """The documented stand-in prediction of a row that failed (see each kind's module)."""
     return KIND_SPECS[kind].fallback(num_classes, size)
@@ -66,5 +79,5 @@ __all__ = [
     "FALLBACK_BOX", "FALLBACK_POINT", "KIND_SPECS", "OUTPUT_ROLE", "PREDICTION_FILES", "RECORD_TYPES",
     "ClassificationRecord", "DetectionRecord", "KindSpec", "Number", "Prediction", "Record", "RecordBase",
     "RegressionRecord", "Size", "box_pixels", "check_size", "classification_fields", "decode",
-    "detection_fields", "fallback", "regression_fields", "segmentation_mask", "spec_of",
+    "detection_fields", "fallback", "regression_fields", "role_shape_problem", "segmentation_mask", "spec_of",
 ]

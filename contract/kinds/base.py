@@ -70,6 +70,8 @@ class KindSpec:
     ``head_width(k)``: channels of a head's raw output for a task of ``k`` classes or points
     (the width of a pooled head's vector; a dense head's channels), e.g. what a timm or smp
     classifier head is built with (``network.variants_*``).
+    ``role_shape(k)``: the role tensor's shape for a task of ``k`` classes or points, without the
+    batch axis (None: any size); checked against each graph's outputs and each engine result.
     """
 
     kind: TaskKind
@@ -97,6 +99,7 @@ class KindSpec:
     raw_fits: Callable[[tuple[int, ...], int, int], bool]
     raw_adapter: Callable[[int], str]
     head_width: Callable[[int], int]
+    role_shape: Callable[[int], tuple[int | None, ...]]
 
     @property
     def writes_mask(self) -> bool:

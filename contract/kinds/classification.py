@@ -92,4 +92,5 @@ SPEC = KindSpec(
     raw_fits=lambda shape, batch, k: shape == (batch, k),
     raw_adapter=lambda rank: "softmax",
     head_width=lambda k: k,
+    role_shape=lambda k: (k,),
 )

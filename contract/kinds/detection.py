@@ -133,4 +133,5 @@ SPEC = KindSpec(
     raw_fits=_raw_fits,
     raw_adapter=lambda rank: "box_to_grid" if rank == 2 else "identity",
     head_width=lambda k: 4 + k,
+    role_shape=lambda k: (4 + k, None, None),
 )

@@ -107,4 +107,5 @@ SPEC = KindSpec(
     raw_fits=lambda shape, batch, k: shape == (batch, 2 * k),
     raw_adapter=identity_adapter,
     head_width=lambda k: 2 * k,
+    role_shape=lambda k: (2 * k,),
 )

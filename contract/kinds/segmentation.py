@@ -161,4 +161,5 @@ SPEC = KindSpec(
     raw_fits=_raw_fits,
     raw_adapter=identity_adapter,
     head_width=lambda k: k,
+    role_shape=lambda k: (k, None, None),
 )

@@ -4,10 +4,12 @@
 sha256, the model manifest's sha256, the options that change outputs), then one line
 per finished row, keyed by CSV name, line, ``image_path`` and ``task_id``: its record
 (JSON kinds), or that its mask is written, or its failure and whether its fallback is
-in place. A row is journaled only once its outputs are on disk; lines are flushed to
-the OS after every batch, so they survive a SIGKILL (a half-written last line is
-ignored). A row whose outputs could not be written (a full disk) is not journaled:
-``--resume`` tries it again.
+in place, and its image's fingerprint (size and modification time, taken before it was
+read). A row is journaled only once its outputs are on disk; lines are flushed to
+the OS after every batch and before the final write, so they survive a SIGKILL (a
+half-written last line is ignored). A row whose outputs could not be written (a full
+disk) is not journaled: ``--resume`` tries it again, and so it does a row whose image's
+fingerprint changed since (``layouts.batch_jobs``).
 
 ``--resume`` keeps the journaled rows (their records come back byte for byte, read back
 from the journal as each row comes up: ``FinishedRows`` holds about 36 bytes per row) and
@@ -42,7 +44,7 @@ from inference.bookkeeping.hash_index import HashIndex, hash64
 log = logging.getLogger(__name__)
 
 JOURNAL_NAME = ".fmc-journal.jsonl"
-FORMAT = 1
+FORMAT = 2  # 2: each row's image fingerprint
 CHECKPOINT_SECONDS = 5.0
 CHECKPOINT_SHARE = 20.0  # at least this many times a checkpoint's cost between two checkpoints
 
@@ -68,7 +70,7 @@ def fingerprint(input_dir: Path, folder: ModelFolder, options: Any) -> dict[str,
 
     ``options``: the layout's ``RunOptions``. Engine, device and precision are compared as
     given (``auto`` resolves per machine: resume on the machine that started the run).
-    Image files are not hashed (only the CSVs naming them): a changed image is not detected.
+    Images are fingerprinted row by row instead (``Journal.add``'s ``image``).
     """
     return {
         "journal": FORMAT,
@@ -207,10 +209,12 @@ class Journal:
         self._broken = True
 
     def add(self, key: Key, kind: str, record: dict | None = None, failed: str | None = None,
-            fallback: bool = False) -> None:
+            fallback: bool = False, image: tuple[int, int] | None = None) -> None:
+        """One finished row; ``image``: its image's (size, modification time in ns) when it was read."""
         if self._broken or self._handle is None:
             return
-        entry = {"key": list(key), "kind": kind, "record": record, "failed": failed, "fallback": fallback}
+        entry = {"key": list(key), "kind": kind, "record": record, "failed": failed, "fallback": fallback,
+                 "image": image}
         try:
             self._handle.write(json.dumps(entry, allow_nan=False) + "\n")
         except OSError as exc:

@@ -52,8 +52,10 @@ def graceful_stop() -> Iterator[None]:
         _received.clear()
 
 
-def interrupted_message(rows: int, done: int) -> str:
-    """The one line a stopped run ends with: what is done, and how to finish."""
-    return (f"stopped by {received_name() or 'a signal'} after the current batch: {done} of {rows} rows are done "
-            f"and written (the JSON files list them); run the same command with --resume to finish the other "
-            f"{rows - done}")
+def interrupted_message(rows: int, done: int, unwritten: int = 0) -> str:
+    """The one line a stopped run ends with: what is done, and how to finish (``unwritten``: output files
+    that could not be written, e.g. on a full disk)."""
+    written = (f"done, but {unwritten} output file(s) could not be written (see above)" if unwritten
+               else "done and written (the JSON files list them)")
+    return (f"stopped by {received_name() or 'a signal'} after the current batch: {done} of {rows} rows are "
+            f"{written}; run the same command with --resume to finish the other {rows - done}")

@@ -94,6 +94,18 @@ class EnsembleEngine:
     def load_seconds(self) -> float:
         return sum(getattr(engine, "load_seconds", 0.0) for engine in self.engines)
 
+    def start(self) -> None:
+        """Every member's ``FallbackEngine.start`` (FatalError when one cannot run)."""
+        for engine in self.engines:
+            engine.start()
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """The members' engines and precisions (as ``FallbackEngine.settings``), and the TTA."""
+        each = [engine.settings for engine in self.engines]
+        joined = {key: " | ".join(dict.fromkeys(s[key] for s in each)) for key in ("engine", "precision")}
+        return {**joined, "tta": "flip" if self.flip else "none"}
+
     def run(self, task: TaskEntry, batch: np.ndarray) -> dict[str, np.ndarray]:
         """N x 3 x H x W -> {role: averaged role tensor} (EngineError/FatalError from a member)."""
         rule = self.flip.get(task.task_id)

@@ -12,14 +12,14 @@ import logging
 
 from contract.manifest import ManifestError, ModelFolder
 from inference.engines.ensemble import EnsembleEngine, open_members, resolve_tta
-from inference.engines.fallback import Engine, FallbackEngine
+from inference.engines.fallback import FallbackEngine, RunEngine
 from inference.errors import FatalError
 
 log = logging.getLogger(__name__)
 
 
 def make_engine(folder: ModelFolder, engine: str = "auto", device: str = "auto", precision: str = "auto",
-                threads: int | None = None, tta: str = "auto", verify_hashes: bool = True) -> Engine:
+                threads: int | None = None, tta: str = "auto", verify_hashes: bool = True) -> RunEngine:
     """The engine a run uses: ``FallbackEngine`` for one model without TTA, else ``EnsembleEngine``."""
     flip = resolve_tta(folder, tta)
     if not folder.manifest.members and not flip:

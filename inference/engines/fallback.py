@@ -4,12 +4,17 @@
 reason is logged and PyTorch takes over for the rest of the run (CUDA if available,
 else CPU). ``onnxruntime`` / ``torch``: that engine only. No fallback is silent.
 
-A fault of one graph (``GraphError``: its file differs from the manifest's sha256, or its
-session cannot be made) fails only the tasks whose path holds it: their rows fail with
-the reason, every other task goes on with ONNX Runtime. Only a session fault of a shared
-graph (encoder, FPN: every task needs it) switches the run to PyTorch, under ``auto``; a
+A fault of one graph (``GraphError``: its file differs from the manifest's sha256 or its
+outputs from the manifest's, or its session cannot be made) fails only the tasks whose path
+holds it: their rows fail with the reason, every other task goes on with ONNX Runtime. Only a
+session fault of a shared graph (encoder, FPN) switches the run to PyTorch, under ``auto``; a
 changed or damaged file never does (PyTorch would read the same weights), and a task's
 own head never does (one task is not worth the switch, and PyTorch needs that head too).
+
+``start`` runs before the output folder is touched: it opens the engine (device, precision)
+and checks the graphs every task needs (``OnnxEngine.start``). One of those being unusable
+is fatal (``FatalError``) whether hashes are checked or not: damaged, or its session fails
+and PyTorch cannot take over. So a run never ends with every row a fallback.
 """
 
 from __future__ import annotations
@@ -33,6 +38,16 @@ class Engine(Protocol):
     def run(self, task: TaskEntry, batch: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
+class RunEngine(Engine, Protocol):
+    """What a run gets from ``factory.make_engine``: also ``start`` (what can fail for every row, checked
+    before the output folder is touched) and ``settings`` (engine and precision as resolved)."""
+
+    def start(self) -> None: ...
+
+    @property
+    def settings(self) -> dict[str, str]: ...
+
+
 class FallbackEngine:
     """Lazily builds the chosen engine on first use; switches to PyTorch once if ONNX Runtime fails."""
 
@@ -44,6 +59,7 @@ class FallbackEngine:
         self.engine, self.device, self.precision, self.threads = engine, device, precision, threads
         self._active: Engine | None = None
         self._onnx_failure: str | None = None
+        self._onnx_ran = False  # ONNX Runtime predicted a batch (before any switch to PyTorch)
 
     @property
     def description(self) -> str:
@@ -87,13 +103,45 @@ class FallbackEngine:
             return self._switch_to_torch(str(exc))
         return self._active
 
+    def start(self) -> None:
+        """What can fail for every row, checked before any image (FatalError): the engine, device, precision
+        and the graphs every task needs."""
+        engine = self._active or self._start()
+        start = getattr(engine, "start", None)
+        if start is None:
+            return
+        try:
+            start()
+        except DeviceUnavailable as exc:
+            raise FatalError(str(exc)) from exc
+        except GraphError as exc:
+            if exc.damaged or self.engine != "auto":
+                raise FatalError(f"{exc}; every task needs graph {exc.graph!r}: nothing can be predicted") from exc
+            self._switch_to_torch(str(exc))
+        except EngineError as exc:
+            if self.engine != "auto":
+                raise FatalError(f"ONNX Runtime cannot run the model: {exc}") from exc
+            self._switch_to_torch(str(exc))
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """What decides the numbers, for a shard's part (merge refuses a mix): engine, precision and TTA as resolved."""
+        if self._active is None:
+            return {"engine": "(not started)", "precision": self.precision, "tta": "none"}
+        name = "torch" if self._onnx_failure is not None or self.engine == "torch" else "onnxruntime"
+        if self._onnx_failure is not None and self._onnx_ran:
+            name = "onnxruntime, then torch"
+        return {"engine": name, "precision": getattr(self._active, "precision", "fp32"), "tta": "none"}
+
     def run(self, task: TaskEntry, batch: np.ndarray) -> dict[str, np.ndarray]:
         engine = self._active or self._start()
         try:
-            return engine.run(task, batch)
+            outputs = engine.run(task, batch)
         except DeviceUnavailable as exc:  # --device cuda and the first session found CUDA unusable
             raise FatalError(str(exc)) from exc
         except GraphError as exc:
+            if exc.every_task and exc.damaged:
+                raise FatalError(f"{exc}; every task needs graph {exc.graph!r}: nothing can be predicted") from exc
             if exc.shared and not exc.damaged and self._onnx_failure is None and self.engine == "auto":
                 return self._switch_to_torch(str(exc)).run(task, batch)
             raise
@@ -101,3 +149,5 @@ class FallbackEngine:
             if self._onnx_failure is not None or self.engine == "torch":
                 raise
             return self._switch_to_torch(str(exc)).run(task, batch)
+        self._onnx_ran = self._onnx_ran or self._onnx_failure is None
+        return outputs

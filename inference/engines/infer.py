@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from contract.kinds import OUTPUT_ROLE
+from contract.kinds import OUTPUT_ROLE, role_shape_problem
 from contract.manifest import TaskEntry
 from inference.engines.fallback import Engine
 from inference.errors import EngineError
@@ -19,4 +19,7 @@ def infer_batch(engine: Engine, task: TaskEntry, batch: np.ndarray) -> np.ndarra
     output = outputs[role]
     if output.shape[0] != len(batch):
         raise EngineError(f"task {task.task_id}: engine returned {output.shape[0]} results for {len(batch)} images")
+    problem = role_shape_problem(task.kind, task.num_classes, output.shape[1:])
+    if problem is not None:
+        raise EngineError(f"task {task.task_id}: the engine's {role!r} output has {problem}")
     return output

@@ -8,10 +8,13 @@ when it really works, else the CPU, the reason logged. Graphs run through the on
 
 Graphs are checked when a task first needs them: each file's sha256 against the
 manifest (unless ``verify_hashes`` is off; about 22 ms for the default model), then its
-session is made. A graph that fails either check fails every task whose path holds it
-(``GraphError``, remembered, so later batches fail at once) and no other: a damaged
+session is made and its outputs compared with the manifest's (``graph_check``: names and
+class counts, hashes or not). A graph that fails a check fails every task whose path holds
+it (``GraphError``, remembered, so later batches fail at once) and no other: a damaged
 head costs its own task only. ``GraphError.shared`` says whether the graph serves more
-than one task (encoder, FPN); ``backend.FallbackEngine`` decides what to do with it.
+than one task (encoder, FPN), ``every_task`` whether every task needs it;
+``fallback.FallbackEngine`` decides what to do with it. ``start`` checks, before any image,
+what can fail for every task: the device (the first session) and the graphs every task needs.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 from contract.manifest import Manifest, ModelFolder, TaskEntry, sha256_of
 from inference.errors import DeviceUnavailable, EngineError, GraphError
 from inference.engines.feeds import extra_feeds
+from inference.engines.graph_check import every_task_needs, graph_mismatch
 from inference.engines.providers import CPU, CUDA, resolve_device
 from inference.engines.runner import GraphRunner, default_threads
 
@@ -61,6 +65,7 @@ class OnnxEngine:
             self.device = "cpu"
         self.runner = self._runner()
         self._verified = False
+        self._every_task = every_task_needs(folder.manifest)
 
     def _runner(self) -> GraphRunner:
         graph_set = self.folder.manifest.graph_set(self.precision)
@@ -98,10 +103,10 @@ class OnnxEngine:
         log.debug("inference engine: %s", self.description)
 
     def _check_graph(self, name: str) -> GraphError | None:
-        """The graph's file against the manifest's sha256, then its session; the fault, if any."""
+        """The graph's file against the manifest's sha256, then its session and outputs; the fault, if any."""
         graph = self.runner.graph_set.graphs[name]
         users = [t.task_id for t in self.folder.manifest.tasks if name in t.path]
-        shared = len(users) > 1
+        shared, every = len(users) > 1, name in self._every_task
         path = self.folder.path / graph.path
         if self.verify_hashes:
             started = time.perf_counter()
@@ -110,27 +115,49 @@ class OnnxEngine:
                 self._hash_seconds += time.perf_counter() - started
             except OSError as exc:
                 return GraphError(name, f"cannot load graph {name!r} ({graph.path}): {exc.strerror or exc}; "
-                                  "re-export the model", shared=shared, damaged=True)
+                                  "re-export the model", shared=shared, damaged=True, every_task=every)
             log.debug("sha256 of %s checked in %.1f ms", graph.path, 1000 * (time.perf_counter() - started))
             if digest != graph.sha256:
                 return GraphError(name, f"cannot load graph {name!r} ({graph.path}): its sha256 differs from the "
                                   "manifest, the file was changed or damaged (re-export the model, or pass "
-                                  "--no-verify-hashes to run it anyway)", shared=shared, damaged=True)
+                                  "--no-verify-hashes to run it anyway)", shared=shared, damaged=True, every_task=every)
         try:
-            self.runner.session(name)
+            session = self.runner.session(name)
         except EngineError as exc:
-            return GraphError(name, str(exc), shared=shared)
+            return GraphError(name, str(exc), shared=shared, every_task=every)
+        mismatch = graph_mismatch(self.folder.manifest, graph, session)
+        if mismatch is not None:
+            return GraphError(name, f"cannot use graph {name!r} ({graph.path}): {mismatch}; it is not the graph the "
+                              "manifest describes (another model's or task's file?): re-export the model",
+                              shared=shared, damaged=True, every_task=every)
         return None
+
+    def _fault(self, name: str) -> GraphError | None:
+        if name not in self._graph_faults:
+            self._graph_faults[name] = self._check_graph(name)
+        return self._graph_faults[name]
 
     def check_task(self, task: TaskEntry) -> None:
         """GraphError (naming the task and graph) when a graph on ``task``'s path is unusable."""
         for name in task.path:
-            if name not in self._graph_faults:
-                self._graph_faults[name] = self._check_graph(name)
-            fault = self._graph_faults[name]
+            fault = self._fault(name)
             if fault is not None:
                 raise GraphError(fault.graph, f"task {task.task_id}: {fault.reason}", shared=fault.shared,
-                                 damaged=fault.damaged)
+                                 damaged=fault.damaged, every_task=fault.every_task)
+
+    def start(self) -> None:
+        """Before any image: the graphs every task needs are usable, and the device works (its first session).
+
+        GraphError (``every_task``) or DeviceUnavailable otherwise."""
+        names = self._every_task or [self.folder.manifest.tasks[0].path[0]]
+        for _ in range(2):  # again after a switch to the CPU (a new runner, faults forgotten)
+            for name in names:
+                fault = self._fault(name)
+                if fault is not None:
+                    raise fault
+            if self._verified:
+                return
+            self._verify_provider(names[0])
 
     def _warm_up(self, task: TaskEntry, batch: np.ndarray, extra: dict) -> None:
         """On CUDA, once per graph path and batch shape: a zero batch first, so that cuDNN's algorithm search

@@ -52,6 +52,7 @@ class Job:
     row: Row
     task: TaskEntry
     mask_target: Path | None = None
+    stamp: tuple[int, int] | None = None  # the image's size and modification time (``batch_jobs.image_stamp``)
 
     @property
     def image_file(self) -> Path:
@@ -201,7 +202,7 @@ def check_row(row: Row, manifest: Manifest, guard: OutputGuard) -> Job | RowFail
         )
     if spec_of(task.kind).writes_mask:
         target, extra = fallback_target(task.kind)
-        if target is None:
-            return RowFailure(row, extra.lstrip("; "))
+        if target is None:  # no fallback either: Results.fail says it has no usable mask_path
+            return RowFailure(row, extra.lstrip("; "), task.kind, task.num_classes)
         return Job(row, task, target)
     return Job(row, task)

@@ -18,14 +18,20 @@ keypoint-prediction        JSON value     ``/output/keypoint-prediction.json``  
 ========================== ============== ================================================ ============================================
 
 The values are those of the batch layout's records (same decoding, same pydantic
-validation), without ``image_path``. Everything is written into a staging folder
-inside the output folder and moved into place only when the whole case succeeded;
-on any error the staging folder is removed, so ``/output`` holds no partial files.
-A failed case is fatal (exit code 1) with one message naming the socket and file.
+validation), without ``image_path``. The case is read, the engine started and the image
+predicted before the output folder is touched; then the folder is locked like any run's
+(``inference.startup.claim_output``), the file written into a staging folder inside it and
+moved into place, its folders opened without following symbolic links. On any error the
+staging folder is removed, so ``/output`` holds no partial files (a staging folder a kill
+left behind is removed by the next case). A failed case is fatal (exit code 1) with one
+message naming the socket and file: an unreadable or too large image, a damaged graph of its
+task, a full disk, a symbolic link in the output folder, running out of memory.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -35,9 +41,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from inference.errors import FatalError
+from contract.atomic import UnsafePathError
+from inference.bookkeeping.lock import Holder
+from inference.errors import EngineError, FatalError
 from inference.layouts.case_inputs import INPUTS_JSON, Case, CaseImage, read_case
 from inference.options import RunOptions, RunSummary
+from inference.startup import claim_output
 from contract.manifest import ModelFolder
 from contract.kinds import KIND_SPECS, Prediction, spec_of
 from contract.tasks import TaskKind
@@ -85,28 +94,54 @@ def _write_value(target: Path, prediction: Prediction, case: Case) -> None:
 
 
 def _publish(staging: Path, output_dir: Path) -> list[Path]:
-    """Move every staged file into place; on failure undo what was moved (files and new folders)."""
-    moved: list[Path] = []
-    created: list[Path] = []
+    """Move every staged file into place, folders opened one by one without following symbolic links (a
+    link in the output folder redirects nothing); on failure undo what was moved (files and new folders)."""
+    moved: list[tuple[int, str, Path]] = []  # (folder descriptor, name, path) of each file moved
+    created: list[tuple[int, str]] = []  # (parent descriptor, name) of each folder made, outermost first
+    descriptors: list[int] = []
+    root = os.open(output_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    descriptors.append(root)
     try:
         for source in sorted(p for p in staging.rglob("*") if p.is_file()):
-            target = output_dir / source.relative_to(staging)
-            missing = [d for d in reversed(target.parents) if d != output_dir and output_dir in d.parents
-                       and not d.exists()]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            created.extend(missing)
-            os.replace(source, target)
-            moved.append(target)
+            parts = source.relative_to(staging).parts
+            folder = root
+            for depth, name in enumerate(parts[:-1]):
+                try:
+                    os.mkdir(name, 0o777, dir_fd=folder)
+                    created.append((folder, name))
+                except FileExistsError:
+                    pass
+                try:
+                    folder = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        where = output_dir / Path(*parts[:depth + 1])
+                        raise UnsafePathError(exc.errno, f"{where} is a symbolic link or not a folder; nothing is "
+                                                         "written through it") from exc
+                    raise
+                descriptors.append(folder)
+            os.replace(source, parts[-1], dst_dir_fd=folder)
+            moved.append((folder, parts[-1], output_dir / Path(*parts)))
     except OSError:
-        for path in moved:
-            path.unlink(missing_ok=True)
-        for folder in reversed(created):
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
+        for folder, name, _ in reversed(moved):
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=folder)
+        for parent, name in reversed(created):
+            with contextlib.suppress(OSError):
+                os.rmdir(name, dir_fd=parent)
         raise
-    return moved
+    finally:
+        for fd in descriptors:
+            os.close(fd)
+    return [path for _, _, path in moved]
+
+
+def remove_stale_staging(output_dir: Path) -> None:
+    """Staging folders left by a killed case (called while the case holds the output folder alone)."""
+    for stale in output_dir.glob(f"{STAGING_PREFIX}*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+            log.info("removed %s, left by an interrupted run", stale)
 
 
 def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
@@ -121,26 +156,42 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
              case.image.rgb.shape[1], case.image.rgb.shape[0])
     engine = make_engine(folder, options.engine, options.device, options.precision, options.threads, options.tta,
                          verify_hashes=options.verify_hashes)
+    engine.start()  # device, precision, the graphs every task needs
     try:
         [prediction] = Predictor(folder, engine).predict(case.task_id, [case.image.rgb])
+    except EngineError as exc:  # e.g. the case's head is damaged: one case, so the job fails
+        raise FatalError(f"task {case.task_id}: the model cannot predict {case.image.path}: {exc}") from exc
     except ValueError as exc:  # the model's output cannot be decoded (non-finite values and the like)
         raise FatalError(f"task {case.task_id}: the model's output for {case.image.path} is unusable: {exc}") from exc
+    except MemoryError as exc:
+        raise FatalError(f"task {case.task_id}: out of memory predicting {case.image.path} "
+                         f"({case.image.rgb.shape[1]} x {case.image.rgb.shape[0]} pixels)") from exc
 
-    output_dir = Path(options.output_dir).resolve()
-    relative = output_relative_path(task.kind)
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=output_dir))
-    try:
-        if spec_of(task.kind).writes_mask:
-            _write_mask(staging / relative, prediction.mask, case.image)
-        else:
-            _write_value(staging / relative, prediction, case)
-        written = _publish(staging, output_dir)
-    except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: SimpleITK's write errors
-        raise FatalError(f"output socket {OUTPUT_SLUGS[task.kind]}: cannot write {output_dir / relative}: "
-                         f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}") from exc
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    output_dir = Path(options.output_dir)
+    with claim_output(output_dir, Holder("Grand-Challenge case")):
+        remove_stale_staging(output_dir)
+        written = _write_outputs(prediction, case, task.kind, output_dir.resolve())
     for path in written:
         log.info("wrote %s", path)
     return RunSummary(layout=NAME, rows=1, predicted=Counter({case.task_id: 1}), engine=engine.description,
                       seconds=time.perf_counter() - started)
+
+
+def _write_outputs(prediction: Prediction, case: Case, kind: TaskKind, output_dir: Path) -> list[Path]:
+    """The case's socket file, written in a staging folder and moved into place; FatalError naming the socket."""
+    relative = output_relative_path(kind)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=output_dir))
+    except OSError as exc:
+        raise FatalError(f"output socket {OUTPUT_SLUGS[kind]}: cannot write in {output_dir}: {exc}") from exc
+    try:
+        if spec_of(kind).writes_mask:
+            _write_mask(staging / relative, prediction.mask, case.image)
+        else:
+            _write_value(staging / relative, prediction, case)
+        return _publish(staging, output_dir)
+    except (OSError, ValueError, RuntimeError, MemoryError) as exc:  # RuntimeError: SimpleITK's write errors
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise FatalError(f"output socket {OUTPUT_SLUGS[kind]}: cannot write {output_dir / relative}: {reason}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

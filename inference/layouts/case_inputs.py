@@ -30,6 +30,7 @@ Image conversion rule (so that the network sees what it sees in the batch layout
   otherwise min-max scaled to 0..255 (a constant image becomes 0; NaN/inf -> 0).
 - ``.png``/``.jpg``/``.jpeg``: read exactly as a batch-layout image (``imaging.read_image``),
   with unit spacing, zero origin and identity direction.
+- An image whose header promises more than ``MAX_PIXELS`` pixels is refused before it is read.
 - The H x W x 3 uint8 RGB array is then preprocessed exactly like batch images
   (``imaging.preprocess`` inside ``Predictor.predict``).
 """
@@ -54,6 +55,9 @@ TASK_SLUG = "task-id"
 EXPECTED_SLUGS = (IMAGE_SLUG, TASK_SLUG)
 SITK_IMAGE_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nii", ".nii.gz", ".tif", ".tiff")
 LOCAL_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: The largest image a case may hold (its header is read first): 2^28 pixels, about 16,000 x 16,000, a
+#: few GB of memory on the way through; an image claiming more is refused before its pixels are read.
+MAX_PIXELS = 1 << 28
 IMAGE_SUFFIXES = SITK_IMAGE_SUFFIXES + LOCAL_IMAGE_SUFFIXES
 
 
@@ -177,8 +181,28 @@ def find_image(input_dir: Path, entry: InputEntry) -> Path:
     return images[0]
 
 
+def check_image_size(path: Path, limit: int = MAX_PIXELS) -> None:
+    """CaseError when the header of ``path`` promises more than ``limit`` pixels (read before the pixels are)."""
+    import SimpleITK as sitk  # lazy: heavy, and only image sockets need it
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return  # the reader proper names the problem
+    size = reader.GetSize()
+    pixels = 1
+    for extent in size:
+        pixels *= int(extent)
+    if pixels > limit:
+        raise CaseError(f"socket {IMAGE_SLUG}: {path}: {' x '.join(map(str, size))} pixels, more than the "
+                        f"{limit:,} this runtime reads (an ultrasound image has a few million); not read")
+
+
 def read_case_image(path: Path) -> CaseImage:
     """Read the image by the conversion rule of the module docstring; CaseError naming socket and file."""
+    check_image_size(path)
     try:
         if path.name.lower().endswith(LOCAL_IMAGE_SUFFIXES):
             return CaseImage(path, read_image(path))
@@ -186,6 +210,8 @@ def read_case_image(path: Path) -> CaseImage:
     except (ImageReadError, ValueError, TypeError) as exc:
         reason = str(exc).replace(f"{path}: ", "")
         raise CaseError(f"socket {IMAGE_SLUG}: {path}: {reason}") from None
+    except MemoryError:
+        raise CaseError(f"socket {IMAGE_SLUG}: {path}: out of memory reading the image") from None
 
 
 def _read_sitk(path: Path) -> CaseImage:

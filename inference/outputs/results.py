@@ -50,6 +50,9 @@ class Results:
     failed: int = 0  # failed rows (each logged with its reason)
     fallbacks: int = 0
     masks: PathSet = field(default_factory=PathSet)  # every mask of the run's rows in place (the output audit's)
+    #: JSON file name -> the records it holds as this run last wrote it (a checkpoint, or the final write)
+    json_on_disk: dict[str, int] = field(default_factory=dict)
+    json_failed: dict[str, int] = field(default_factory=dict)  # name -> records it should hold, last write failed
 
     def add(self, row: Row, prediction: Prediction) -> dict:
         """A JSON-kind prediction of the model (masks are written by the pipeline); returns its payload."""
@@ -119,7 +122,9 @@ class Results:
         Each file on its own: returns one line per file that could not be written (also logged).
         """
         problems = []
+        self.json_failed.clear()
         for kind, name in PREDICTION_FILES.items():
+            count = 0
             try:
                 count, size, records = self.spool.ordered(kind)
                 folder = self.guard.root if self.guard is not None else Path(output_dir)
@@ -127,4 +132,7 @@ class Results:
             except OSError as exc:
                 log.log(level, "output file not written: %s", exc)
                 problems.append(str(exc))
+                self.json_failed[name] = count
+                continue
+            self.json_on_disk[name] = count
         return problems

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import posixpath
 import threading
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator, Sequence
@@ -21,27 +22,35 @@ from typing import Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from contract.atomic import Chunks, Data, UnsafePathError, atomic_write_under
+from contract.atomic import TEMP_PATTERN, Chunks, Data, UnsafePathError, atomic_write_under
 from contract.atomic import atomic_write_bytes as _atomic_write_bytes
+from contract.kinds import PREDICTION_FILES, Record
 from inference.errors import OutputPathError
-from contract.kinds import Record
 
 
+#: The run's own files: the three JSON files and the shards' parts folder at the top of the output folder,
+#: and every name starting with ``RUN_PREFIX`` (lock, journal, record spool, write probe) or a temporary's.
+#: A row's mask_path may name none of them (``OutputGuard.mask_target``).
+PART_FOLDER = "shards"
+RUN_PREFIX = ".fmc-"
+TOP_LEVEL_FILES = frozenset(PREDICTION_FILES.values()) | {PART_FOLDER}
 WRITE_PROBE_BYTES = 64 * 1024  # written (and fsynced) at start-up, so a full disk is caught before the run
+RESUME = "run again with --resume"  # what finishes a batch run whose file could not be written
 
 
 class OutputWriteError(OSError):
     """An output file could not be written (full disk, symbolic link, permissions); others go on."""
 
 
-def write_error(target: Path | str, size: int, exc: OSError) -> OutputWriteError:
-    """One line for a failed write: the file, the bytes it needed and why."""
+def write_error(target: Path | str, size: int, exc: OSError, retry: str = RESUME) -> OutputWriteError:
+    """One line for a failed write: the file, the bytes it needed and why; for a full disk, ``retry``: what
+    finishes the job once space is freed."""
     if isinstance(exc, OutputWriteError):
         return exc
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         reason = "no space left on the device" if exc.errno == errno.ENOSPC else "disk quota exceeded"
         needed = f"{size} bytes needed" if size > 0 else "more space needed"
-        text = f"{target}: {reason}; {needed} (free some space, then run again with --resume)"
+        text = f"{target}: {reason}; {needed} (free some space, then {retry})"
     elif isinstance(exc, UnsafePathError):
         text = f"{target}: not written: {exc.strerror or exc}"
     else:
@@ -61,6 +70,8 @@ class OutputGuard:
     def __init__(self, output_dir: Path, input_dir: Path | None = None):
         self.root = Path(output_dir).resolve()
         self.input_root = Path(input_dir).resolve() if input_dir is not None else None
+        self._root_text = str(self.root).rstrip("/")  # "" for the root folder itself
+        self._input_text = str(self.input_root).rstrip("/") if self.input_root is not None else None
         self._root_fd: int | None = None
         self._lock = threading.Lock()
 
@@ -78,7 +89,7 @@ class OutputGuard:
                 os.close(self._root_fd)
                 self._root_fd = None
 
-    def write_bytes(self, target: Path, data: Data, durable: bool = False) -> Path:
+    def write_bytes(self, target: Path, data: Data, durable: bool = False, retry: str = RESUME) -> Path:
         """Write ``data`` atomically at ``target`` (inside the output folder), never through a symbolic link."""
         target = Path(target)
         try:
@@ -88,7 +99,7 @@ class OutputGuard:
         try:
             atomic_write_under(self._root_descriptor(), parts, data, durable=durable)
         except OSError as exc:
-            raise write_error(target, len(data), exc) from exc
+            raise write_error(target, len(data), exc, retry) from exc
         return target
 
     def resolve(self, relative: str | os.PathLike[str]) -> Path:
@@ -106,24 +117,43 @@ class OutputGuard:
         return target
 
     def mask_target(self, mask_path: str) -> Path:
-        """The CSV's ``mask_path`` with its leading ``../`` and ``./`` parts removed, under the output folder."""
-        parts = list(PurePosixPath(mask_path.replace("\\", "/")).parts)
-        if parts and parts[0] == "/":
+        """The CSV's ``mask_path`` with its leading ``../`` and ``./`` parts removed, under the output folder.
+
+        String work only (about 5 us, where ``resolve`` costs a file-system call per folder): the path is
+        normalized, and may not leave the output folder, enter the input folder or name the run's own files
+        (``TOP_LEVEL_FILES``, ``RUN_PREFIX``, temporaries). A symbolic link inside the output folder is refused
+        when the file is written (``write_bytes``)."""
+        text = mask_path.replace("\\", "/")
+        if text.startswith("/"):
             raise OutputPathError(f"mask_path {mask_path!r} is absolute; expected a path relative to csv_files/")
-        while parts and parts[0] in ("..", "."):
-            parts.pop(0)
-        if not parts:
+        parts = text.split("/")
+        first = 0
+        while first < len(parts) and parts[first] in ("..", ".", ""):
+            first += 1
+        relative = posixpath.normpath("/".join(parts[first:])) if first < len(parts) else "."
+        if relative == ".":
             raise OutputPathError(f"mask_path {mask_path!r} names no file")
-        return self.resolve(str(PurePosixPath(*parts)))
+        if relative == ".." or relative.startswith("../"):
+            raise OutputPathError(f"output path {mask_path!r} escapes the output folder {self.root}")
+        names = relative.split("/")
+        own = [name for name in names if name.startswith(RUN_PREFIX) or TEMP_PATTERN.match(name)]
+        if names[0] in TOP_LEVEL_FILES or own:
+            raise OutputPathError(f"mask_path {mask_path!r} names {own[0] if own else names[0]}, a file of the "
+                                  "run itself (its JSON files, shard parts, lock, journal or temporaries); "
+                                  "choose another mask_path")
+        target = f"{self._root_text}/{relative}"
+        if self._input_text is not None and (target + "/").startswith(self._input_text + "/"):
+            raise OutputPathError(f"output path {mask_path!r} would lie inside the input folder {self.input_root}")
+        return Path(target)
 
 
-def _write(target: Path, data: Data, guard: OutputGuard | None, durable: bool = False) -> Path:
+def _write(target: Path, data: Data, guard: OutputGuard | None, durable: bool = False, retry: str = RESUME) -> Path:
     if guard is not None:
-        return guard.write_bytes(target, data, durable=durable)
+        return guard.write_bytes(target, data, durable=durable, retry=retry)
     try:
         _atomic_write_bytes(Path(target), data, durable=durable)
     except OSError as exc:
-        raise write_error(target, len(data), exc) from exc
+        raise write_error(target, len(data), exc, retry) from exc
     return Path(target)
 
 
@@ -158,10 +188,10 @@ def json_chunks(texts: Iterable[bytes], count: int, text_bytes: int | None, piec
 
 
 def write_json_records(target: Path, records: Sequence[Record | dict] | Chunks,
-                       guard: OutputGuard | None = None) -> Path:
+                       guard: OutputGuard | None = None, retry: str = RESUME) -> Path:
     """Validated records (or a streamed file, ``json_chunks``) -> a JSON list, written atomically."""
     data = records if isinstance(records, Chunks) else json_bytes(records)
-    return _write(Path(target), data, guard, durable=True)
+    return _write(Path(target), data, guard, durable=True, retry=retry)
 
 
 def encode_png(mask: np.ndarray) -> bytes:
@@ -185,7 +215,7 @@ def check_writable(output_dir: Path, probe_bytes: int = WRITE_PROBE_BYTES) -> No
     The probe is written and fsynced, then removed: a disk already full fails here, before any work.
     """
     output_dir.mkdir(parents=True, exist_ok=True)
-    probe = output_dir / f".write-test.{os.urandom(4).hex()}.tmp"
+    probe = output_dir / f".fmc-write-test.{os.urandom(4).hex()}.tmp"
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:

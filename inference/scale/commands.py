@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inference.options import add_model_arguments, positive_int
+from inference.options import add_ray_arguments
 
 MERGE_DESCRIPTION = "Join the parts of a --shard I/N run into the files a single run writes."
 MERGE_EPILOG = """\
@@ -36,14 +36,6 @@ def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
                         help="part file (OUT/shards/part-IIII-of-NNNN.json) or a shard's output folder")
     parser.add_argument("--output", type=Path, required=True, help="folder for the merged output")
     parser.add_argument("--keep-parts", action="store_true", help="keep part files that lie in --output")
-
-
-def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser, folders_required=True)
-    parser.add_argument("--actors", type=positive_int, default=1, help="actors, each with one loaded model (default: 1)")
-    parser.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs per actor (default: 0, CPU)")
-    parser.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per actor (default: 1)")
-    parser.add_argument("--address", default=None, help="Ray cluster to join (default: $RAY_ADDRESS, else a local one)")
 
 
 def _merge(args: argparse.Namespace) -> int:

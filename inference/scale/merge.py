@@ -1,17 +1,22 @@
 """``python -m inference merge PARTS... --output OUT``: join the parts of a ``--shard I/N`` run.
 
 PARTS are part files (``SHARD_OUT/shards/part-IIII-of-NNNN.json``) or shard output folders
-(their ``shards/part-*.json``). The parts must be every shard of one split (same N, each
-index once), of the same model (manifest sha256) and the same input (row-list digest),
-with no row in two parts. Then OUT receives exactly what a single run writes: the three
+(their ``shards/part-*.json``). Each part is checked whole first (``inference.scale.parts``: its
+end line's digest, its header's counts against its body). The parts must be every shard of one
+split (same N, each index once), of the same model (manifest sha256), the same input (row-list
+digest) and the same engine, precision, TTA and ``--strict`` (``shard.SHARED_FIELDS``), with no
+row in two parts; no shard may still be running in a part's folder. Then OUT, locked like any
+run's output folder, receives exactly what a single run writes: the three
 JSON files (records in the single run's row order, the same writer) and, for parts that
 lie in other folders, their masks (copied to the same relative paths). Part files inside
 OUT are removed afterwards (``--keep-parts`` keeps them), so OUT ends up byte for byte
 the output of a single run.
 
 Exit codes: 0 merged; 1 the parts do not fit together (the message says which and how to
-fix it) or OUT is not writable; 2 usage error; 3 merged, but some rows failed in the shards
-(their fallback predictions are included, as in a single run).
+fix it), OUT is not writable or in use, or a file could not be written (a full disk: free space
+and run the same merge command again; parts are removed only after a merge succeeds); 2 usage
+error; 3 merged, but some rows failed in the shards (their fallback predictions are included,
+as in a single run).
 """
 
 from __future__ import annotations
@@ -21,104 +26,24 @@ import heapq
 import json
 import logging
 import sys
-from dataclasses import dataclass
+from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 
-from contract.atomic import atomic_write_bytes
 from contract.kinds import PREDICTION_FILES, RECORD_TYPES
 from contract.tasks import TaskKind
-from inference.errors import EXIT_FATAL, EXIT_OK, EXIT_ROWS_FAILED, OutputPathError
-from inference.scale.shard import PART_FOLDER, PART_FORMAT, PART_VERSION
-from inference.outputs.writers import OutputGuard, check_writable, json_chunks, record_text, write_json_records
+from inference.bookkeeping.lock import Holder, folder_in_use
+from inference.errors import EXIT_FATAL, EXIT_OK, EXIT_ROWS_FAILED, FatalError, OutputPathError
+from inference.outputs.writers import OutputGuard, json_chunks, record_text, write_error, write_json_records
+from inference.scale.parts import MergeError, Part, find_parts, load_part
+from inference.scale.shard import PART_FOLDER, SHARED_FIELDS
+from inference.startup import claim_output
 
 log = logging.getLogger("inference.scale.merge")
 
-_SAME = (("shards", "shard count N"), ("model_sha256", "model (manifest sha256)"),
-         ("input_digest", "input rows"))
-
-
-class MergeError(ValueError):
-    """Parts that cannot be merged; the message names the parts and the fix."""
-
-
-@dataclass(frozen=True)
-class Part:
-    path: Path
-    data: dict[str, Any]  # the header line
-
-    @property
-    def folder(self) -> Path:
-        """The shard's output folder (the part file lies in its ``shards/``)."""
-        return self.path.parent.parent
-
-    @property
-    def label(self) -> str:
-        return f"{self.path} (shard {self.data['shard']}/{self.data['shards']})"
-
-    def lines(self) -> Iterator[Any]:
-        """The part's lines after the header, parsed, one at a time."""
-        try:
-            with self.path.open("rb") as handle:
-                handle.readline()
-                for number, line in enumerate(handle, start=2):
-                    try:
-                        yield json.loads(line)
-                    except ValueError as exc:
-                        raise MergeError(f"{self.path} line {number} is damaged ({exc}); rerun that shard") from None
-        except OSError as exc:
-            raise MergeError(f"{self.path}: cannot be read ({exc}); rerun that shard") from exc
-
-    def chunks(self, key: str) -> Iterator[Any]:
-        """The items of the part's ``{key: [...]}`` lines (``rows``, ``masks``)."""
-        for line in self.lines():
-            if isinstance(line, dict) and key in line:
-                yield from line[key]
-
-    def records(self, kind: TaskKind) -> Iterator[tuple[int, dict]]:
-        """``(row index, record)`` of one kind, in row order (MergeError when the part is out of order)."""
-        last = -1
-        for line in self.lines():
-            if isinstance(line, list) and len(line) == 3 and line[0] == kind.value:
-                if not isinstance(line[1], int) or line[1] <= last:
-                    raise MergeError(f"{self.path}: {kind.value} records are not in row order at row {line[1]}; "
-                                     "rerun that shard")
-                last = line[1]
-                yield line[1], line[2]
-
-
-def find_parts(paths: list[Path]) -> list[Path]:
-    found: dict[Path, Path] = {}
-    for path in paths:
-        if path.is_dir():
-            files = sorted((path / PART_FOLDER).glob("part-*-of-*.json"))
-            if not files:
-                raise MergeError(f"{path} holds no {PART_FOLDER}/part-*-of-*.json; run "
-                                 f"python -m inference --shard I/N --output {path} first, or pass part files")
-        elif path.is_file():
-            files = [path]
-        else:
-            raise MergeError(f"{path}: no such part file or shard output folder")
-        for file in files:
-            found.setdefault(file.resolve(), file)
-    return list(found.values())
-
-
-def load_part(path: Path) -> Part:
-    """The part's header line (the rest is read later, a line at a time)."""
-    try:
-        with path.open("rb") as handle:
-            data = json.loads(handle.readline())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise MergeError(f"{path}: cannot be read as a part file ({exc}); rerun that shard") from exc
-    if not isinstance(data, dict) or data.get("format") != PART_FORMAT:
-        raise MergeError(f"{path}: not a shard part file (written by python -m inference --shard I/N)")
-    if data.get("version") != PART_VERSION:
-        raise MergeError(f"{path}: part format version {data.get('version')}, this runtime reads {PART_VERSION}; "
-                         "rerun the shard with this runtime")
-    return Part(path, data)
+AGAIN = "run the same merge command again"  # what finishes a merge whose file could not be written
 
 
 def check_parts(parts: list[Part]) -> np.ndarray:
@@ -126,12 +51,16 @@ def check_parts(parts: list[Part]) -> np.ndarray:
 
     Returns which part holds each row (by position in ``parts``): 4 bytes per row of the input."""
     first = parts[0]
-    for key, what in _SAME:
-        for part in parts[1:]:
-            if part.data[key] != first.data[key]:
-                raise MergeError(f"{part.label} and {first.label} differ in {what}: "
-                                 f"{part.data[key]!r} vs {first.data[key]!r}; merge parts of one run "
-                                 "(same --shard .../N, model and input)")
+    for key, what in SHARED_FIELDS:
+        values = Counter(json.dumps(part.data.get(key)) for part in parts)
+        if len(values) > 1:  # name the parts off the most common value (the first part's on a tie)
+            usual = max(values, key=lambda v: (values[v], v == json.dumps(first.data.get(key))))
+            odd = [part for part in parts if json.dumps(part.data.get(key)) != usual]
+            raise MergeError(f"{odd[0].label} differs from the other parts in {what}: {odd[0].data.get(key)!r}, "
+                             f"where {values[usual]} part(s) have {json.loads(usual)!r}"
+                             f"{f' (and {len(odd) - 1} more part(s) differ)' if len(odd) > 1 else ''}; merge parts "
+                             "of one run (same --shard .../N, model, input, engine, precision, TTA and --strict): "
+                             "rerun that shard like the others")
     count = first.data["shards"]
     by_index: dict[int, Part] = {}
     for part in parts:
@@ -185,12 +114,17 @@ def _copy_masks(parts: list[Part], output_dir: Path) -> int:
         source_guard = OutputGuard(part.folder)
         for relative in part.chunks("masks"):
             try:
-                source, target = source_guard.resolve(relative), target_guard.resolve(relative)
-                atomic_write_bytes(target, source.read_bytes())
+                source, target = source_guard.mask_target(relative), target_guard.mask_target(relative)
+                data = source.read_bytes()
             except (OSError, OutputPathError) as exc:
                 raise MergeError(f"{part.path}: mask {relative} cannot be copied ({exc}); "
                                  "check the shard's output folder") from exc
+            try:
+                target_guard.write_bytes(target, data, retry=AGAIN)
+            except OSError as exc:
+                raise MergeError(str(write_error(target, len(data), exc, AGAIN))) from exc
             copied += 1
+    target_guard.close()
     return copied
 
 
@@ -204,15 +138,29 @@ def merge(paths: list[Path], output_dir: Path, keep_parts: bool = False) -> dict
     counts: dict[TaskKind, int] = {}
     for kind in PREDICTION_FILES:
         counts[kind] = sum(1 for _ in _records(parts, owner, kind))
+    for folder in {part.folder.resolve() for part in parts} - {output_dir.resolve()}:
+        holder = folder_in_use(folder)
+        if holder is not None:
+            raise MergeError(f"{folder} is in use ({holder}); wait for that run to end, then merge")
     try:
-        check_writable(output_dir)
-    except OSError as exc:
-        raise MergeError(f"output folder {output_dir} is not writable ({exc})") from exc
+        with claim_output(output_dir, Holder("merge")):
+            copied = _write(parts, owner, counts, output_dir, keep_parts)
+    except FatalError as exc:  # the output folder is not writable, or another run holds it
+        raise MergeError(str(exc)) from exc
+    return {
+        "parts": len(parts), "rows": parts[0].data["input_rows"], "records": sum(counts.values()), "masks": copied,
+        "failed": sum(p.data["failed"] for p in parts) + parts[0].data["input_problems"],
+    }
+
+
+def _write(parts: list[Part], owner: np.ndarray, counts: dict[TaskKind, int], output_dir: Path,
+           keep_parts: bool) -> int:
+    """The three JSON files and the masks copied into ``output_dir``, then its parts removed; the masks copied."""
     copied = _copy_masks(parts, output_dir)
     for kind, name in PREDICTION_FILES.items():
         texts = (text for _, text in _records(parts, owner, kind))
         try:
-            write_json_records(output_dir / name, json_chunks(texts, counts[kind], None))
+            write_json_records(output_dir / name, json_chunks(texts, counts[kind], None), retry=AGAIN)
         except OSError as exc:
             raise MergeError(f"{output_dir / name} not written: {exc}") from exc
     root = output_dir.resolve()
@@ -223,11 +171,7 @@ def merge(paths: list[Path], output_dir: Path, keep_parts: bool = False) -> dict
         shards_dir = output_dir / PART_FOLDER
         if shards_dir.is_dir() and not any(shards_dir.iterdir()):
             shards_dir.rmdir()
-    return {
-        "parts": len(parts), "rows": parts[0].data["input_rows"],
-        "records": sum(counts.values()), "masks": copied,
-        "failed": sum(p.data["failed"] for p in parts) + parts[0].data["input_problems"],
-    }
+    return copied
 
 
 def run_merge(args: argparse.Namespace) -> int:

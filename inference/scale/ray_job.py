@@ -99,7 +99,8 @@ def predict_rows(options, folder: ModelFolder, actors: int, gpus_per_actor: floa
     """Every row of the input through the actor pool; returns the layout's ``RunSummary``."""
     import ray
 
-    from inference.layouts.batch import RowSink, check_rows, read_input_rows
+    from inference.layouts.batch import RowSink, read_input_rows
+    from inference.layouts.batch_jobs import check_rows
     from inference.options import RunSummary
     from inference.bookkeeping.record_spool import RecordSpool
     from inference.outputs.results import Results
@@ -163,8 +164,9 @@ def run_ray(args: argparse.Namespace) -> int:
     except ImportError:
         log.error("Ray is not installed; pip install -r requirements-ray.txt (or use python -m inference --shard I/N)")
         return EXIT_FATAL
+    from inference.bookkeeping.lock import Holder
     from inference.options import RunOptions
-    from inference.startup import check_folders, open_model
+    from inference.startup import check_folders, claim_output, open_model
 
     try:
         check_folders(args.input, args.output)
@@ -174,7 +176,8 @@ def run_ray(args: argparse.Namespace) -> int:
         options = RunOptions(input_dir=args.input, output_dir=args.output, engine=args.engine, device=args.device,
                              precision=args.precision, threads=args.threads, batch_size=args.batch_size,
                              strict=args.strict, tta=args.tta)
-        summary = predict_rows(options, folder, args.actors, args.gpus_per_actor, args.cpus_per_actor)
+        with claim_output(args.output, Holder("Ray job")):
+            summary = predict_rows(options, folder, args.actors, args.gpus_per_actor, args.cpus_per_actor)
     except FatalError as exc:
         log.error("%s", exc)
         return EXIT_FATAL

@@ -34,7 +34,7 @@ from contract.kinds import PREDICTION_FILES
 from contract.manifest import MANIFEST_NAME, ModelFolder, sha256_of
 from inference.layouts.batch_rows import InputRows, Row
 from inference.errors import FatalError, OutputPathError
-from inference.outputs.writers import OutputGuard
+from inference.outputs.writers import PART_FOLDER, OutputGuard
 
 if TYPE_CHECKING:
     from inference.bookkeeping.output_audit import PathSet
@@ -44,9 +44,12 @@ log = logging.getLogger(__name__)
 
 SHARD_ENV = "FMC_SHARD"
 INDEX_ENV = "JOB_COMPLETION_INDEX"
-PART_FOLDER = "shards"
 PART_FORMAT = "fmc-uia-shard-part"
-PART_VERSION = 2  # 2: JSON Lines, read a line at a time
+PART_VERSION = 3  # 2: JSON Lines, read a line at a time; 3: settings in the header, an end line with a digest
+#: Header fields every part of one merge must share, and what they mean in a message.
+SHARED_FIELDS = (("shards", "shard count N"), ("model_sha256", "model (manifest sha256)"),
+                 ("input_digest", "input rows"), ("engine", "engine"), ("precision", "precision"),
+                 ("tta", "test-time augmentation"), ("strict", "--strict"))
 CHUNK = 4096  # row indexes or mask paths per line of a part file
 #: The JSON file a kind's records go to, by the kind's value (what a part file stores).
 KIND_FILES: dict[str, str] = {kind.value: name for kind, name in PREDICTION_FILES.items()}
@@ -154,13 +157,17 @@ def model_digest(folder: ModelFolder) -> str:
     return sha256_of(folder.path / MANIFEST_NAME)
 
 
-def write_part(output_dir: Path, all_rows: InputRows, rows: ShardRows, results: "Results", folder: ModelFolder) -> Path:
+def write_part(output_dir: Path, all_rows: InputRows, rows: ShardRows, results: "Results", folder: ModelFolder,
+               settings: dict) -> Path:
     """The shard's part file (``PART_FOLDER/part-IIII-of-NNNN.json``), streamed and written atomically.
 
-    JSON Lines (``PART_VERSION`` 2), so that ``merge`` reads it a line at a time: a header object (what
-    the parts must share, the counts), then ``{"rows": [...]}`` lines (the row indexes this shard
+    JSON Lines (``PART_VERSION`` 3), so that ``merge`` reads it a line at a time: a header object (what
+    the parts must share: ``SHARED_FIELDS``, with ``settings``, the engine, precision, TTA and strict the
+    shard ran with; the counts), then ``{"rows": [...]}`` lines (the row indexes this shard
     handled, ``CHUNK`` per line), one ``[kind, row index, record]`` line per JSON record (by kind, in
-    row order) and ``{"masks": [...]}`` lines (the masks in place, relative to the output folder).
+    row order), ``{"masks": [...]}`` lines (the masks in place, relative to the output folder) and an
+    end line ``{"end": {"lines": L, "masks": M, "sha256": D}}``: the count and sha256 of every line before
+    it and the masks listed, so that ``merge`` refuses a part cut short or changed.
 
     ``all_rows``: the whole input (its ``problems`` are counted), ``rows``: this shard's (their indexes and the
     input's digest come from ``ShardRows.summary``), ``results``: the run's (records streamed from its spool,
@@ -175,14 +182,15 @@ def write_part(output_dir: Path, all_rows: InputRows, rows: ShardRows, results: 
         "shard": shard.index,
         "shards": shard.count,
         "model_sha256": model_digest(folder),
+        **{key: settings[key] for key in ("engine", "precision", "tta", "strict")},
         "input_rows": len(all_rows),
         "input_digest": input_digest,
         "input_problems": len(all_rows.problems),
         "failed": results.failed,
-        "counts": {"rows": len(indexes), "masks": len(results.masks), **{kind: count for kind, count, _, _ in streams}},
+        "counts": {"rows": len(indexes), **{kind: count for kind, count, _, _ in streams}},
     }
 
-    def lines() -> Iterator[bytes]:
+    def body() -> Iterator[bytes]:
         yield _line(head)
         for start in range(0, len(indexes), CHUNK):
             yield _line({"rows": indexes[start:start + CHUNK].tolist()})
@@ -191,7 +199,18 @@ def write_part(output_dir: Path, all_rows: InputRows, rows: ShardRows, results: 
                 yield f'["{kind}",{index},'.encode() + text.strip().replace(b"\n", b"") + b"]\n"
         masks = _masks_in_place(rows, guard, results.masks) if len(results.masks) else iter(())
         while chunk := list(islice(masks, CHUNK)):
+            listed[0] += len(chunk)
             yield _line({"masks": chunk})
+
+    def lines() -> Iterator[bytes]:
+        digest, count = hashlib.sha256(), 0
+        for line in body():
+            digest.update(line)
+            count += 1
+            yield line
+        yield _line({"end": {"lines": count, "masks": listed[0], "sha256": digest.hexdigest()}})
+
+    listed = [0]  # masks listed, counted as they are streamed
 
     target = Path(output_dir) / PART_FOLDER / shard.part_name
     atomic_write_bytes(target, Chunks(lines()), durable=True)

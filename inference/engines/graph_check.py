@@ -1,0 +1,45 @@
+"""Is a graph the one the manifest describes? Checked when its ONNX Runtime session is made.
+
+Whether or not the file's sha256 is checked (``--no-verify-hashes``), a session's outputs must be
+the tensors the manifest lists for the graph, and the role tensor of each task it serves must
+have the task's class (or point) count (``contract.kinds.KindSpec.role_shape``). Another task's
+head put in a head's place, or a head exported for another class count, is then refused with
+the reason, as a damaged file is, instead of failing later inside a batch.
+
+``every_task_needs``: the graphs on every task's path (the encoder): when one of them cannot be
+used, nothing can be predicted and the run stops at start (``OnnxEngine.start``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contract.kinds import OUTPUT_ROLE, role_shape_problem
+from contract.manifest import GraphFile, Manifest
+
+
+def every_task_needs(manifest: Manifest) -> list[str]:
+    """The graphs every task's path holds, in path order (usually the encoder alone)."""
+    paths = [task.path for task in manifest.tasks]
+    if not paths:
+        return []
+    common = set(paths[0]).intersection(*paths[1:])
+    return [name for name in paths[0] if name in common]
+
+
+def graph_mismatch(manifest: Manifest, graph: GraphFile, session: Any) -> str | None:
+    """Why ``session`` (of ``graph``'s file) is not the graph the manifest describes, or None."""
+    given = {output.name: output.shape for output in session.get_outputs()}
+    missing = [name for name in graph.outputs if name not in given]
+    if missing:
+        return (f"it gives the output(s) {', '.join(sorted(given)) or '(none)'}, the manifest lists "
+                f"{', '.join(graph.outputs)}")
+    for task in manifest.tasks:
+        tensor = task.outputs.get(OUTPUT_ROLE[task.kind])
+        shape = given.get(tensor) if tensor in graph.outputs else None
+        if not shape:  # not this graph's tensor, or a shape the file does not state
+            continue
+        problem = role_shape_problem(task.kind, task.num_classes, list(shape)[1:])
+        if problem is not None:
+            return f"its output {tensor} has {problem} (task {task.task_id})"
+    return None
