@@ -14,8 +14,12 @@ The guard (``decide``):
   budget, the cheapest candidate);
 - otherwise the rows are split into ``folds`` folds (stratified by class label where there is
   one); for each fold the choice is made on the other rows and its predictions of the fold's
-  rows are kept. The pooled held-out predictions are scored once: the choice made on all the
-  rows is adopted only when this held-out score beats the default's score on the same rows
+  rows are kept, and the pooled held-out predictions are scored once. This is done for the
+  procedure choosing members only, members and postprocessing, members and flip TTA, and all
+  three (``Extras``): an extra is used only when its procedure scores better on held-out rows
+  than the cheaper procedures (so a flip or a postprocessing that wins on the rows it was
+  chosen on, but not on the others, is dropped). The choice that procedure makes on all the
+  rows is adopted only when its held-out score beats the default's score on the same rows
   (or, for a choice cheaper than the default, equals it: ties go to the cheaper); else the
   task keeps the default.
 
@@ -129,12 +133,26 @@ class Selector:
                 best, best_metrics = candidate, metrics
         return best
 
-    def choose(self, rows: Sequence[int]) -> Candidate:
-        """The best base candidate on ``rows``, then the best postprocessing on top of it (module docstring)."""
-        best = self._best(self.bases, rows)
-        if len(self.postprocess) > 1:
+    def choose(self, rows: Sequence[int], extras: "Extras | None" = None) -> Candidate:
+        """The best base candidate on ``rows``, then the best postprocessing on top of it (module docstring);
+        ``extras``: whether flip TTA and postprocessing may be chosen (default: both)."""
+        extras = extras or Extras(True, True)
+        best = self._best([c for c in self.bases if extras.flip or not c.flip], rows)
+        if extras.postprocess and len(self.postprocess) > 1:
             best = self._best([best.with_postprocess(p) for p in self.postprocess], rows)
         return best
+
+    def held_out(self, folds: np.ndarray, extras: "Extras") -> dict[str, float]:
+        """The procedure's score on rows it did not choose on: each fold predicted by the choice made on the others."""
+        everything = range(len(self.data.rows))
+        pooled: list[Any] = [None] * len(self.data.rows)
+        for fold in np.unique(folds):
+            chosen = self.choose([i for i in everything if folds[i] != fold], extras)
+            values = self.values(chosen)
+            for i in everything:
+                if folds[i] == fold:
+                    pooled[i] = values[i]
+        return self.scorer.aggregate(pooled, self.data.entry.num_classes)
 
     def decide(self, guard: Guard) -> Decision:
         everything = list(range(len(self.data.rows)))
@@ -143,26 +161,42 @@ class Selector:
             return Decision(self.default, self.default, on_all, None,
                             f"{len(everything)} validation rows, fewer than {guard.min_rows}: the default is kept")
         if on_all == self.default:
-            return Decision(self.default, self.default, on_all, None, "the default scores best")
+            return Decision(self.default, self.default, on_all, None, "the default scores best on all rows")
         folds = fold_of(self.data.rows, min(guard.folds, len(everything)), guard.seed)
-        pooled: list[Any] = [None] * len(everything)
-        for fold in np.unique(folds):
-            train = [i for i in everything if folds[i] != fold]
-            chosen = self.choose(train)
-            for i in everything:
-                if folds[i] == fold:
-                    pooled[i] = self.values(chosen)[i]
-        held_out = self.scorer.aggregate(pooled, self.data.entry.num_classes)
-        default = self.metrics(self.default)
+        flips = any(c.flip for c in self.bases)
+        variants = [e for e in EXTRAS if (flips or not e.flip) and (len(self.postprocess) > 1 or not e.postprocess)]
+        scores = {e: self.held_out(folds, e) for e in variants}
+        extras = variants[0]
+        for candidate in variants[1:]:  # an extra is kept only when it improves the held-out score
+            if compare(self.order, scores[candidate], scores[extras]) > 0:
+                extras = candidate
+        chosen = self.choose(everything, extras)
+        held_out, default = scores[extras], self.metrics(self.default)
+        figures = {"choice": held_out[self.metric], "default": default[self.metric],
+                   **{f"procedure: {e.name}": scores[e][self.metric] for e in variants}}
+        text = f"{self.metric} {held_out[self.metric]:.4g} vs {default[self.metric]:.4g}"
         verdict = compare(self.order, held_out, default)
-        cheaper = on_all.cost_key() < self.default.cost_key()
-        scores = {"choice": held_out[self.metric], "default": default[self.metric]}
-        figures = f"{self.metric} {held_out[self.metric]:.4g} vs {default[self.metric]:.4g}"
-        if verdict > 0:
-            return Decision(on_all, self.default, on_all, scores,
-                            f"chosen on all rows; chosen fold by fold it beat the default on held-out rows ({figures})")
-        if verdict == 0 and cheaper:
-            return Decision(on_all, self.default, on_all, scores,
-                            f"chosen on all rows; cheaper than the default and as good on held-out rows ({figures})")
-        return Decision(self.default, self.default, on_all, scores,
-                        f"the choice did not beat the default on held-out rows ({figures}): the default is kept")
+        if chosen != self.default and verdict > 0:
+            return Decision(chosen, self.default, on_all, figures,
+                            f"chosen fold by fold ({extras.name}), it beat the default on held-out rows ({text})")
+        if chosen != self.default and verdict == 0 and chosen.cost_key() < self.default.cost_key():
+            return Decision(chosen, self.default, on_all, figures,
+                            f"cheaper than the default and as good on held-out rows ({extras.name}; {text})")
+        return Decision(self.default, self.default, on_all, figures,
+                        f"no choice beat the default on held-out rows ({text}): the default is kept")
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What a choice may add to a member set: flip TTA, postprocessing."""
+
+    flip: bool
+    postprocess: bool
+
+    @property
+    def name(self) -> str:
+        return "members" + (" + flip" if self.flip else "") + (" + postprocessing" if self.postprocess else "")
+
+
+#: The procedures the guard compares, cheapest first.
+EXTRAS = (Extras(False, False), Extras(False, True), Extras(True, False), Extras(True, True))

@@ -101,7 +101,8 @@ def markdown(data: dict[str, Any]) -> str:
              + ", ".join(f"`{m['name']}`" for m in data.get("members", [])) + ".", "",
              "| task | metric | rows | default | chosen | gain (all rows) | held out: choice vs default | "
              "runs/image | s/image | why |", "|---|---|---:|---|---|---:|---|---|---|---|"]
-    for task in data["tasks"]:
+    untested = [t for t in data["tasks"] if not t["candidates"]]
+    for task in (t for t in data["tasks"] if t["candidates"]):
         gain, cost = task.get("gain"), task.get("cost")
         held = gain.get("held_out") if gain else None
         held_text = f"{_figure(held['choice'])} vs {_figure(held['default'])}" if held else ""
@@ -110,6 +111,9 @@ def markdown(data: dict[str, Any]) -> str:
         lines.append(f"| {task['task_id']} | {task['metric']} | {task['rows']} | {task['default']['label']} | "
                      f"{task['chosen']['label']} | {_figure(gain['all_rows']) if gain else ''} | {held_text} | {runs} | "
                      f"{seconds} | {task['reason']} |")
+    if untested:
+        lines += ["", "Tasks without a choice (the default kept): "
+                  + "; ".join(f"{t['task_id']} ({t['reason']})" for t in untested) + "."]
     for task in data["tasks"]:
         if not task["candidates"]:
             continue

@@ -188,3 +188,14 @@ def test_the_ray_job_on_a_composite_folder_equals_one_run(folders, batch_input, 
     finally:
         ray.shutdown()
     assert snapshot(tmp_path / "ray") == snapshot(tmp_path / "single")
+
+
+def test_tta_auto_follows_the_per_task_choice_and_none_or_flip_override_it_for_every_task(folders):
+    from contract.flip import DEFAULT_FLIP_RULES
+    from inference.engines.factory import make_engine
+
+    folder = ModelFolder.open(folders["composite"])
+    assert set(make_engine(folder, device="cpu", tta="auto").flip) == {"thyroid_nodule_det"}
+    assert make_engine(folder, device="cpu", tta="none").flip == {}
+    flipped = {t for t in P_TASKS + Q_TASKS if DEFAULT_FLIP_RULES[t].flips}
+    assert set(make_engine(folder, device="cpu", tta="flip").flip) == flipped and len(flipped) == 5

@@ -28,7 +28,8 @@ def test_every_kind_has_a_spec_with_distinct_roles_files_and_sockets():
 
 @pytest.mark.parametrize("table", ["network.heads:HEAD_BUILDERS", "network.heads:ROLE_ACTIVATIONS",
                                    "training.losses:KIND_LOSSES", "evaluation.scoring:_SCORERS",
-                                   "evaluation.labels:_LABEL_COLUMNS", "inference.layouts.case:OUTPUT_SLUGS"])
+                                   "evaluation.labels:_LABEL_COLUMNS", "inference.layouts.case:OUTPUT_SLUGS",
+                                   "selection.score:SCORERS"])
 def test_per_kind_tables_cover_every_kind(table):
     import importlib
 
