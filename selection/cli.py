@@ -115,16 +115,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from contract.postprocess import PostprocessError
+    from contract.csv_layout import CsvLayoutError, list_csv_files
+    from contract.postprocess import PostprocessError, parse_postprocess
     from exporter.errors import ExportError
     from selection.score import ScoreError
     from selection.select import SelectionError, select_model
 
     try:
         options = options_from(args)
-        for kind in TaskKind:
-            options.metric(kind)  # a bad --select-metric fails before any work
+        for kind in TaskKind:  # mistakes fail before any work
+            options.metric(kind)
+        for text in options.postprocess:
+            parse_postprocess(text)
+        try:
+            list_csv_files(args.select_on)
+        except CsvLayoutError as exc:
+            raise SelectionError(f"--select-on {args.select_on}: {exc}") from None
         out = Path(args.out)
+        try:
+            out.absolute().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SelectionError(f"--out {out}: cannot make its parent folder ({exc.strerror or exc})") from None
         with tempfile.TemporaryDirectory(prefix=".select-members-", dir=out.absolute().parent) as scratch:
             folders, names = _member_folders(args, Path(scratch))
             manifest, reports = select_model(folders, args.select_on, out, options, names)

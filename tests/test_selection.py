@@ -193,3 +193,55 @@ def test_the_selection_scores_are_the_official_scores_of_the_chosen_folder(selec
             for metric, value in entry["chosen"]["metrics"].items():
                 assert value == pytest.approx(official[entry["task_id"]][metric], rel=1e-3, abs=1e-3), \
                     (entry["task_id"], metric)
+
+
+# --- members of every sort, and mistakes ------------------------------------------------------------
+
+def test_a_checkpoint_beside_an_exported_folder_is_exported_then_chosen_among(tiny_model, tiny_model_dir, tmp_path,
+                                                                              capsys):
+    import export
+    from training.checkpoint import save_checkpoint
+
+    checkpoint = save_checkpoint(tmp_path / "tiny.pt", {"config": tiny_model.config.model_dump(mode="json"),
+                                                        "state_dict": tiny_model.state_dict()})
+    from phantoms.cli import main as phantoms
+
+    val = tmp_path / "val"
+    assert phantoms(["--out", str(val), "--seed", "5", "--per-task", "8", "--tasks", "breast_2cls,fetal_femur",
+                     "--size-scale", "0.3", "--quiet"]) == 0
+    out = tmp_path / "chosen"
+    code = export.main([str(tiny_model_dir), str(checkpoint), "--select-on", str(val), "--out", str(out),
+                        "--select-metric", "classification=f1", "--max-runs", "1", "--postprocess-candidates", "none"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "selection_report.json").read_text())
+    assert [m["name"] for m in report["members"]] == ["model_weights", "tiny.pt"]
+    assert report["options"]["metrics"]["classification"] == "f1" and report["options"]["max_runs"] == 1
+    tasks = {t["task_id"]: t for t in report["tasks"]}
+    for task in ("breast_2cls", "fetal_femur"):  # the same weights twice: a tie, so one member, no TTA
+        assert tasks[task]["chosen"]["runs_per_image"] == 1 and all(c["runs_per_image"] == 1
+                                                                    for c in tasks[task]["candidates"])
+    manifest = load_manifest(out)  # the 25 tasks without validation rows keep both members
+    assert len(manifest.members) == 2 and manifest.tta.tasks == {"breast_2cls": "none", "fetal_femur": "none"}
+    assert {t: [(w.member, w.weight) for w in ws] for t, ws in manifest.composition.items()} == {
+        "breast_2cls": [(0, 1.0)], "fetal_femur": [(0, 1.0)]}
+
+
+def test_mistakes_are_one_line_with_exit_status_2_and_nothing_written(tiny_model_dir, tmp_path, capsys):
+    import export
+
+    out = tmp_path / "out"
+    cases = [
+        ([str(tiny_model_dir), "--select-on", str(tmp_path / "nowhere"), "--out", str(out)], "has no csv_files/ folder"),
+        ([str(tiny_model_dir), "--select-on", str(tmp_path), "--out", str(out), "--select-metric",
+          "segmentation=auc"], "segmentation tasks are scored with dice, hd, not 'auc'"),
+        ([str(tiny_model_dir), "--select-on", str(tmp_path), "--out", str(out), "--postprocess-candidates",
+          "largest"], "step 'largest' is not one of"),
+    ]
+    for argv, message in cases:
+        assert export.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("export.py: error: ") and message in err, err
+    with pytest.raises(SystemExit) as exit_info:
+        export.main([str(tiny_model_dir), "--select-on", str(tmp_path), "--out", str(out), "--select-metric", "x"])
+    assert exit_info.value.code == 2
+    assert not out.exists()
