@@ -75,8 +75,8 @@ def fine_tune(work: Path, train: Path, init: Path, seed: int, steps: int) -> tup
 
     params = [f"{k}={v}" for k, v in load_manifest(DEFAULT).model.params.items()]
     command = [sys.executable, "-m", "training", "--train", str(train), "--out", str(out), "--init-from", str(init),
-               "--encoder", load_manifest(DEFAULT).model.encoder_name, "--params", *params, "--steps", str(steps), "--steps-per-epoch",
-               str(steps), "--batch-size", "8", "--lr-backbone", "1e-4", "--lr-heads", "2e-4", "--warmup", "0.1",
+               "--encoder", load_manifest(DEFAULT).model.encoder_name, "--params", *params, "--steps", str(steps),
+               "--steps-per-epoch", str(steps), "--batch-size", "8", "--lr-backbone", "1e-4", "--lr-heads", "2e-4", "--warmup", "0.1",
                "--kind-weights", "Regression=10", "--task-sampling", "detection=2", "Regression=2", "--seed", str(seed),
                "--threads", "1", "--device", "cpu", "--quiet"]
     seconds = _run(command, work / f"snapshot_{seed}.log")

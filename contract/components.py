@@ -189,7 +189,7 @@ def label_bands(mask: np.ndarray, select: Select, connectivity: int, band_rows: 
     pair_keys: list[tuple[np.ndarray, np.ndarray]] = []
     previous_ids: np.ndarray | None = None
     previous_values: np.ndarray | None = None
-    for index, first_row in enumerate(range(0, height, band_rows)):
+    for first_row in range(0, height, band_rows):
         band = mask[first_row:first_row + band_rows]
         count, labels, stats, _ = cv2.connectedComponentsWithStats(select(band).view(np.uint8),
                                                                     connectivity=connectivity, ltype=cv2.CV_32S)

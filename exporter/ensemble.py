@@ -101,8 +101,8 @@ def check_compatible(earlier: Sequence[Manifest], other: Manifest, index: int, n
     if changed:
         detail = ", ".join(f"{t} ({theirs[t].kind.value} {theirs[t].num_classes}, member {mine[t][0]}: "
                            f"{mine[t][1].kind.value} {mine[t][1].num_classes})" for t in changed)
-        raise EnsembleError(f"member {index} ({name}) serves tasks of an earlier member with another kind or size: {detail}; "
-                            "a task shared by members must mean the same in each")
+        raise EnsembleError(f"member {index} ({name}) serves tasks of an earlier member with another kind or size: "
+                            f"{detail}; a task shared by members must mean the same in each")
     if first.model.preprocessing != other.model.preprocessing:
         a, b = first.model.preprocessing.model_dump(), other.model.preprocessing.model_dump()
         diffs = ", ".join(f"{key} {b[key]} instead of {a[key]}" for key in a if a[key] != b[key])

@@ -88,7 +88,8 @@ def default_candidate(serving: Sequence[int]) -> Candidate:
 
 
 def postprocess_candidates(texts: Sequence[str], num_classes: int) -> list[MaskPostprocess]:
-    """The options to try (``none`` first); ``largest_foreground`` is left out for one foreground class (same as per class)."""
+    """The options to try (``none`` first); with one foreground class ``largest_foreground`` is
+    ``largest_per_class`` (tried once)."""
     options = [NONE]
     for text in texts:
         option = parse_postprocess(text)

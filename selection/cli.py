@@ -30,7 +30,8 @@ def _metric(text: str) -> tuple[TaskKind, str]:
             raise ValueError("expected KIND=METRIC")
         return TaskKind.parse(kind), metric.strip()
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--select-metric {text!r}: {exc} (e.g. segmentation=hd, classification=f1)")
+        raise argparse.ArgumentTypeError(f"--select-metric {text!r}: {exc} "
+                                         "(e.g. segmentation=hd, classification=f1)") from None
 
 
 def _positive(text: str) -> float:

@@ -70,7 +70,8 @@ def _segmentation_aggregate(rows: Sequence[tuple[list[float], list[float]]], num
 
 def _classification_row(prediction: Prediction, label: LabelRow, truth: Any) -> tuple[int, int, list[float]]:
     fields = prediction.fields or {}
-    return int(label.label if label.label is not None else -1), int(fields["predicted_class"]), list(fields["predicted_probs"])
+    label_class = int(label.label if label.label is not None else -1)
+    return label_class, int(fields["predicted_class"]), list(fields["predicted_probs"])
 
 
 def _classification_aggregate(rows: Sequence[tuple[int, int, list[float]]], num_classes: int) -> dict[str, float]:

@@ -159,7 +159,8 @@ def test_bands_of_any_height_equal_the_whole_image_and_the_reference(spec):
         assert not np.array_equal(expected, mask), "the drawn mask must give the step something to do"
         for rows in (1, 2, 3, 7, 16, 50, mask.shape[0]):
             out = postprocess_mask(mask.copy(), spec, band_rows=rows)
-            assert np.array_equal(out, expected), f"seed {seed}, bands of {rows} rows: {int((out != expected).sum())} px differ"
+            differ = int((out != expected).sum())
+            assert np.array_equal(out, expected), f"seed {seed}, bands of {rows} rows: {differ} px differ"
 
 
 def _peak(mask: np.ndarray, spec: MaskPostprocess, rows: int | None) -> tuple[np.ndarray, int]:

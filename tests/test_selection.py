@@ -50,7 +50,8 @@ def probs_of(p1: np.ndarray) -> np.ndarray:
     return np.stack([1 - p1, p1], axis=1)
 
 
-def decide(data: TaskData, guard: Guard = Guard()):
+def decide(data: TaskData, guard: Guard | None = None):
+    guard = guard or Guard()
     selector = Selector(data, SCORERS[TaskKind.CLASSIFICATION], "auc", [], sorted(data.estimates), None)
     return selector.decide(guard)
 

@@ -48,7 +48,8 @@ def resolve_tta(folder: ModelFolder, tta: str = "auto") -> dict[str, FlipRule]:
         raise ValueError(f"tta must be one of {TTA_CHOICES}, not {tta!r}")
     manifest = folder.manifest
     if tta == "auto":
-        wanted = {t.task_id for t in manifest.tasks if manifest.tta is not None and manifest.tta.mode_of(t.task_id) == "flip"}
+        tta_of = manifest.tta
+        wanted = {t.task_id for t in manifest.tasks if tta_of is not None and tta_of.mode_of(t.task_id) == "flip"}
     else:
         wanted = {t.task_id for t in manifest.tasks} if tta == "flip" else set()
     if not wanted:
