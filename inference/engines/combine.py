@@ -6,9 +6,9 @@ What differs by kind lives in the kind's spec (``estimate``, ``mirror_back``, ``
 Every model run (a member on the images, or on their mirror images) gives one *estimate*
 per image, in the units that are averaged (weighted by the member's weight in a
 composite folder, ``contract.ensemble``; its mirror-image estimate weighs the same);
-mirror-image estimates are first mirrored back (``contract.flip``'s rule of the task). The mean of the estimates is then returned
-as the task's role tensor, in a form that the kind's ordinary decoding
-(``contract.kinds.decode``) turns into the averaged prediction:
+mirror-image estimates are first mirrored back (``contract.flip``'s rule of the task).
+The mean of the estimates is then returned as the task's role tensor, in a form that the
+kind's ordinary decoding (``contract.kinds.decode``) turns into the averaged prediction:
 
 ==============  ==========================================  ===========================================
 kind            estimate (mirrored back under a flip)        role tensor returned
