@@ -79,8 +79,10 @@ def _member_folders(args: argparse.Namespace, scratch: Path) -> tuple[list[Path]
     brought = bool(args.model or args.task_map or any(Path(c).suffix == ".onnx" for c in args.checkpoint))
     folders, names = [], []
     raw = [Path(c).name for c in args.checkpoint]
+    longer = [f"{Path(c).absolute().parent.name}-{Path(c).name}" for c in args.checkpoint]  # run/last.pt: run-last.pt
     for index, source in enumerate(Path(c) for c in args.checkpoint):
-        name = raw[index] if raw.count(raw[index]) == 1 else f"{index}-{raw[index]}"
+        name = raw[index] if raw.count(raw[index]) == 1 else (
+            longer[index] if longer.count(longer[index]) == 1 else f"{index}-{raw[index]}")
         names.append(name)
         if source.is_dir():
             folders.append(source)
