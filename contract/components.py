@@ -95,6 +95,7 @@ class Components:
     left: np.ndarray  # root id -> first column of its bounding box
     border: np.ndarray  # root id -> touches the image border
     edge_pairs: tuple[np.ndarray, np.ndarray] | None = None  # (root * CLASSES + class, count), if asked
+    single_band: np.ndarray | None = None  # the labels when the whole mask was one band (kept: no second labelling)
 
     @property
     def roots(self) -> np.ndarray:
@@ -128,8 +129,11 @@ class Components:
 
         A caller turns a per-component table into a per-pixel answer with one look-up,
         ``table[roots][labels]``, so that no per-pixel id array is ever made."""
-        count, labels = cv2.connectedComponents(self.select(band).view(np.uint8), connectivity=self.connectivity,
-                                                ltype=cv2.CV_32S)
+        if self.single_band is not None and index == 0:
+            labels, count = self.single_band, len(self.root) + 1
+        else:
+            count, labels = cv2.connectedComponents(self.select(band).view(np.uint8), connectivity=self.connectivity,
+                                                    ltype=cv2.CV_32S)
         offset = self.offsets[index]
         roots = np.empty(count, np.int64)
         roots[0] = -1
@@ -213,9 +217,11 @@ def label_bands(mask: np.ndarray, select: Select, connectivity: int, band_rows: 
                                      return_counts=True)
             pair_keys.append((keys, counts))
         previous_ids, previous_values = _row_ids(labels[-1], offset), band[-1].copy()
-        del labels
-    return _finish(select, connectivity, band_rows, offsets, parent.view, area.view, top.view, left.view,
-                   border.view, pair_keys if edge_classes else None)
+    components = _finish(select, connectivity, band_rows, offsets, parent.view, area.view, top.view, left.view,
+                         border.view, pair_keys if edge_classes else None)
+    if len(offsets) == 1:
+        components.single_band = labels
+    return components
 
 
 def _finish(select: Select, connectivity: int, band_rows: int, offsets: list[int], parent: np.ndarray,
