@@ -69,6 +69,7 @@ def task_report(selector: Selector, decision: Decision, names: Sequence[str], se
         "cost": {"runs_per_image": [default["runs_per_image"], chosen["runs_per_image"]],
                  "seconds_per_image": [default["seconds_per_image"], chosen["seconds_per_image"]]},
         "reason": decision.reason,
+        "failed_members": {names[m]: why for m, why in data.failed.items()},
     }
     return TaskReport(data.entry.task_id, data.entry.kind.value, metric, len(data.rows), record["serving"],
                       decision.reason, decision.chosen, record)

@@ -137,11 +137,15 @@ def select_model(member_dirs: Sequence[Path], val_dir: Path, out_dir: Path, opti
         data = compute_task(entry, rows, writes_mask, rules[task_id] if rules[task_id].flips else None,
                             {k: (folders[k], engines[k]) for k in serving}, prep, options.batch_size) if rows else None
         if data is None or not data.rows or not data.serving:
-            choices[task_id] = default_candidate(serving)
-            untested.add(task_id)
             why = "no usable validation rows" if data is None or not data.rows else "no member ran without a fault"
-            reports.append(untested_report(task_id, entry.kind.value, metric, choices[task_id], names, serving,
-                                           f"{why}: the default is kept"))
+            choices[task_id] = default_candidate(serving)
+            if options.max_runs is None or choices[task_id].runs <= options.max_runs:
+                untested.add(task_id)  # the manifest says nothing: the default
+                why += ": the default is kept"
+            else:
+                choices[task_id] = Candidate(((serving[0], 1.0),))
+                why += f": the default is over --max-runs {options.max_runs:g}, the first member serving it alone"
+            reports.append(untested_report(task_id, entry.kind.value, metric, choices[task_id], names, serving, why))
             continue
         postprocess = postprocess_candidates(options.postprocess, entry.num_classes) if writes_mask else [NONE]
         selector = Selector(data, SCORERS[entry.kind], metric, postprocess, data.serving, options.max_runs)
