@@ -7,6 +7,8 @@
 
     python export.py team.pt --model path/to/net.py:build --model-arg width=32 --out my_model/   # your own network
     python export.py team.onnx --task-map map.json --out my_model/                            # your own ONNX file
+    python export.py model_weights/ tuned.pt --select-on val/ --out chosen/   # chosen per task on labelled data
+                                                                              # (options: python -m selection --help)
 
 Accepts the official baseline's plain state_dict (encoder inferred from its
 tensor shapes unless --encoder is given) and this project's training
@@ -118,6 +120,10 @@ def occupied(out: Path, force: bool) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if any(a == "--select-on" or a.startswith("--select-on=") for a in (sys.argv[1:] if argv is None else argv)):
+        from selection.cli import main as select  # per-task choice on labelled data (docs/selection.md)
+
+        return select(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -21,12 +21,15 @@ Regression      points    N x 2M normalized x1, y1, x2, y2, ... (not clamped)
 =============== ========= =====================================================
 
 Optional fields (absent in single-model folders, see ``contract.ensemble``): ``members``
-(an ensemble's member folders) and ``tta`` (default test-time augmentation, flip rules).
+(an ensemble's member folders, each with the tasks it serves), ``composition`` (per task,
+the members serving it and their weights) and ``tta`` (default test-time augmentation, per
+task, and flip rules). ``TaskEntry.postprocess``: a segmentation task's mask
+postprocessing (``contract.postprocess``), applied by ``TaskEntry.decode``.
 
 ``ModelFolder`` is a folder and its manifest, read and checked once; both engines and
 the exporter's checks take one.
 
-This module imports pydantic only (no torch, no onnxruntime).
+This module imports pydantic and numpy only (no torch, no onnxruntime; OpenCV when a mask is postprocessed).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from contract.atomic import atomic_write_text
@@ -48,8 +52,9 @@ from contract.defaults import (
     IMAGENET_STD,
     PRECISIONS,
 )
-from contract.ensemble import EnsembleMember, TestTimeAugmentation
-from contract.kinds import OUTPUT_ROLE
+from contract.ensemble import EnsembleMember, MemberWeight, TestTimeAugmentation, check_composition
+from contract.kinds import OUTPUT_ROLE, Prediction, Size, decode, spec_of
+from contract.postprocess import MaskPostprocess, postprocess_mask
 from contract.tasks import TaskKind, TaskRegistry, TaskSpec
 
 MANIFEST_NAME = "manifest.json"
@@ -130,6 +135,25 @@ class TaskEntry(_Strict):
     task_index: int | None = Field(
         None, description="task-conditioned graphs: the value fed as their int64 (N,) input task_index"
     )
+    postprocess: MaskPostprocess | None = Field(
+        None, description="masks only: postprocessing of the decoded native-size mask (contract.postprocess)"
+    )
+
+    @model_validator(mode="after")
+    def _postprocess_fits(self) -> "TaskEntry":
+        if self.postprocess is not None and not spec_of(self.kind).writes_mask:
+            raise ValueError(f"task {self.task_id}: postprocess applies to masks (segmentation tasks), "
+                             f"not to a {self.kind.value} task")
+        return self
+
+    def decode(self, output: np.ndarray, size: Size) -> Prediction:
+        """One image's role tensor -> its prediction at native size, postprocessed as the manifest says.
+
+        Every path to an output (batch pipeline, per-case layout, Python API, Ray) decodes here."""
+        prediction = decode(self.kind, output, size)
+        if self.postprocess is not None and prediction.mask is not None:
+            postprocess_mask(prediction.mask, self.postprocess)
+        return prediction
 
     @property
     def spec(self) -> TaskSpec:
@@ -170,11 +194,14 @@ class Manifest(_Strict):
     created: str = ""
     members: list[EnsembleMember] | None = Field(None, description="an ensemble's members (contract.ensemble)")
     tta: TestTimeAugmentation | None = Field(None, description="default test-time augmentation, flip rules")
+    composition: dict[str, list[MemberWeight]] | None = Field(
+        None, description="per task: the members serving it and their weights (contract.ensemble)")
 
     @model_validator(mode="after")
     def _ensemble_fields(self) -> "Manifest":
         if self.members is not None and not self.members:
             raise ValueError("an ensemble lists at least one member")
+        check_composition([t.task_id for t in self.tasks], self.members, self.composition, self.tta)
         if self.tta is not None:
             registry = self.registry
             for task_id, rule in self.tta.flip_rules.items():

@@ -13,15 +13,20 @@ Each member is exported exactly as a single checkpoint is (``export_checkpoint``
 checker, ONNX Runtime vs PyTorch parity at batch 1 and 8, the PyTorch fallback's
 weights), into ``members/<k>/``; a member may also be a network (``export_model``) or an
 already exported model folder (copied after its files' sha256 are checked against its
-manifest: its parity was proven at its own export). Members may differ in architecture,
-but must serve the same tasks (ids, kinds, sizes) and preprocess images identically:
-otherwise ``EnsembleError`` names the member and the difference, and nothing is written.
+manifest: its parity was proven at its own export). Members may differ in architecture
+and in the tasks they serve (a *composite* folder: a specialist beside a generalist); a task
+two members share must have the same kind and size in both, and every member must
+preprocess images identically: otherwise ``EnsembleError`` names the member and the
+difference, and nothing is written.
 
 The top-level manifest repeats member 0's description with its graph paths under
-``members/0/`` (so the shared tasks and preprocessing are read from one place, and a
-runtime that predates ensembles still runs member 0), keeps the graph sets every member
-has, the worst parity and deviation of any member per task, and lists the members. The
-averaging rules are in ``inference.engines.combine``; the flip rules in ``contract.flip``.
+``members/0/`` (so the tasks and preprocessing are read from one place, and a runtime that
+predates ensembles still runs member 0), adds the tasks member 0 lacks from the first member
+serving each (their graphs named ``m<k>/<graph>``, under ``members/<k>/``), keeps the graph
+sets every member has, the worst parity and deviation of any member per task, and lists the
+members (with the tasks each serves, when that is not every task). The averaging rules are
+in ``inference.engines.combine``; the flip rules in ``contract.flip``; which members serve
+a task and their weights in ``contract.ensemble``.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from contract.manifest import (
     Manifest,
     ManifestError,
     Parity,
+    TaskEntry,
     load_manifest,
     write_manifest,
 )
@@ -90,18 +96,17 @@ def _export_member(source: MemberSource, member_dir: Path, options: dict[str, An
     return export_checkpoint(source, member_dir, **options)
 
 
-def check_compatible(first: Manifest, other: Manifest, index: int, name: str) -> None:
-    """Same tasks (ids, kinds, sizes) and the same preprocessing as member 0, or EnsembleError saying what differs."""
-    mine = {t.task_id: t for t in first.model.tasks}
+def check_compatible(earlier: Sequence[Manifest], other: Manifest, index: int, name: str) -> None:
+    """Tasks shared with an earlier member of the same kind and size, the preprocessing of member 0; else EnsembleError."""
+    first = earlier[0]
+    mine = {t.task_id: (k, t) for k, m in reversed(list(enumerate(earlier))) for t in m.model.tasks}
     theirs = {t.task_id: t for t in other.model.tasks}
-    if mine != theirs:
-        missing = sorted(set(mine) - set(theirs))
-        extra = sorted(set(theirs) - set(mine))
-        changed = sorted(t for t in set(mine) & set(theirs) if mine[t] != theirs[t])
-        detail = "; ".join(f"{label}: {', '.join(ids)}" for label, ids in
-                           (("lacks", missing), ("adds", extra), ("differs in kind or size", changed)) if ids)
-        raise EnsembleError(f"member {index} ({name}) does not serve the tasks of member 0 ({detail}); "
-                            "the members of an ensemble must serve the same tasks (export them with the same --tasks)")
+    changed = sorted(t for t in set(mine) & set(theirs) if mine[t][1] != theirs[t])
+    if changed:
+        detail = ", ".join(f"{t} ({theirs[t].kind.value} {theirs[t].num_classes}, member {mine[t][0]}: "
+                           f"{mine[t][1].kind.value} {mine[t][1].num_classes})" for t in changed)
+        raise EnsembleError(f"member {index} ({name}) serves tasks of an earlier member with another kind or size: "
+                            f"{detail}; a task shared by members must mean the same in each")
     if first.model.preprocessing != other.model.preprocessing:
         a, b = first.model.preprocessing.model_dump(), other.model.preprocessing.model_dump()
         diffs = ", ".join(f"{key} {b[key]} instead of {a[key]}" for key in a if a[key] != b[key])
@@ -109,10 +114,29 @@ def check_compatible(first: Manifest, other: Manifest, index: int, name: str) ->
                             "the members of an ensemble must share the preprocessing (input size, normalization)")
 
 
-def _prefixed(graph_set: GraphSet, prefix: str, deviation: dict[str, float]) -> GraphSet:
+def _prefixed(graph_set: GraphSet, prefix: str, deviation: dict[str, float], extra: dict[str, GraphFile]) -> GraphSet:
     graphs = {name: GraphFile(**{**g.model_dump(), "path": f"{prefix}/{g.path}"})
               for name, g in graph_set.graphs.items()}
-    return graph_set.model_copy(update={"graphs": graphs, "deviation_from_fp32": deviation})
+    return graph_set.model_copy(update={"graphs": {**graphs, **extra}, "deviation_from_fp32": deviation})
+
+
+def _borrowed(members: Sequence[Manifest], common: list[str]) -> tuple[list[TaskEntry], dict[str, dict[str, GraphFile]]]:
+    """Tasks member 0 lacks, from the first member serving each (graphs renamed ``m<k>/<name>``), and those graphs."""
+    known = {t.task_id for t in members[0].tasks}
+    entries: list[TaskEntry] = []
+    graphs: dict[str, dict[str, GraphFile]] = {name: {} for name in common}
+    for k, member in enumerate(members[1:], start=1):
+        for entry in member.tasks:
+            if entry.task_id in known:
+                continue
+            known.add(entry.task_id)
+            entries.append(entry.model_copy(update={"path": [f"m{k}/{g}" for g in entry.path]}))
+            for name in common:
+                for g in entry.path:
+                    graph = member.graph_sets[name].graphs[g]
+                    graphs[name][f"m{k}/{g}"] = GraphFile(**{**graph.model_dump(),
+                                                             "path": f"{MEMBERS_FOLDER}/{k}/{graph.path}"})
+    return entries, graphs
 
 
 def ensemble_manifest(members: Sequence[Manifest], sources: Sequence[dict[str, str]],
@@ -124,26 +148,34 @@ def ensemble_manifest(members: Sequence[Manifest], sources: Sequence[dict[str, s
     dropped = sorted({name for m in members for name in m.graph_sets} - set(common))
     if dropped:
         log.warning("graph sets not in every member are left out of the ensemble: %s", ", ".join(dropped))
+    borrowed, borrowed_graphs = _borrowed(members, common)
     graph_sets = {}
     for name in common:
         worst: dict[str, float] = {}
         for member in members:
             for key, value in member.graph_sets[name].deviation_from_fp32.items():
                 worst[key] = max(worst.get(key, value), value)
-        graph_sets[name] = _prefixed(first.graph_sets[name], prefix, worst)
+        graph_sets[name] = _prefixed(first.graph_sets[name], prefix, worst, borrowed_graphs[name])
     parity = None
     if all(m.parity is not None for m in members):
-        errors = {t: max(m.parity.max_rel_error.get(t, 0.0) for m in members) for t in first.parity.max_rel_error}
+        errors: dict[str, float] = {}
+        for member in members:
+            for task_id, value in member.parity.max_rel_error.items():
+                errors[task_id] = max(errors.get(task_id, value), value)
         parity = Parity(**{**first.parity.model_dump(), "max_rel_error": errors})
     fallback = first.torch_fallback
     if fallback.extra_file:
         fallback = fallback.model_copy(update={"extra_file": f"{prefix}/{fallback.extra_file}"})
+    tasks = [*first.tasks, *borrowed]
+    everything = [t.task_id for t in tasks]
     listed = [EnsembleMember(path=f"{MEMBERS_FOLDER}/{k}", architecture=m.model.architecture,
-                             encoder_name=m.model.encoder_name, source=dict(src))
+                             encoder_name=m.model.encoder_name, source=dict(src),
+                             tasks=None if {t.task_id for t in m.tasks} == set(everything) else [t.task_id for t in m.tasks])
               for k, (m, src) in enumerate(zip(members, sources))]
+    model = first.model.model_copy(update={"tasks": [*first.model.tasks, *(t.spec for t in borrowed)]})
     return first.model_copy(update={
-        "graph_sets": graph_sets, "parity": parity, "torch_fallback": fallback, "members": listed, "tta": tta,
-        "source": {"ensemble": f"{len(members)} members"},
+        "model": model, "tasks": tasks, "graph_sets": graph_sets, "parity": parity, "torch_fallback": fallback,
+        "members": listed, "tta": tta, "source": {"ensemble": f"{len(members)} members"},
     })
 
 
@@ -177,12 +209,17 @@ def export_ensemble(members: Sequence[MemberSource], out_dir: Path, tta: str = "
             log.info("member %d of %d: %s", index + 1, len(members), _name(source))
             manifest = _export_member(source, member_dir, options)
             if exported:
-                check_compatible(exported[0], manifest, index, _name(source))
-            else:
-                record = tta_record(manifest, tta, flip_rules)  # a bad --flip-rule fails before member 1
+                check_compatible(exported, manifest, index, _name(source))
+            else:  # a --flip-rule that does not fit a task of member 0 fails before member 1
+                try:
+                    resolve_rules(manifest.model.tasks, {t: r for t, r in (flip_rules or {}).items()
+                                                         if t in {s.task_id for s in manifest.model.tasks}})
+                except FlipRuleError as exc:
+                    raise EnsembleError(str(exc)) from None
             exported.append(manifest)
             sources.append({"name": _name(source), **manifest.source})
-        top = ensemble_manifest(exported, sources, record)
+        top = ensemble_manifest(exported, sources, TestTimeAugmentation())
+        top = top.model_copy(update={"tta": tta_record(top, tta, flip_rules)})
         os.chmod(write_manifest(top, stage), 0o644)
         os.chmod(stage / MEMBERS_FOLDER, 0o755)
         load_manifest(stage, verify_hashes=True)  # the folder as the runtime will read it

@@ -245,7 +245,7 @@ def _edited_copy(source: Path, target: Path, edit) -> Path:
     return target
 
 
-def test_members_serving_other_tasks_are_refused_and_nothing_is_written(members, tmp_path):
+def test_members_serving_other_task_lists_combine_and_a_task_meaning_another_thing_is_refused(members, tmp_path):
     from exporter.ensemble import EnsembleError, export_ensemble
 
     def drop_iugc(data):
@@ -253,11 +253,27 @@ def test_members_serving_other_tasks_are_refused_and_nothing_is_written(members,
         data["tasks"] = [t for t in data["tasks"] if t["task_id"] != "IUGC"]
 
     fewer = _edited_copy(members[1], tmp_path / "src" / "fewer", drop_iugc)
-    out = tmp_path / "out" / "bad"
-    with pytest.raises(EnsembleError, match=r"member 1 \(fewer\) does not serve the tasks of member 0 "
-                                            r"\(lacks: IUGC\); the members of an ensemble must serve the same tasks"):
-        export_ensemble([members[0], fewer], out)
-    assert list((tmp_path / "out").iterdir()) == []  # neither the folder nor a staging folder
+    manifest = export_ensemble([fewer, members[0]], tmp_path / "out" / "composite")
+    assert [t.task_id for t in manifest.tasks] == [t.task_id for t in TASKS if t.task_id != "IUGC"] + ["IUGC"]
+    assert manifest.members[0].tasks is not None and "IUGC" not in manifest.members[0].tasks
+    assert manifest.members[1].tasks is None  # serves every task of the folder
+    assert manifest.task("IUGC").path == [f"m1/{g}" for g in load_manifest(members[0]).task("IUGC").path]
+
+    def three_classes(data):
+        for key in ("tasks",):
+            for t in data[key]:
+                if t["task_id"] == "breast_3cls":
+                    t["num_classes"] = 4
+        for t in data["model"]["tasks"]:
+            if t["task_id"] == "breast_3cls":
+                t["num_classes"] = 4
+
+    other = _edited_copy(members[1], tmp_path / "src" / "other", three_classes)
+    out = tmp_path / "bad" / "bad"
+    with pytest.raises(EnsembleError, match=r"member 1 \(other\) serves tasks of an earlier member with another kind "
+                                            r"or size: breast_3cls \(classification 4, member 0: classification 3\)"):
+        export_ensemble([members[0], other], out)
+    assert list((tmp_path / "bad").iterdir()) == []  # neither the folder nor a staging folder
 
 
 def test_members_preprocessing_differently_are_refused(members, tmp_path):

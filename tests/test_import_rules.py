@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT = ("contract", "inference", "network", "exporter", "training", "evaluation", "phantoms", "benchmarks")
+PROJECT = ("contract", "inference", "network", "exporter", "training", "evaluation", "phantoms", "benchmarks",
+           "selection")
 
 
 def imported_modules(package: str) -> dict[str, set[str]]:
@@ -55,7 +56,7 @@ def test_runtime_imports_network_only_inside_the_torch_fallback():
 
 
 def test_runtime_imports_no_exporter_training_or_evaluation():
-    assert offenders("inference", ("exporter", "training", "evaluation", "phantoms", "benchmarks")) == []
+    assert offenders("inference", ("exporter", "training", "evaluation", "phantoms", "benchmarks", "selection")) == []
 
 
 BLOCKER = """

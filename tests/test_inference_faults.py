@@ -54,14 +54,16 @@ def test_memory_error_in_one_image_costs_only_its_rows(tmp_path, tiny_model_dir,
 
 
 def test_cv2_error_in_one_mask_costs_only_that_row(tmp_path, tiny_model_dir, monkeypatch, caplog):
-    real_mask = pipeline_module.segmentation_mask
+    from contract.kinds import segmentation as segmentation_module
+
+    real_mask = segmentation_module.segmentation_mask
 
     def segmentation_mask(logits, size):
         if logits.shape[0] == 4:  # cardiac_multi only
             raise cv2.error("simulated OpenCV failure (Insufficient memory)")
         return real_mask(logits, size)
 
-    monkeypatch.setattr(pipeline_module, "segmentation_mask", segmentation_mask)
+    monkeypatch.setattr(segmentation_module, "segmentation_mask", segmentation_mask)  # the masks' decoding
     caplog.set_level(logging.ERROR)
     code, out = _run(tmp_path, tiny_model_dir)
     assert code == EXIT_ROWS_FAILED

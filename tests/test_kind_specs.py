@@ -34,6 +34,7 @@ PER_KIND_TABLES = (
     "review.collect:SCORERS", "review.collect:SCORE_NAMES", "review.draw:KIND_DRAWING",
     "phantoms.kinds:KIND_PHANTOMS",
     "inference.layouts.case:OUTPUT_SLUGS",
+    "selection.score:SCORERS",
 )
 
 

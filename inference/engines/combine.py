@@ -4,10 +4,11 @@ What differs by kind lives in the kind's spec (``estimate``, ``mirror_back``, ``
 ``contract.kinds``); this module runs them. The rules, kind by kind:
 
 Every model run (a member on the images, or on their mirror images) gives one *estimate*
-per image, in the units that are averaged; mirror-image estimates are first mirrored
-back (``contract.flip``'s rule of the task). The mean of the estimates is then returned
-as the task's role tensor, in a form that the kind's ordinary decoding
-(``contract.kinds.decode``) turns into the averaged prediction:
+per image, in the units that are averaged (weighted by the member's weight in a
+composite folder, ``contract.ensemble``; its mirror-image estimate weighs the same);
+mirror-image estimates are first mirrored back (``contract.flip``'s rule of the task).
+The mean of the estimates is then returned as the task's role tensor, in a form that the
+kind's ordinary decoding (``contract.kinds.decode``) turns into the averaged prediction:
 
 ==============  ==========================================  ===========================================
 kind            estimate (mirrored back under a flip)        role tensor returned
@@ -57,8 +58,14 @@ def mirror_back(kind: TaskKind, rule: FlipRule, mirrored: np.ndarray) -> np.ndar
     return spec_of(kind).mirror_back(mirrored, rule.permutation)
 
 
-def combine(kind: TaskKind, estimates: Sequence[np.ndarray]) -> np.ndarray:
-    """The mean of the estimates, as the role tensor the kind's decoding reads (float32; ``KindSpec.finish``)."""
+def combine(kind: TaskKind, estimates: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> np.ndarray:
+    """The (weighted) mean of the estimates, as the role tensor the kind's decoding reads (float32; ``KindSpec.finish``).
+
+    ``weights``: one per estimate (a member's weight repeated for its mirror-image estimate); None: equal."""
     if not estimates:
         raise ValueError("nothing to combine")
-    return spec_of(kind).finish(np.mean(np.stack(estimates), axis=0))
+    if weights is None or len(set(weights)) == 1:
+        return spec_of(kind).finish(np.mean(np.stack(estimates), axis=0))
+    if len(weights) != len(estimates):
+        raise ValueError(f"{len(weights)} weights for {len(estimates)} estimates")
+    return spec_of(kind).finish(np.average(np.stack(estimates), axis=0, weights=np.asarray(weights, np.float64)))

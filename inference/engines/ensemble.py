@@ -7,8 +7,11 @@ lists ``members`` or flip TTA applies (else the ordinary ``FallbackEngine``).
 
 - every member is a ``FallbackEngine`` on the member's own model folder (ONNX Runtime,
   PyTorch on the same weights if it fails), created once; its sessions are made on first
-  use and kept, and on the CPU every session of every member allocates from the one
-  shared CPU arena of the process (``inference.engines.runner.shared_cpu_arena``);
+  use and kept (each graph loads once, and a member no task uses never loads), and on the
+  CPU every session of every member allocates from the one shared CPU arena of the process
+  (``inference.engines.runner.shared_cpu_arena``);
+- a task runs the members that serve it (``contract.ensemble.task_members``: the manifest's
+  ``composition``, else every member serving it), averaged with their weights;
 - with flip TTA and a task whose rule flips, the batch is concatenated with its mirror
   image (flipped along W) and each member runs the 2N images in one call; an ``unsafe``
   task runs the N originals only;
@@ -16,8 +19,9 @@ lists ``members`` or flip TTA applies (else the ordinary ``FallbackEngine``).
   returned as the task's role tensor, which the ordinary decoding turns into the
   prediction. Only the kind's role is returned.
 
-``--tta``: ``auto`` = the manifest's ``tta.mode`` (``none`` when absent), ``none``,
-``flip``. Flip rules: the manifest's ``tta.flip_rules`` over ``contract.flip``'s defaults.
+``--tta``: ``auto`` = what the manifest says per task (``tta.tasks``, else ``tta.mode``;
+``none`` when absent), ``none`` or ``flip`` for every task. Flip rules: the manifest's
+``tta.flip_rules`` over ``contract.flip``'s defaults.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import logging
 
 import numpy as np
 
+from contract.ensemble import task_members
 from contract.flip import FlipRule, resolve_rules
 from contract.kinds import OUTPUT_ROLE
 from contract.manifest import ManifestError, ModelFolder, TaskEntry
@@ -42,12 +47,17 @@ def resolve_tta(folder: ModelFolder, tta: str = "auto") -> dict[str, FlipRule]:
     if tta not in TTA_CHOICES:
         raise ValueError(f"tta must be one of {TTA_CHOICES}, not {tta!r}")
     manifest = folder.manifest
-    mode = (manifest.tta.mode if manifest.tta is not None else "none") if tta == "auto" else tta
-    if mode == "none":
+    if tta == "auto":
+        tta_of = manifest.tta
+        wanted = {t.task_id for t in manifest.tasks if tta_of is not None and tta_of.mode_of(t.task_id) == "flip"}
+    else:
+        wanted = {t.task_id for t in manifest.tasks} if tta == "flip" else set()
+    if not wanted:
         return {}
     overrides = manifest.tta.flip_rules if manifest.tta is not None else {}
-    rules = {task_id: rule for task_id, rule in resolve_rules(manifest.model.tasks, overrides).items() if rule.flips}
-    if not rules:
+    rules = {task_id: rule for task_id, rule in resolve_rules(manifest.model.tasks, overrides).items()
+             if rule.flips and task_id in wanted}
+    if not rules and (tta == "flip" or manifest.tta is None or not manifest.tta.tasks):
         log.warning("flip TTA: every task of this model is unsafe to flip (flip rules: contract.flip); "
                     "running without TTA")
     return rules
@@ -63,9 +73,11 @@ def open_members(folder: ModelFolder) -> list[ModelFolder]:
     for index, member in enumerate(manifest.members):
         opened = ModelFolder.open(folder.path / member.path)
         config = opened.manifest.model
-        if {t.task_id: t for t in config.tasks} != tasks:
-            raise ManifestError(f"{opened.path}: member {index} serves other tasks than the ensemble's manifest; "
-                                "re-export the ensemble")
+        theirs = {t.task_id: t for t in config.tasks}
+        listed = member.tasks if member.tasks is not None else list(tasks)
+        if member.tasks is None and theirs != tasks or any(theirs.get(t) != tasks[t] for t in listed):
+            raise ManifestError(f"{opened.path}: member {index} does not serve the tasks the ensemble's manifest "
+                                "lists for it; re-export the ensemble")
         if config.preprocessing != manifest.model.preprocessing:
             raise ManifestError(f"{opened.path}: member {index} preprocesses images differently from the "
                                 "ensemble's manifest; re-export the ensemble")
@@ -73,8 +85,21 @@ def open_members(folder: ModelFolder) -> list[ModelFolder]:
     return members
 
 
+def member_estimates(engine: Engine, entry: TaskEntry, batch: np.ndarray, rule: FlipRule | None) -> list[np.ndarray]:
+    """One member's estimates of ``batch``: [plain] or, under a flip ``rule``, [plain, mirror image mirrored back].
+
+    The batch and its mirror run in one call (2N images). The selection (``selection``) caches these."""
+    count = len(batch)
+    inputs = np.concatenate([batch, batch[..., ::-1]]) if rule is not None else batch
+    output = infer_batch(engine, entry, inputs)
+    estimates = [estimate(entry.kind, output[:count])]
+    if rule is not None:
+        estimates.append(mirror_back(entry.kind, rule, estimate(entry.kind, output[count:])))
+    return estimates
+
+
 class EnsembleEngine:
-    """Runs every member (and the flipped copies) on a batch and returns the averaged role tensor."""
+    """Runs the members serving a task (and the flipped copies) on a batch and returns the averaged role tensor."""
 
     def __init__(self, folder: ModelFolder, members: list[ModelFolder], flip: dict[str, FlipRule],
                  engine: str = "auto", device: str = "auto", precision: str = "auto", threads: int | None = None,
@@ -88,7 +113,16 @@ class EnsembleEngine:
         tasks = len(self.folder.manifest.tasks)
         what = f"{len(self.members)} member{'s' if len(self.members) > 1 else ''}"
         tta = f"flip TTA on {len(self.flip)}/{tasks} tasks" if self.flip else "no TTA"
-        return f"ensemble of {what}, {tta}; each: {self.engines[0].description}"
+        started = next((e.description for e in self.engines if e.description != "(no engine started)"),
+                       self.engines[0].description)
+        return f"ensemble of {what}, {tta}; each: {started}"
+
+    def serving(self, task_id: str) -> list[tuple[int, float]]:
+        """(member index, weight) of the members serving ``task_id`` (a plain folder: its only member)."""
+        manifest = self.folder.manifest
+        if not manifest.members:
+            return [(0, 1.0)]
+        return [(w.member, w.weight) for w in task_members(manifest.members, manifest.composition, task_id)]
 
     @property
     def load_seconds(self) -> float:
@@ -109,14 +143,11 @@ class EnsembleEngine:
     def run(self, task: TaskEntry, batch: np.ndarray) -> dict[str, np.ndarray]:
         """N x 3 x H x W -> {role: averaged role tensor} (EngineError/FatalError from a member)."""
         rule = self.flip.get(task.task_id)
-        count = len(batch)
-        inputs = np.concatenate([batch, batch[..., ::-1]]) if rule is not None else batch
-        estimates = []
-        for member, engine in zip(self.members, self.engines):
-            entry = member.manifest.task(task.task_id)
-            output = infer_batch(engine, entry, inputs)
-            estimates.append(estimate(task.kind, output[:count]))
-            if rule is not None:
-                mirrored = estimate(task.kind, output[count:])
-                estimates.append(mirror_back(task.kind, rule, mirrored))
-        return {OUTPUT_ROLE[task.kind]: combine(task.kind, estimates)}
+        estimates: list[np.ndarray] = []
+        weights: list[float] = []
+        for index, weight in self.serving(task.task_id):
+            entry = self.members[index].manifest.task(task.task_id)
+            mine = member_estimates(self.engines[index], entry, batch, rule)
+            estimates += mine
+            weights += [weight] * len(mine)
+        return {OUTPUT_ROLE[task.kind]: combine(task.kind, estimates, weights)}

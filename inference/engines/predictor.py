@@ -6,7 +6,8 @@
     prediction.record(image_path, task_id)           # other kinds: a validated output record
 
 Stages: ``contract.imaging.preprocess`` -> ``infer_batch`` (the engine, then the task's
-role tensor, checked) -> ``contract.kinds.decode`` at each image's own size. The batch
+role tensor, checked) -> ``TaskEntry.decode`` at each image's own size (the kind's decoding,
+then the task's mask postprocessing, if the manifest declares one). The batch
 pipeline runs the same three stages, with decoding and mask writing in worker threads.
 The engine (ONNX Runtime, PyTorch fallback) starts on the first batch, with only the
 sessions that task's path needs.
@@ -20,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from contract.imaging import preprocess
-from contract.kinds import Prediction, decode
+from contract.kinds import Prediction
 from contract.manifest import ModelFolder
 from inference.engines.factory import make_engine
 from inference.engines.fallback import Engine
@@ -55,4 +56,4 @@ class Predictor:
         if not images:
             return []
         output = infer_batch(self.engine, task, preprocess(images, self.manifest.model.preprocessing))
-        return [decode(task.kind, output[i], image.shape[:2]) for i, image in enumerate(images)]
+        return [task.decode(output[i], image.shape[:2]) for i, image in enumerate(images)]

@@ -34,7 +34,7 @@ import numpy as np
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from contract.imaging import ImageReadError, preprocess, read_image
-from contract.kinds import Prediction, Size, decode, segmentation_mask, spec_of
+from contract.kinds import Prediction, Size, spec_of
 from contract.manifest import Preprocessing, TaskEntry
 from inference.engines.fallback import Engine
 from inference.errors import EngineError, describe
@@ -107,11 +107,11 @@ def _load(item: WorkItem, prep: Preprocessing) -> tuple[np.ndarray, Size, float]
     return preprocess([image], prep)[0], (image.shape[0], image.shape[1]), time.perf_counter() - started
 
 
-def _finish_mask(target: Path, logits: np.ndarray, size: Size, guard: OutputGuard | None) -> float:
-    """Worker: logits at the model's size -> native-size mask PNG, written atomically (inside ``guard``);
-    returns the seconds it took."""
+def _finish_mask(target: Path, task: TaskEntry, logits: np.ndarray, size: Size, guard: OutputGuard | None) -> float:
+    """Worker: logits at the model's size -> native-size mask (postprocessed as the manifest says) -> PNG,
+    written atomically (inside ``guard``); returns the seconds it took."""
     started = time.perf_counter()
-    write_mask(target, segmentation_mask(logits, size), guard)
+    write_mask(target, task.decode(logits, size).mask, guard)
     return time.perf_counter() - started
 
 
@@ -249,10 +249,10 @@ class Pipeline(Generic[Item]):
         self.stage_seconds["model"] += decoding - started
         for i, (item, _, size) in enumerate(ready):
             if spec_of(task.kind).writes_mask:
-                writing.append((item, pool.submit(_finish_mask, item.mask_target, output[i], size, self.guard)))
+                writing.append((item, pool.submit(_finish_mask, item.mask_target, task, output[i], size, self.guard)))
                 continue
             try:
-                prediction = decode(task.kind, output[i], size)
+                prediction = task.decode(output[i], size)
             except ValueError as exc:
                 self.sink.failed(item, f"invalid model output: {exc}", size)
                 continue
