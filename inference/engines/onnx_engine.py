@@ -6,9 +6,13 @@ when it really works, else the CPU, the reason logged. Graphs run through the on
 ``GraphRunner`` (the exporter's parity check runs the same code). No torch import here
 (see ``torch_engine`` for the fallback).
 
+CPU variants (``inference.engines.cpu_variants``: ``--precision bf16``, or ``auto`` when the
+manifest records a passed check) run the same graph files through ``OpenVinoRunner``; if it
+fails, the run goes on with ONNX Runtime fp32 (one warning line).
+
 Graphs are checked when a task first needs them: each file's sha256 against the
-manifest (unless ``verify_hashes`` is off; about 22 ms for the default model), then its
-session is made. A graph that fails either check fails every task whose path holds it
+manifest (unless ``verify_hashes`` is off), computed in a thread while its session is
+made. A graph that fails either check fails every task whose path holds it
 (``GraphError``, remembered, so later batches fail at once) and no other: a damaged
 head costs its own task only. ``GraphError.shared`` says whether the graph serves more
 than one task (encoder, FPN); ``backend.FallbackEngine`` decides what to do with it.
@@ -17,23 +21,37 @@ than one task (encoder, FPN); ``backend.FallbackEngine`` decides what to do with
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
 from contract.manifest import Manifest, ModelFolder, TaskEntry, sha256_of
 from inference.errors import DeviceUnavailable, EngineError, GraphError
+from inference.engines.cpu_variants import VARIANTS, check_explicit, choose_auto
 from inference.engines.feeds import extra_feeds
 from inference.engines.providers import CPU, CUDA, resolve_device
+from inference.engines.openvino_runner import OpenVinoRunner
 from inference.engines.runner import GraphRunner, default_threads
 
 log = logging.getLogger(__name__)
 
 
-def resolve_precision(requested: str, device: str, manifest: Manifest) -> str:
-    """``auto``: fp16 on CUDA when the model has fp16 graphs, else fp32; explicit values must exist."""
+def resolve_precision(requested: str, device: str, manifest: Manifest, threads: int = 1,
+                      expected_images: int | None = None) -> str:
+    """``auto``: fp16 on CUDA when the model has fp16 graphs; on a CPU the fastest CPU variant that passed its
+    check and can run here (``cpu_variants.choose_auto``), else fp32. Explicit values must exist."""
     if requested == "auto":
-        return "fp16" if device == "cuda" and "fp16" in manifest.graph_sets else "fp32"
+        if device == "cuda":
+            return "fp16" if "fp16" in manifest.graph_sets else "fp32"
+        return choose_auto(manifest, threads, expected_images)
+    if requested in VARIANTS:
+        reason = check_explicit(requested, manifest, threads)
+        if reason is not None:
+            raise DeviceUnavailable(f"--precision {requested} ({VARIANTS[requested].description}) cannot run here: "
+                                    f"{reason}; use --precision fp32 or auto")
+        return requested
     manifest.graph_set(requested)  # raises ManifestError naming the fix
     if device == "cpu" and requested == "fp16":
         log.warning("fp16 graphs on the CPU provider are slow; --precision fp32 or int8 suits a CPU better")
@@ -41,40 +59,73 @@ def resolve_precision(requested: str, device: str, manifest: Manifest) -> str:
 
 
 class OnnxEngine:
-    """Runs a task's graph path with ONNX Runtime; ``run`` returns the task's outputs by role."""
+    """Runs a task's graph path with ONNX Runtime (or a CPU variant's runtime); ``run`` returns outputs by role.
+
+    A CPU variant (``--precision bf16``, or chosen by ``auto``) that fails to compile or run leaves the
+    run on ONNX Runtime fp32 with one warning line; nothing else changes (hash checks, faults per graph).
+    """
 
     def __init__(self, folder: ModelFolder, device: str = "auto", precision: str = "auto",
-                 threads: int | None = None, verify_hashes: bool = True):
+                 threads: int | None = None, verify_hashes: bool = True, expected_images: int | None = None):
         self.folder = folder
         self.verify_hashes = verify_hashes
+        self.expected_images = expected_images  # images the run will predict (None: unknown); see cpu_variants
         self._graph_faults: dict[str, GraphError | None] = {}  # graph name -> its fault (None: usable)
         self.threads = threads or default_threads()
         self.requested_precision, self.requested_device = precision, device
         #: cpu_reason: why the run is on the CPU although a GPU was allowed (the run summary shows it)
         self.device, self.cpu_reason = resolve_device(device)
         self._warm: set[tuple] = set()  # (graph path, batch shape) already run once on CUDA
-        self.precision = resolve_precision(precision, self.device, folder.manifest)
+        if self.device == "cuda" and precision in VARIANTS:
+            log.info("--precision %s is a CPU variant; the model runs on the CPU", precision)
+            self.device = "cpu"
+        self.precision = resolve_precision(precision, self.device, folder.manifest, self.threads, expected_images)
         if self.device == "cuda" and CUDA not in folder.manifest.graph_set(self.precision).providers:
             log.info("the model's %s graphs are meant for the CPU provider (manifest); they run on the CPU",
                      self.precision)
             self.device = "cpu"
+        self.variant_failure: str | None = None  # why a CPU variant was left for ONNX Runtime fp32
         self.runner = self._runner()
         self._verified = False
 
-    def _runner(self) -> GraphRunner:
+    def _runner(self) -> GraphRunner | OpenVinoRunner:
+        variant = VARIANTS.get(self.precision)
+        if variant is not None:
+            return OpenVinoRunner(self.folder.path, self.folder.manifest.graph_set(variant.graph_set), variant.hint,
+                                  self.threads, variant.name)
         graph_set = self.folder.manifest.graph_set(self.precision)
         return GraphRunner(self.folder.path, graph_set, self.device, self.threads)
 
     @property
     def provider(self) -> str:
+        if self.precision in VARIANTS:
+            return "OpenVINO CPU"
         return CUDA if self.device == "cuda" else CPU
 
     @property
     def description(self) -> str:
+        note = f"; on the CPU although --device {self.requested_device}: {self.cpu_reason}" if self.cpu_reason else ""
+        if self.variant_failure:
+            note += f"; CPU variant left: {self.variant_failure}"
+        if self.precision in VARIANTS:
+            return f"{self._runtime_version()} {self.provider} {self.precision} ({self.threads} CPU threads{note})"
         import onnxruntime as ort
 
-        note = f"; on the CPU although --device {self.requested_device}: {self.cpu_reason}" if self.cpu_reason else ""
         return f"onnxruntime {ort.__version__} {self.provider} {self.precision} ({self.threads} CPU threads{note})"
+
+    @staticmethod
+    def _runtime_version() -> str:
+        import openvino
+
+        return f"openvino {openvino.__version__.split('-')[0]}"
+
+    def _leave_variant(self, reason: str) -> None:
+        """A CPU variant failed: the rest of the run uses ONNX Runtime fp32 (one warning line)."""
+        log.warning("CPU variant %s failed, running ONNX Runtime fp32 instead: %s", self.precision, reason)
+        self.variant_failure = reason
+        self.precision = "fp32"
+        self.runner = self._runner()
+        self._graph_faults.clear()
 
     def _verify_provider(self, first_graph: str) -> None:
         """Once: the first session really runs on CUDA when CUDA was chosen; else CPU (or EngineError)."""
@@ -87,33 +138,43 @@ class OnnxEngine:
                                         "python scripts/check_cuda_libs.py names it)")
             log.warning("falling back to the CPU provider: %s", reason)
             self.device, self.cpu_reason = "cpu", reason
-            self.precision = resolve_precision(self.requested_precision, "cpu", self.folder.manifest)
+            self.precision = resolve_precision(self.requested_precision, "cpu", self.folder.manifest, self.threads,
+                                               self.expected_images)
             self.runner = self._runner()
             self._graph_faults.clear()
         log.info("inference engine: %s", self.description)
 
     def _check_graph(self, name: str) -> GraphError | None:
-        """The graph's file against the manifest's sha256, then its session; the fault, if any."""
+        """The graph's file against the manifest's sha256 (hashed while its session is made), then its session.
+
+        Hashing (hashlib) and session creation (ONNX Runtime, OpenVINO) both release the GIL, so on two
+        cores the check costs next to nothing at cold start."""
         graph = self.runner.graph_set.graphs[name]
         users = [t.task_id for t in self.folder.manifest.tasks if name in t.path]
         shared = len(users) > 1
         path = self.folder.path / graph.path
-        if self.verify_hashes:
-            started = time.perf_counter()
-            try:
-                digest = sha256_of(path)
-            except OSError as exc:
-                return GraphError(name, f"cannot load graph {name!r} ({graph.path}): {exc.strerror or exc}; "
-                                  "re-export the model", shared=shared, damaged=True)
-            log.debug("sha256 of %s checked in %.1f ms", graph.path, 1000 * (time.perf_counter() - started))
-            if digest != graph.sha256:
-                return GraphError(name, f"cannot load graph {name!r} ({graph.path}): its sha256 differs from the "
-                                  "manifest, the file was changed or damaged (re-export the model, or pass "
-                                  "--no-verify-hashes to run it anyway)", shared=shared, damaged=True)
+        hashing = _Hashing(path) if self.verify_hashes else None
+        session_fault: EngineError | None = None
         try:
             self.runner.session(name)
         except EngineError as exc:
-            return GraphError(name, str(exc), shared=shared)
+            session_fault = exc
+        if hashing is not None:
+            digest = hashing.result()
+            if isinstance(digest, OSError):
+                self.runner.sessions.pop(name, None)
+                return GraphError(name, f"cannot load graph {name!r} ({graph.path}): {digest.strerror or digest}; "
+                                  "re-export the model", shared=shared, damaged=True)
+            if digest != graph.sha256:
+                self.runner.sessions.pop(name, None)
+                return GraphError(name, f"cannot load graph {name!r} ({graph.path}): its sha256 differs from the "
+                                  "manifest, the file was changed or damaged (re-export the model, or pass "
+                                  "--no-verify-hashes to run it anyway)", shared=shared, damaged=True)
+        if session_fault is not None and isinstance(self.runner, OpenVinoRunner):
+            self._leave_variant(str(session_fault))
+            return self._check_graph(name)
+        if session_fault is not None:
+            return GraphError(name, str(session_fault), shared=shared)
         return None
 
     def check_task(self, task: TaskEntry) -> None:
@@ -149,5 +210,29 @@ class OnnxEngine:
             self._warm_up(task, batch, extra)
             tensors = self.runner.run(batch, task.path, wanted=task.outputs.values(), extra=extra)
         except EngineError as exc:
+            if isinstance(self.runner, OpenVinoRunner):
+                self._leave_variant(str(exc))
+                return self.run(task, batch)
             raise EngineError(f"task {task.task_id}: {exc}") from exc
         return {role: np.asarray(tensors[name], dtype=np.float32) for role, name in task.outputs.items()}
+
+
+class _Hashing:
+    """A file's sha256 computed in a background thread (hashlib releases the GIL on large blocks)."""
+
+    def __init__(self, path: Path):
+        self._value: str | OSError | None = None
+        self._thread = threading.Thread(target=self._work, args=(path,), name="sha256", daemon=True)
+        self._thread.start()
+
+    def _work(self, path: Path) -> None:
+        started = time.perf_counter()
+        try:
+            self._value = sha256_of(path)
+        except OSError as exc:
+            self._value = exc
+        log.debug("sha256 of %s checked in %.1f ms", path.name, 1000 * (time.perf_counter() - started))
+
+    def result(self) -> str | OSError:
+        self._thread.join()
+        return self._value if self._value is not None else OSError("the sha256 thread gave no result")

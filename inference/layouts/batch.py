@@ -135,7 +135,7 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
     results = Results(strict=options.strict, guard=guard, spool=RecordSpool(guard.root, tag))
     default_size = tuple(manifest.model.preprocessing.input_size)
     engine = make_engine(folder, options.engine, options.device, options.precision, options.threads, options.tta,
-                         verify_hashes=options.verify_hashes)
+                         verify_hashes=options.verify_hashes, expected_images=len(rows))
     sink = RowSink(results, default_size, journal, checkpoints=options.shard is None)
     pipeline = Pipeline(engine, manifest.model.preprocessing, sink, options.batch_size,
                         options.workers, guard=guard, should_stop=stop_requested)
