@@ -87,7 +87,7 @@ def package_present(name: str) -> bool:
 def unavailable_reason(variant: CpuVariant, threads: int, probe: bool = True) -> str | None:
     """Why ``variant`` cannot run on this machine (package, instructions, the crash probe), or None."""
     if not package_present(variant.runtime):
-        return f"the {variant.runtime} package is not installed (pip install -r requirements-cpu.txt)"
+        return f"the {variant.runtime} package is not installed (it is pinned in requirements.txt)"
     flags = cpu_flags()
     if not flags.intersection(variant.cpu_flags):
         return f"this CPU lacks {' / '.join(variant.cpu_flags)}"

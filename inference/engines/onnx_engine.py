@@ -115,9 +115,9 @@ class OnnxEngine:
 
     @staticmethod
     def _runtime_version() -> str:
-        import openvino
+        from inference.engines.openvino_runner import openvino_version
 
-        return f"openvino {openvino.__version__.split('-')[0]}"
+        return f"openvino {openvino_version()}"
 
     def _leave_variant(self, reason: str) -> None:
         """A CPU variant failed: the rest of the run uses ONNX Runtime fp32 (one warning line)."""

@@ -45,6 +45,15 @@ def openvino_core() -> Any:
     return _CORE[0]
 
 
+def openvino_version() -> str:
+    """The OpenVINO runtime's version (e.g. 2026.4.1), or "not installed"."""
+    try:
+        import openvino
+    except ImportError:
+        return "not installed"
+    return openvino.__version__.split("-")[0]
+
+
 def compile_config(hint: str, threads: int) -> dict[str, Any]:
     """OpenVINO CPU properties of every compiled graph: one stream, ``threads`` threads, ``hint`` precision.
 
