@@ -32,9 +32,14 @@ def probe(hint: str, threads: int) -> str | None:
     return _ANSWERS[key]
 
 
+def probe_command(hint: str, threads: int) -> list[str]:
+    """The child's command line: this module run as a program."""
+    return [sys.executable, "-m", "inference.engines.openvino_probe", hint, str(threads)]
+
+
 def _ask_child(hint: str, threads: int) -> str | None:
     started = time.perf_counter()
-    command = [sys.executable, "-m", "inference.engines.openvino_probe", hint, str(threads)]
+    command = probe_command(hint, threads)
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
