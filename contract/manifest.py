@@ -160,12 +160,14 @@ class TorchFallback(_Strict):
 
 
 class CpuVariantCheck(_Strict):
-    """A CPU variant's accuracy check against fp32 (``exporter.cpu_check``): ``--precision auto`` on a CPU
-    uses the variant only when ``passed``."""
+    """A CPU variant's accuracy check against fp32 (``exporter.cpu_check``), per task kind: ``--precision auto``
+    on a CPU runs a task on the variant only when the task's kind passed (``usable_kinds``)."""
 
     graph_set: str = Field("fp32", description="the graph set the variant runs")
     runtime: str = Field(description="what ran it, e.g. 'openvino 2026.4.1 CPU, inference precision bf16'")
-    passed: bool
+    passed: bool = Field(description="every kind checked passed")
+    kinds_passed: list[str] | None = Field(
+        None, description="the task kinds whose outputs passed (None: all if passed); auto runs only these on it")
     images: int = Field(description="held-out images compared")
     figures: dict[str, float] = Field(default_factory=dict, description="worst deviations from fp32, metric gaps")
     tolerances: dict[str, float] = Field(default_factory=dict, description="what each figure had to stay within")
@@ -175,6 +177,12 @@ class CpuVariantCheck(_Strict):
     startup_s: float | None = Field(None, description="variant's extra start-up (probe, import, compile) at the check")
     cpu: str = Field("", description="the CPU the check ran on")
     checked: str = Field("", description="UTC time of the check")
+
+    def usable_kinds(self) -> set[str]:
+        """The task kinds (``TaskKind`` values) that may run on the variant under ``--precision auto``."""
+        if self.kinds_passed is not None:
+            return set(self.kinds_passed)
+        return {kind.value for kind in TaskKind} if self.passed else set()
 
 
 class Manifest(_Strict):

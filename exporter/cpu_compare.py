@@ -41,10 +41,21 @@ class VariantComparison:
     images: int = 0
     figures: dict[str, float] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    kinds: set[str] = field(default_factory=set)  # kinds with at least one row compared
+    failed_kinds: set[str] = field(default_factory=set)
 
     @property
     def passed(self) -> bool:
         return self.images > 0 and not self.failures
+
+    @property
+    def kinds_passed(self) -> list[str]:
+        """The kinds whose every row and official metric stayed within the tolerances."""
+        return sorted(self.kinds - self.failed_kinds)
+
+    def fail(self, kind: str, reason: str) -> None:
+        self.failed_kinds.add(kind)
+        self.failures.append(reason)
 
     def worst(self, key: str, value: float, pick=max) -> None:
         self.figures[key] = pick(self.figures[key], value) if key in self.figures else value
@@ -106,9 +117,10 @@ def compare_outputs(input_dir: Path, expected: Path, actual: Path) -> VariantCom
         except ValueError:
             continue
         result.images += 1
+        result.kinds.add(kind.value)
         problem = _compare_row(row, kind, expected, actual, records, result)
         if problem:
-            result.failures.append(f"{row['_where']} ({row['task_id']}): {problem}")
+            result.fail(kind.value, f"{row['_where']} ({row['task_id']}): {problem}")
     _compare_metrics(input_dir, expected, actual, result)
     return result
 
@@ -133,5 +145,5 @@ def _compare_metrics(input_dir: Path, expected: Path, actual: Path, result: Vari
         result.worst(f"metric_gap.{kind}.{metric}{'_px' if pixels else ''}", gap)
         limit = TOLERANCES["metric_pixels" if pixels else "metric"]
         if gap > limit:
-            result.failures.append(f"official {kind} {metric}: {value:.4f} at fp32, {other:.4f} (gap {gap:.4g} > "
+            result.fail(kind, f"official {kind} {metric}: {value:.4f} at fp32, {other:.4f} (gap {gap:.4g} > "
                                    f"{limit:g})")

@@ -180,3 +180,27 @@ def test_openvino_bf16_runs_the_fp32_graphs_close_to_fp32(model_with):
             scale = max(float(np.abs(a[role]).max()), 1e-3)
             assert float(np.abs(a[role] - b[role]).max()) / scale < 0.1, (task_id, role)
     assert "OpenVINO CPU bf16" in variant.description
+
+
+def test_auto_runs_only_the_kinds_that_passed_on_the_variant(model_with, runnable, monkeypatch):
+    """Masks and probabilities passed, boxes and points did not: detection never touches the variant."""
+    class NoCompile:
+        def compile_model(self, *args, **kwargs):
+            pytest.fail("a kind that failed the check must not be compiled by the variant")
+
+    monkeypatch.setattr(openvino_runner, "openvino_core", lambda: NoCompile())
+    check = _check(False).model_copy(update={"kinds_passed": ["classification", "segmentation"]})
+    folder = model_with(check)
+    engine = OnnxEngine(folder, device="cpu", precision="auto", threads=1)
+    assert engine.precision == "bf16" and engine.variant_kinds == {"classification", "segmentation"}
+    assert isinstance(engine._runner_for(folder.manifest.task("fetal_head")), OpenVinoRunner)
+    detection = folder.manifest.task("thyroid_nodule_det")
+    assert isinstance(engine._runner_for(detection), GraphRunner)
+    expected = OnnxEngine(folder, device="cpu", precision="fp32", threads=1).run(detection, _batch(folder))
+    np.testing.assert_array_equal(engine.run(detection, _batch(folder))["grid"], expected["grid"])
+    assert "for classification, segmentation tasks only" in engine.description
+
+
+def test_a_record_with_no_kind_passed_is_never_used(model_with, runnable):
+    check = _check(False).model_copy(update={"kinds_passed": []})
+    assert OnnxEngine(model_with(check), device="cpu", precision="auto", threads=1).precision == "fp32"

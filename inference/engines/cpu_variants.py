@@ -10,8 +10,9 @@ precision. The one known today:
 ``--precision auto`` on a CPU (``choose_auto``) uses a variant only when all of these hold, else
 fp32 on ONNX Runtime as before, with one log line saying why:
 
-1. the manifest records it as checked and ``passed`` (``exporter.cpu_check``: its outputs against
-   fp32 on held-out images); a variant that failed, or was never checked, is never chosen;
+1. the manifest records it as checked (``exporter.cpu_check``: its outputs against fp32 on held-out
+   images), and only for the task kinds that passed: a task whose kind failed the check, or a
+   variant never checked, runs on ONNX Runtime fp32;
 2. it can run here: the package is installed, the CPU has the instructions, and a probe in a child
    process compiled and ran a test graph (``openvino_probe``: a crash cannot kill the run);
 3. the run is long enough to pay for it: importing and compiling cost seconds that a few images
@@ -116,7 +117,7 @@ def worth_it(check: CpuVariantCheck, expected_images: int | None) -> bool:
 def choose_auto(manifest: Manifest, threads: int, expected_images: int | None = None) -> str:
     """The precision ``--precision auto`` runs on a CPU: the fastest usable passed variant, else ``fp32``."""
     checks = manifest.cpu_variants or {}
-    passed = sorted(((name, c) for name, c in checks.items() if c.passed and name in VARIANTS),
+    passed = sorted(((name, c) for name, c in checks.items() if c.usable_kinds() and name in VARIANTS),
                     key=lambda item: -(item[1].speedup or 0.0))
     if not passed:
         return "fp32"
@@ -127,8 +128,8 @@ def choose_auto(manifest: Manifest, threads: int, expected_images: int | None = 
             continue
         reason = unavailable_reason(VARIANTS[name], threads)
         if reason is None:
-            log.info("CPU variant %s: %s (accuracy check passed, %.2fx at the check)", name,
-                     VARIANTS[name].description, check.speedup or 0.0)
+            log.info("CPU variant %s: %s, for %s tasks (their accuracy check passed; %.2fx at the check)", name,
+                     VARIANTS[name].description, ", ".join(sorted(check.usable_kinds())), check.speedup or 0.0)
             return name
         log.warning("CPU variant %s cannot run here, using ONNX Runtime fp32: %s", name, reason)
     return "fp32"
@@ -142,7 +143,7 @@ def check_explicit(name: str, manifest: Manifest, threads: int) -> str | None:
     if check is None:
         log.warning("--precision %s: this model's %s was never checked against fp32 (python -m exporter.cpu_check "
                     "MODEL_DIR records it)", name, name)
-    elif not check.passed:
+    elif not check.passed:  # explicit: every task runs on the variant, even the kinds that failed
         log.warning("--precision %s: this model's %s FAILED its accuracy check against fp32 (%s)", name, name,
                     "; ".join(check.failures[:2]) or "see the manifest")
     return unavailable_reason(variant, threads)

@@ -70,7 +70,7 @@ class OnnxEngine:
         self.folder = folder
         self.verify_hashes = verify_hashes
         self.expected_images = expected_images  # images the run will predict (None: unknown); see cpu_variants
-        self._graph_faults: dict[str, GraphError | None] = {}  # graph name -> its fault (None: usable)
+        self._graph_faults: dict[tuple[str, str], GraphError | None] = {}  # (runner, graph) -> fault (None: usable)
         self.threads = threads or default_threads()
         self.requested_precision, self.requested_device = precision, device
         #: cpu_reason: why the run is on the CPU although a GPU was allowed (the run summary shows it)
@@ -85,8 +85,25 @@ class OnnxEngine:
                      self.precision)
             self.device = "cpu"
         self.variant_failure: str | None = None  # why a CPU variant was left for ONNX Runtime fp32
+        self.variant_kinds = self._variant_kinds(precision)  # kinds the variant runs (None: every kind)
         self.runner = self._runner()
+        self._fp32_runner: GraphRunner | None = None  # the tasks of other kinds, when the variant runs only some
         self._verified = False
+
+    def _variant_kinds(self, requested: str) -> set[str] | None:
+        """Under ``auto``, a variant runs only the task kinds that passed its check; asked for by name, all."""
+        if self.precision not in VARIANTS or requested != "auto":
+            return None
+        return (self.folder.manifest.cpu_variants or {})[self.precision].usable_kinds()
+
+    def _runner_for(self, task: TaskEntry) -> GraphRunner | OpenVinoRunner:
+        """The variant's runner for the kinds it may run, ONNX Runtime fp32 (made on first use) for the others."""
+        if self.variant_kinds is None or task.kind.value in self.variant_kinds:
+            return self.runner
+        if self._fp32_runner is None:
+            self._fp32_runner = GraphRunner(self.folder.path, self.folder.manifest.graph_set("fp32"), self.device,
+                                            self.threads)
+        return self._fp32_runner
 
     def _runner(self) -> GraphRunner | OpenVinoRunner:
         variant = VARIANTS.get(self.precision)
@@ -108,6 +125,9 @@ class OnnxEngine:
         if self.variant_failure:
             note += f"; CPU variant left: {self.variant_failure}"
         if self.precision in VARIANTS:
+            if self.variant_kinds is not None:
+                note += (f"; for {', '.join(sorted(self.variant_kinds))} tasks only, the others on ONNX Runtime fp32 "
+                         "(the kinds that passed the accuracy check)")
             return f"{self._runtime_version()} {self.provider} {self.precision} ({self.threads} CPU threads{note})"
         import onnxruntime as ort
 
@@ -123,8 +143,9 @@ class OnnxEngine:
         """A CPU variant failed: the rest of the run uses ONNX Runtime fp32 (one warning line)."""
         log.warning("CPU variant %s failed, running ONNX Runtime fp32 instead: %s", self.precision, reason)
         self.variant_failure = reason
-        self.precision = "fp32"
-        self.runner = self._runner()
+        self.precision, self.variant_kinds = "fp32", None
+        self.runner = self._fp32_runner or self._runner()
+        self._fp32_runner = None
         self._graph_faults.clear()
 
     def _verify_provider(self, first_graph: str) -> None:
@@ -144,35 +165,35 @@ class OnnxEngine:
             self._graph_faults.clear()
         log.info("inference engine: %s", self.description)
 
-    def _check_graph(self, name: str) -> GraphError | None:
+    def _check_graph(self, name: str, runner: GraphRunner | OpenVinoRunner) -> GraphError | None:
         """The graph's file against the manifest's sha256 (hashed while its session is made), then its session.
 
         Hashing (hashlib) and session creation (ONNX Runtime, OpenVINO) both release the GIL, so on two
         cores the check costs next to nothing at cold start."""
-        graph = self.runner.graph_set.graphs[name]
+        graph = runner.graph_set.graphs[name]
         users = [t.task_id for t in self.folder.manifest.tasks if name in t.path]
         shared = len(users) > 1
         path = self.folder.path / graph.path
         hashing = _Hashing(path) if self.verify_hashes else None
         session_fault: EngineError | None = None
         try:
-            self.runner.session(name)
+            runner.session(name)
         except EngineError as exc:
             session_fault = exc
         if hashing is not None:
             digest = hashing.result()
             if isinstance(digest, OSError):
-                self.runner.sessions.pop(name, None)
+                runner.sessions.pop(name, None)
                 return GraphError(name, f"cannot load graph {name!r} ({graph.path}): {digest.strerror or digest}; "
                                   "re-export the model", shared=shared, damaged=True)
             if digest != graph.sha256:
-                self.runner.sessions.pop(name, None)
+                runner.sessions.pop(name, None)
                 return GraphError(name, f"cannot load graph {name!r} ({graph.path}): its sha256 differs from the "
                                   "manifest, the file was changed or damaged (re-export the model, or pass "
                                   "--no-verify-hashes to run it anyway)", shared=shared, damaged=True)
-        if session_fault is not None and isinstance(self.runner, OpenVinoRunner):
+        if session_fault is not None and isinstance(runner, OpenVinoRunner):
             self._leave_variant(str(session_fault))
-            return self._check_graph(name)
+            return self._check_graph(name, self.runner)
         if session_fault is not None:
             return GraphError(name, str(session_fault), shared=shared)
         return None
@@ -180,9 +201,12 @@ class OnnxEngine:
     def check_task(self, task: TaskEntry) -> None:
         """GraphError (naming the task and graph) when a graph on ``task``'s path is unusable."""
         for name in task.path:
-            if name not in self._graph_faults:
-                self._graph_faults[name] = self._check_graph(name)
-            fault = self._graph_faults[name]
+            key = (self._runner_for(task).precision, name)
+            if key not in self._graph_faults:
+                fault = self._check_graph(name, self._runner_for(task))
+                key = (self._runner_for(task).precision, name)  # a failing variant was left for fp32 meanwhile
+                self._graph_faults[key] = fault
+            fault = self._graph_faults[key]
             if fault is not None:
                 raise GraphError(fault.graph, f"task {task.task_id}: {fault.reason}", shared=fault.shared,
                                  damaged=fault.damaged)
@@ -204,13 +228,14 @@ class OnnxEngine:
         if not self._verified:
             self._verify_provider(task.path[0])
             self.check_task(task)
+        runner = self._runner_for(task)
         try:
-            inputs = [i for name in task.path for i in self.runner.graph_set.graphs[name].inputs]
+            inputs = [i for name in task.path for i in runner.graph_set.graphs[name].inputs]
             extra = extra_feeds(task, inputs, len(batch))
             self._warm_up(task, batch, extra)
-            tensors = self.runner.run(batch, task.path, wanted=task.outputs.values(), extra=extra)
+            tensors = runner.run(batch, task.path, wanted=task.outputs.values(), extra=extra)
         except EngineError as exc:
-            if isinstance(self.runner, OpenVinoRunner):
+            if isinstance(runner, OpenVinoRunner):
                 self._leave_variant(str(exc))
                 return self.run(task, batch)
             raise EngineError(f"task {task.task_id}: {exc}") from exc
