@@ -101,4 +101,8 @@ def run(args: argparse.Namespace, brought: bool) -> int:
         print(f"export.py: error: {exc}", file=sys.stderr)
         return 2
     report(manifest, args.out, time.perf_counter() - started)
+    if getattr(args, "check_cpu", False):
+        from exporter.cpu_check import check_after_export
+
+        return check_after_export(args.out, getattr(args, "check_images", None))
     return 0
