@@ -100,9 +100,9 @@ class OnnxEngine:
         """The variant's runner for the kinds it may run, ONNX Runtime fp32 (made on first use) for the others."""
         if self.variant_kinds is None or task.kind.value in self.variant_kinds:
             return self.runner
-        if self._fp32_runner is None:
-            self._fp32_runner = GraphRunner(self.folder.path, self.folder.manifest.graph_set("fp32"), self.device,
-                                            self.threads)
+        if self._fp32_runner is None:  # the variant's own ONNX Runtime runner (its heads): one arena, shared sessions
+            self._fp32_runner = getattr(self.runner, "ort_runner", None) or GraphRunner(
+                self.folder.path, self.folder.manifest.graph_set("fp32"), self.device, self.threads)
         return self._fp32_runner
 
     def _runner(self) -> GraphRunner | OpenVinoRunner:
