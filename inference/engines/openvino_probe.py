@@ -13,10 +13,12 @@ for the rest of the process (``probe``), so a run pays for it once, before its f
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,10 @@ def probe_command(hint: str, threads: int) -> list[str]:
 def _ask_child(hint: str, threads: int) -> str | None:
     started = time.perf_counter()
     command = probe_command(hint, threads)
+    root = str(Path(__file__).resolve().parents[2])  # the child imports this very package, wherever it runs from
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False, env=env)
     except subprocess.TimeoutExpired:
         return f"the OpenVINO probe did not finish within {PROBE_TIMEOUT_S:.0f} s"
     except OSError as exc:
