@@ -47,7 +47,6 @@ from contract.defaults import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     CPU_VARIANTS,
-    PRECISIONS,
 )
 from contract.ensemble import EnsembleMember, TestTimeAugmentation
 from contract.kinds import OUTPUT_ROLE

@@ -144,7 +144,7 @@ class OnnxEngine:
         log.warning("CPU variant %s failed, running ONNX Runtime fp32 instead: %s", self.precision, reason)
         self.variant_failure = reason
         self.precision, self.variant_kinds = "fp32", None
-        self.runner = self._fp32_runner or self._runner()
+        self.runner = self._fp32_runner or getattr(self.runner, "ort_runner", None) or self._runner()
         self._fp32_runner = None
         self._graph_faults.clear()
 
@@ -161,6 +161,7 @@ class OnnxEngine:
             self.device, self.cpu_reason = "cpu", reason
             self.precision = resolve_precision(self.requested_precision, "cpu", self.folder.manifest, self.threads,
                                                self.expected_images)
+            self.variant_kinds = self._variant_kinds(self.requested_precision)
             self.runner = self._runner()
             self._graph_faults.clear()
         log.info("inference engine: %s", self.description)
