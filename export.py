@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flip-rule", action="append", default=[], type=_flip_rule, metavar="TASK=RULE",
                         help="what a horizontal flip does to a task (repeatable): safe, unsafe, permute_classes:P, "
                         "permute_points:P (defaults: contract/flip.py)")
+    parser.add_argument("--check-cpu", action="store_true",
+                        help="after the export, check the CPU variants (bf16 with OpenVINO) against fp32 on held-out "
+                        "images and record the result in the manifest; --precision auto uses a variant only for the "
+                        "task kinds that passed (docs/cpu.md; for an exported folder: python -m exporter.cpu_check DIR)")
+    parser.add_argument("--check-images", type=Path, metavar="DIR",
+                        help="with --check-cpu: held-out images in the challenge layout, labelled for the official "
+                        "metrics (default: phantoms of seed 7)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     byom = parser.add_argument_group("bring your own model (docs/bring-your-own-model.md)")
     byom.add_argument("--model", metavar="MODULE:FACTORY", help="your network: FACTORY(**model_args) -> nn.Module "

@@ -36,11 +36,11 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed_run(command: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess, float]:
+def timed_run(command: list[str], env: dict[str, str], cwd: Path = ROOT) -> tuple[float, subprocess.CompletedProcess, float]:
     """(wall seconds, result, CPU seconds user+sys of the child): CPU time is robust to a busy machine."""
     cpu = _children_cpu()
     started = time.perf_counter()
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     return time.perf_counter() - started, result, _children_cpu() - cpu
 
 
@@ -56,12 +56,14 @@ def task_of(case: Path) -> str:
     return json.loads((case / "task-id.json").read_text())
 
 
-def bench_case(case: Path, weights: Path | None, repeats: int, env: dict[str, str]) -> tuple[list[float], list[float]]:
+def bench_case(case: Path, weights: Path | None, repeats: int, env: dict[str, str],
+               root: Path = ROOT) -> tuple[list[float], list[float]]:
+    """``repeats`` runs of one case by the checkout at ``root``: (wall seconds, CPU seconds)."""
     times, cpu_times = [], []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
             output = Path(tmp) / "output"
-            seconds, result, cpu = timed_run(case_command(case, output, weights), env)
+            seconds, result, cpu = timed_run(case_command(case.absolute(), output, weights), env, root)
             written = [p for p in output.rglob("*") if p.is_file()]
             if result.returncode != 0 or not written:
                 raise SystemExit(f"{case}: inference failed (exit {result.returncode}):\n{result.stderr}")
@@ -126,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="case input folders (default: every test/gc/*/input)")
     parser.add_argument("--importtime", action="store_true", help="summarize python -X importtime for the first case")
     parser.add_argument("--ort-levels", action="store_true", help="session creation time per optimization level")
+    parser.add_argument("--against", type=Path, default=None, metavar="CHECKOUT",
+                        help="another checkout of the project (e.g. git archive of main): its runs alternate with "
+                        "this one's, case by case, and both are reported side by side")
     args = parser.parse_args(argv)
+    if args.against is not None:
+        return compare_checkouts(args)
     cases = args.cases or sorted(p for p in (ROOT / "test" / "gc").glob("*/input") if (p / "inputs.json").is_file())
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
 
@@ -153,6 +160,32 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---:|---|")
         for case in cases:
             print("\n".join(ort_levels(model_dir, task_of(case), env)), flush=True)
+    return 0
+
+
+def compare_checkouts(args: argparse.Namespace) -> int:
+    """This checkout and ``--against``, one run each in turn per repeat and case: medians side by side."""
+    cases = args.cases or sorted(p for p in (ROOT / "test" / "gc").glob("*/input") if (p / "inputs.json").is_file())
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
+    env.pop("PYTHONPATH", None)  # each checkout imports its own packages (its working directory)
+    roots = {"this": ROOT, "against": args.against.resolve()}
+    print(f"this: {ROOT}; against: {roots['against']}; {args.repeats} runs each, alternating; load average "
+          f"{os.getloadavg()[0]:.1f}")
+    print("| case | this: median s | against: median s | this: median CPU s | against: median CPU s |")
+    print("|---|---:|---:|---:|---:|")
+    for case in cases:
+        results: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in roots}
+        for name, root in roots.items():
+            bench_case(case, args.weights, 1, env, root)  # page cache and .pyc files warm, not timed
+        for _ in range(args.repeats):
+            for name, root in roots.items():
+                wall, cpu = bench_case(case, args.weights, 1, env, root)
+                results[name][0].extend(wall)
+                results[name][1].extend(cpu)
+        med = {name: (statistics.median(w), statistics.median(c)) for name, (w, c) in results.items()}
+        print(f"| {case.parent.name} | {med['this'][0]:.3f} | {med['against'][0]:.3f} | {med['this'][1]:.3f} | "
+              f"{med['against'][1]:.3f} |", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     return 0
 
 

@@ -16,7 +16,7 @@ RESULTS_START = "<!-- benchmark results: start (written by python -m benchmarks.
 RESULTS_END = "<!-- benchmark results: end -->"
 KINDS = ("segmentation", "classification", "detection", "Regression")
 LABELS = {"reference": "reference (PyTorch eager)", "ours_fp32": "ours, fp32 (CPU provider)",
-          "ours_int8": "ours, int8 (CPU provider)"}
+          "ours_int8": "ours, int8 (CPU provider)", "ours_auto": "ours, auto (shipped CPU path)"}
 
 
 def machine() -> dict[str, str]:
@@ -113,6 +113,12 @@ def _stage_lines(stages: dict) -> list[str]:
     return lines
 
 
+def _cpu_stage_lines(result: dict) -> list[str]:
+    from benchmarks.cpu_path import stage_lines
+
+    return stage_lines(result.get("pipeline_stages") or {})
+
+
 def _accuracy_lines(acc: dict) -> list[str]:
     if "skipped" in acc:
         return [f"Skipped: {acc['skipped']}"]
@@ -150,7 +156,10 @@ def render(result: dict) -> str:
         f"GPU: {result['gpu']}.", "",
         f"Input: {result['images']} phantom images (scale {result['scale']:g} of the validation set, seed "
         f"{result['seed']}): " + ", ".join(f"{n} {k}" for k, n in result["images_per_kind"].items()) + ". "
-        f"Model: {result['model']['encoder']} + FPN, {result['model']['tasks']} heads, {result['model']['source']}.",
+        f"Model: {result['model']['encoder']} + FPN, {result['model']['tasks']} heads, {result['model']['source']}."
+        + (f" CPU path (--precision auto): {result['cpu_path']}." if result.get("cpu_path") else "")
+        + (f" Each pipeline ran {result['repeats']} times in turn; the median run is shown."
+           if result.get("repeats", 1) > 1 else ""),
         "", "#### Speed", "", *_pipeline_table(result), "",
         "Ratios are throughput (the same images, whole process wall time) over the reference's, computed in this "
         "run; a ratio is refused when the outputs disagree beyond the tolerances below. Steady and per-kind img/s "
@@ -160,7 +169,7 @@ def render(result: dict) -> str:
         "#### Targets", "", "| target | value | met |", "|---|---|---|",
         *[f"| {t['target']} | {t['value']} | {'yes' if t['met'] else '**no**' if t['met'] is False else 'n/a'} |"
           for t in result["targets"]], "",
-        "#### Where the time goes", "", *_stage_lines(result["stages"]),
+        "#### Where the time goes", "", *_stage_lines(result["stages"]), *_cpu_stage_lines(result),
         "Model-only floor (random input, best of 3, ms per image by batch size): "
         + "; ".join(f"{p} {t}: " + ", ".join(f"batch {b}: {v:.1f}" for b, v in f.items())
                     for p, per_task in result["floor"].items() for t, f in per_task.items()), "",

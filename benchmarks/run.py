@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.compare import FP32_VS_REFERENCE, REDUCED_VS_FP32, Tolerances, compare_folders
+from benchmarks.cpu_path import NAME as CPU_AUTO
 from benchmarks.dataset import CACHE_ROOT, benchmark_set, kind_totals
 from benchmarks.measure import measure
 from benchmarks.report import machine, render, update_benchmarks_md
@@ -69,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_workload_arguments(p, Path("benchmarks/results/latest"))
     p.add_argument("--no-int8", action="store_true", help="skip the int8 pipeline")
+    p.add_argument("--no-auto", action="store_true",
+                   help="skip ours_auto (--precision auto: the shipped CPU path, a CPU variant where the model's check "
+                   "passed)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="run the pipelines this many times in turn and keep each one's median run (default 1)")
     p.add_argument("--accuracy-model", type=Path, default=Path("model_weights"), help="trained model folder")
     p.add_argument("--accuracy-per-task", type=int, default=3, help="labelled images per task (default 3)")
     p.add_argument("--no-accuracy", action="store_true", help="skip the accuracy comparison")
@@ -148,13 +154,21 @@ def measure_pipeline(name: str, command: list[str], cache: Path) -> dict:
 
 
 def run_pipelines(args: argparse.Namespace, input_dir: Path, model_dir: Path, state_dict: Path | None) -> dict:
+    """Each pipeline ``--repeats`` times, in turn (side by side: load hits them alike); the median run of each."""
     commands = {
         "reference": reference_command(input_dir, model_dir, args.batch_size, args.reference_workers, state_dict),
         "ours_fp32": runtime_command(input_dir, model_dir, "cpu", "fp32", args.batch_size),
     }
     if not args.no_int8:
         commands["ours_int8"] = runtime_command(input_dir, model_dir, "cpu", "int8", args.batch_size)
-    return {name: measure_pipeline(name, command, args.cache) for name, command in commands.items()}
+    if not getattr(args, "no_auto", True):
+        commands[CPU_AUTO] = runtime_command(input_dir, model_dir, "cpu", "auto", args.batch_size)
+    runs: dict[str, list[dict]] = {name: [] for name in commands}
+    for _ in range(max(1, getattr(args, "repeats", 1))):
+        for name, command in commands.items():
+            runs[name].append(measure_pipeline(name, command, args.cache))
+    # the median run by wall time (its outputs are the last run's: every run of a pipeline writes the same files)
+    return {name: sorted(r, key=lambda m: m["wall_s"])[len(r) // 2] for name, r in runs.items()}
 
 
 def targets(result: dict) -> list[dict]:
@@ -207,11 +221,19 @@ def main(argv: list[str] | None = None) -> int:
 
         model_dir, state_dict = benchmark_model(precisions=("fp32",) if args.no_int8 else ("fp32", "int8"),
                                                 cache_root=args.cache)
+    from benchmarks.cpu_path import describe_cpu_path, targets as cpu_targets
     from benchmarks.model import describe_model
 
     pipelines = run_pipelines(args, input_dir, model_dir, state_dict)
     outputs = args.cache / "outputs"
     comparisons, ratios, refusals = judge(input_dir, outputs, pipelines, "ours_int8")
+    if CPU_AUTO in pipelines:
+        from benchmarks.cpu_path import compare_auto
+
+        comparisons[f"{CPU_AUTO} vs ours_fp32"] = compare_auto(input_dir, outputs / "ours_fp32", outputs / CPU_AUTO)
+        if not comparisons[f"{CPU_AUTO} vs ours_fp32"]["agrees"] and ratios.get(CPU_AUTO) is not None:
+            ratios[CPU_AUTO] = None
+            refusals.append(f"{CPU_AUTO}: ratio refused, its outputs differ from fp32 beyond the CPU check's rule")
     from benchmarks.stages import model_floor, profile_stages
 
     log.info("profiling the stages")
@@ -221,6 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     if "ours_int8" in pipelines:
         stages["int8"] = profile_stages(input_dir, model_dir, "int8", args.profile_per_kind, args.batch_size)
         floor["int8"] = {"fetal_head": model_floor(model_dir, "int8", "fetal_head")}
+    pipeline_stages = {}
+    if CPU_AUTO in pipelines:
+        from benchmarks.pipeline_stages import measure as measure_stages
+
+        log.info("timing read, model, write and the bookkeeping inside the runtime")
+        pipeline_stages = {"images": sum(counts.values()),
+                           "figures": measure_stages(input_dir, model_dir, ["fp32", "auto"], 1, args.batch_size)}
     if args.no_accuracy:
         accuracy = {"skipped": "--no-accuracy"}
     elif not (args.accuracy_model / "manifest.json").is_file():
@@ -238,9 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         "scale": args.scale, "seed": args.seed, "images": sum(counts.values()),
         "images_per_kind": kind_totals(counts), "counts": counts, "model": describe_model(model_dir),
         "pipelines": pipelines, "comparisons": comparisons, "ratios": ratios, "refusals": refusals,
-        "stages": stages, "floor": floor, "accuracy": accuracy,
+        "stages": stages, "floor": floor, "accuracy": accuracy, "pipeline_stages": pipeline_stages,
+        "cpu_path": describe_cpu_path(model_dir), "repeats": args.repeats,
     }
-    result["targets"] = targets(result)
+    result["targets"] = targets(result) + cpu_targets(result)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "result.json").write_text(json.dumps(result, indent=1))
     section = render(result)

@@ -22,5 +22,9 @@ ENGINES = ("auto", "onnxruntime", "torch")
 #: ``--tta``: none, or flip (each image and its mirror, averaged); tools add "auto" (what the manifest says).
 TTA_MODES = ("none", "flip")
 TTA_CHOICES = ("auto", *TTA_MODES)
-#: ``--precision`` of the runtime: auto = fp16 on CUDA when the model has it, else fp32.
-PRECISION_CHOICES = ("auto", *PRECISIONS)
+#: CPU variants: a graph set run by another CPU runtime at another inference precision
+#: (``inference.engines.cpu_variants``), checked against fp32 at export (``exporter.cpu_check``).
+CPU_VARIANTS = ("bf16",)
+#: ``--precision`` of the runtime: auto = fp16 on CUDA when the model has it; on a CPU the fastest CPU
+#: variant that passed its accuracy check and can run here; else fp32.
+PRECISION_CHOICES = ("auto", *PRECISIONS, *CPU_VARIANTS)

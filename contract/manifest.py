@@ -50,7 +50,7 @@ from contract.defaults import (
     DEFAULT_INPUT_SIZE,
     IMAGENET_MEAN,
     IMAGENET_STD,
-    PRECISIONS,
+    CPU_VARIANTS,
 )
 from contract.ensemble import EnsembleMember, MemberWeight, TestTimeAugmentation, check_composition
 from contract.kinds import OUTPUT_ROLE, Prediction, Size, decode, spec_of
@@ -182,6 +182,32 @@ class TorchFallback(_Strict):
     extra_bytes: int = 0
 
 
+class CpuVariantCheck(_Strict):
+    """A CPU variant's accuracy check against fp32 (``exporter.cpu_check``), per task kind: ``--precision auto``
+    on a CPU runs a task on the variant only when the task's kind passed (``usable_kinds``)."""
+
+    graph_set: str = Field("fp32", description="the graph set the variant runs")
+    runtime: str = Field(description="what ran it, e.g. 'openvino 2026.4.1 CPU, inference precision bf16'")
+    passed: bool = Field(description="every kind checked passed")
+    kinds_passed: list[str] | None = Field(
+        None, description="the task kinds whose outputs passed (None: all if passed); auto runs only these on it")
+    images: int = Field(description="held-out images compared")
+    figures: dict[str, float] = Field(default_factory=dict, description="worst deviations from fp32, metric gaps")
+    tolerances: dict[str, float] = Field(default_factory=dict, description="what each figure had to stay within")
+    failures: list[str] = Field(default_factory=list, description="the first rows or metrics beyond a tolerance")
+    speedup: float | None = Field(None, description="fp32 model time / variant model time, measured at the check")
+    fp32_ms_per_image: float | None = Field(None, description="fp32 model time per image at the check")
+    startup_s: float | None = Field(None, description="variant's extra start-up (probe, import, compile) at the check")
+    cpu: str = Field("", description="the CPU the check ran on")
+    checked: str = Field("", description="UTC time of the check")
+
+    def usable_kinds(self) -> set[str]:
+        """The task kinds (``TaskKind`` values) that may run on the variant under ``--precision auto``."""
+        if self.kinds_passed is not None:
+            return set(self.kinds_passed)
+        return {kind.value for kind in TaskKind} if self.passed else set()
+
+
 class Manifest(_Strict):
     format_version: int = FORMAT_VERSION
     model: ModelConfig
@@ -196,6 +222,8 @@ class Manifest(_Strict):
     tta: TestTimeAugmentation | None = Field(None, description="default test-time augmentation, flip rules")
     composition: dict[str, list[MemberWeight]] | None = Field(
         None, description="per task: the members serving it and their weights (contract.ensemble)")
+    cpu_variants: dict[str, CpuVariantCheck] | None = Field(
+        None, description="CPU variants checked against fp32 at export (exporter.cpu_check); absent: none checked")
 
     @model_validator(mode="after")
     def _ensemble_fields(self) -> "Manifest":
@@ -223,6 +251,11 @@ class Manifest(_Strict):
                 missing = [g for g in task.path if g not in graph_set.graphs]
                 if missing:
                     raise ValueError(f"task {task.task_id}: graph set {name} lacks graphs {missing}")
+        for name, check in (self.cpu_variants or {}).items():
+            if name not in CPU_VARIANTS:
+                raise ValueError(f"cpu_variants names {name!r}; known CPU variants: {', '.join(CPU_VARIANTS)}")
+            if check.graph_set not in self.graph_sets:
+                raise ValueError(f"cpu_variants.{name} runs graph set {check.graph_set!r}, which the model lacks")
         for task in self.tasks:
             if OUTPUT_ROLE[task.kind] not in task.outputs:
                 raise ValueError(f"task {task.task_id} ({task.kind.value}) has no {OUTPUT_ROLE[task.kind]!r} output")

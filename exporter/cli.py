@@ -130,4 +130,8 @@ def run(args: argparse.Namespace, brought: bool) -> int:
         print(f"export.py: error: {exc}", file=sys.stderr)
         return exc.exit_code
     report(manifest, args.out, time.perf_counter() - started)
+    if getattr(args, "check_cpu", False):
+        from exporter.cpu_check import check_after_export
+
+        return check_after_export(args.out, getattr(args, "check_images", None))
     return EXIT_OK

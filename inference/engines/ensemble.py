@@ -103,10 +103,11 @@ class EnsembleEngine:
 
     def __init__(self, folder: ModelFolder, members: list[ModelFolder], flip: dict[str, FlipRule],
                  engine: str = "auto", device: str = "auto", precision: str = "auto", threads: int | None = None,
-                 verify_hashes: bool = True):
+                 verify_hashes: bool = True, expected_images: int | None = None):
         self.folder, self.members, self.flip = folder, members, flip
-        self.engines: list[Engine] = [FallbackEngine(m, engine, device, precision, threads, verify_hashes=verify_hashes)
-                                      for m in members]
+        # each member sees every image (twice when flipped): its share of a variant's start-up is the same
+        self.engines: list[Engine] = [FallbackEngine(m, engine, device, precision, threads, verify_hashes=verify_hashes,
+                                                     expected_images=expected_images) for m in members]
 
     @property
     def description(self) -> str:

@@ -19,11 +19,16 @@ log = logging.getLogger(__name__)
 
 
 def make_engine(folder: ModelFolder, engine: str = "auto", device: str = "auto", precision: str = "auto",
-                threads: int | None = None, tta: str = "auto", verify_hashes: bool = True) -> RunEngine:
-    """The engine a run uses: ``FallbackEngine`` for one model without TTA, else ``EnsembleEngine``."""
+                threads: int | None = None, tta: str = "auto", verify_hashes: bool = True,
+                expected_images: int | None = None) -> RunEngine:
+    """The engine a run uses: ``FallbackEngine`` for one model without TTA, else ``EnsembleEngine``.
+
+    ``expected_images``: how many images the run will predict (None: unknown, e.g. a long-lived API
+    process); ``--precision auto`` on a CPU uses a CPU variant only when they pay for its start-up."""
     flip = resolve_tta(folder, tta)
     if not folder.manifest.members and not flip:
-        return FallbackEngine(folder, engine, device, precision, threads, verify_hashes=verify_hashes)
+        return FallbackEngine(folder, engine, device, precision, threads, verify_hashes=verify_hashes,
+                              expected_images=expected_images)
     try:
         members = open_members(folder)
     except ManifestError as exc:
@@ -32,4 +37,4 @@ def make_engine(folder: ModelFolder, engine: str = "auto", device: str = "auto",
         log.info("ensemble of %d members: %s", len(members), ", ".join(str(m.path) for m in members))
     if flip:
         log.info("flip TTA on %d of %d tasks: %s", len(flip), len(folder.manifest.tasks), ", ".join(sorted(flip)))
-    return EnsembleEngine(folder, members, flip, engine, device, precision, threads, verify_hashes)
+    return EnsembleEngine(folder, members, flip, engine, device, precision, threads, verify_hashes, expected_images)

@@ -52,11 +52,13 @@ class FallbackEngine:
     """Lazily builds the chosen engine on first use; switches to PyTorch once if ONNX Runtime fails."""
 
     def __init__(self, folder: ModelFolder, engine: str = "auto", device: str = "auto",
-                 precision: str = "auto", threads: int | None = None, verify_hashes: bool = True):
+                 precision: str = "auto", threads: int | None = None, verify_hashes: bool = True,
+                 expected_images: int | None = None):
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
         self.folder, self.verify_hashes = folder, verify_hashes
         self.engine, self.device, self.precision, self.threads = engine, device, precision, threads
+        self.expected_images = expected_images  # images of the run, None if unknown (cpu_variants.worth_it)
         self._active: Engine | None = None
         self._onnx_failure: str | None = None
         self._onnx_ran = False  # ONNX Runtime predicted a batch (before any switch to PyTorch)
@@ -96,7 +98,8 @@ class FallbackEngine:
         from inference.engines.onnx_engine import OnnxEngine
 
         try:
-            self._active = OnnxEngine(self.folder, self.device, self.precision, self.threads, self.verify_hashes)
+            self._active = OnnxEngine(self.folder, self.device, self.precision, self.threads, self.verify_hashes,
+                                      self.expected_images)
         except (ManifestError, DeviceUnavailable) as exc:  # e.g. --precision int8 on a model without it
             raise FatalError(str(exc)) from exc
         except EngineError as exc:

@@ -6,11 +6,15 @@ when it really works, else the CPU, the reason logged. Graphs run through the on
 ``GraphRunner`` (the exporter's parity check runs the same code). No torch import here
 (see ``torch_engine`` for the fallback).
 
+CPU variants (``inference.engines.cpu_variants``: ``--precision bf16``, or ``auto`` when the
+manifest records a passed check) run the same graph files through ``OpenVinoRunner``; if it
+fails, the run goes on with ONNX Runtime fp32 (one warning line).
+
 Graphs are checked when a task first needs them: each file's sha256 against the
-manifest (unless ``verify_hashes`` is off; about 22 ms for the default model), then its
-session is made and its outputs compared with the manifest's (``graph_check``: names and
-class counts, hashes or not). A graph that fails a check fails every task whose path holds
-it (``GraphError``, remembered, so later batches fail at once) and no other: a damaged
+manifest (unless ``verify_hashes`` is off), computed in a thread while its session is
+made, then its outputs are compared with the manifest's (``graph_check``: names and class
+counts, hashes or not, ONNX Runtime sessions). A graph that fails a check fails every task
+whose path holds it (``GraphError``, remembered, so later batches fail at once) and no other: a damaged
 head costs its own task only. ``GraphError.shared`` says whether the graph serves more
 than one task (encoder, FPN), ``every_task`` whether every task needs it;
 ``fallback.FallbackEngine`` decides what to do with it. ``start`` checks, before any image,
@@ -20,24 +24,38 @@ what can fail for every task: the device (the first session) and the graphs ever
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
 from contract.manifest import Manifest, ModelFolder, TaskEntry, sha256_of
 from inference.errors import DeviceUnavailable, EngineError, GraphError
+from inference.engines.cpu_variants import VARIANTS, check_explicit, choose_auto
 from inference.engines.feeds import extra_feeds
 from inference.engines.graph_check import every_task_needs, graph_mismatch
 from inference.engines.providers import CPU, CUDA, resolve_device
+from inference.engines.openvino_runner import OpenVinoRunner
 from inference.engines.runner import GraphRunner, default_threads
 
 log = logging.getLogger(__name__)
 
 
-def resolve_precision(requested: str, device: str, manifest: Manifest) -> str:
-    """``auto``: fp16 on CUDA when the model has fp16 graphs, else fp32; explicit values must exist."""
+def resolve_precision(requested: str, device: str, manifest: Manifest, threads: int = 1,
+                      expected_images: int | None = None) -> str:
+    """``auto``: fp16 on CUDA when the model has fp16 graphs; on a CPU the fastest CPU variant that passed its
+    check and can run here (``cpu_variants.choose_auto``), else fp32. Explicit values must exist."""
     if requested == "auto":
-        return "fp16" if device == "cuda" and "fp16" in manifest.graph_sets else "fp32"
+        if device == "cuda":
+            return "fp16" if "fp16" in manifest.graph_sets else "fp32"
+        return choose_auto(manifest, threads, expected_images)
+    if requested in VARIANTS:
+        reason = check_explicit(requested, manifest, threads)
+        if reason is not None:
+            raise DeviceUnavailable(f"--precision {requested} ({VARIANTS[requested].description}) cannot run here: "
+                                    f"{reason}; use --precision fp32 or auto")
+        return requested
     manifest.graph_set(requested)  # raises ManifestError naming the fix
     if device == "cpu" and requested == "fp16":
         log.warning("fp16 graphs on the CPU provider are slow; --precision fp32 or int8 suits a CPU better")
@@ -45,46 +63,101 @@ def resolve_precision(requested: str, device: str, manifest: Manifest) -> str:
 
 
 class OnnxEngine:
-    """Runs a task's graph path with ONNX Runtime; ``run`` returns the task's outputs by role."""
+    """Runs a task's graph path with ONNX Runtime (or a CPU variant's runtime); ``run`` returns outputs by role.
+
+    A CPU variant (``--precision bf16``, or chosen by ``auto``) that fails to compile or run leaves the
+    run on ONNX Runtime fp32 with one warning line; nothing else changes (hash checks, faults per graph).
+    """
 
     def __init__(self, folder: ModelFolder, device: str = "auto", precision: str = "auto",
-                 threads: int | None = None, verify_hashes: bool = True):
+                 threads: int | None = None, verify_hashes: bool = True, expected_images: int | None = None):
         self.folder = folder
         self.verify_hashes = verify_hashes
-        self._graph_faults: dict[str, GraphError | None] = {}  # graph name -> its fault (None: usable)
+        self.expected_images = expected_images  # images the run will predict (None: unknown); see cpu_variants
+        self._graph_faults: dict[tuple[str, str], GraphError | None] = {}  # (runner, graph) -> fault (None: usable)
         self._hash_seconds = 0.0
         self.threads = threads or default_threads()
         self.requested_precision, self.requested_device = precision, device
         #: cpu_reason: why the run is on the CPU although a GPU was allowed (the run summary shows it)
         self.device, self.cpu_reason = resolve_device(device)
         self._warm: set[tuple] = set()  # (graph path, batch shape) already run once on CUDA
-        self.precision = resolve_precision(precision, self.device, folder.manifest)
+        if self.device == "cuda" and precision in VARIANTS:
+            log.info("--precision %s is a CPU variant; the model runs on the CPU", precision)
+            self.device = "cpu"
+        self.precision = resolve_precision(precision, self.device, folder.manifest, self.threads, expected_images)
         if self.device == "cuda" and CUDA not in folder.manifest.graph_set(self.precision).providers:
             log.info("the model's %s graphs are meant for the CPU provider (manifest); they run on the CPU",
                      self.precision)
             self.device = "cpu"
+        self.variant_failure: str | None = None  # why a CPU variant was left for ONNX Runtime fp32
+        self.variant_kinds = self._variant_kinds(precision)  # kinds the variant runs (None: every kind)
         self.runner = self._runner()
+        self._fp32_runner: GraphRunner | None = None  # the tasks of other kinds, when the variant runs only some
         self._verified = False
         self._every_task = every_task_needs(folder.manifest)
 
-    def _runner(self) -> GraphRunner:
+    def _variant_kinds(self, requested: str) -> set[str] | None:
+        """Under ``auto``, a variant runs only the task kinds that passed its check; asked for by name, all."""
+        if self.precision not in VARIANTS or requested != "auto":
+            return None
+        return (self.folder.manifest.cpu_variants or {})[self.precision].usable_kinds()
+
+    def _runner_for(self, task: TaskEntry) -> GraphRunner | OpenVinoRunner:
+        """The variant's runner for the kinds it may run, ONNX Runtime fp32 (made on first use) for the others."""
+        if self.variant_kinds is None or task.kind.value in self.variant_kinds:
+            return self.runner
+        if self._fp32_runner is None:  # the variant's own ONNX Runtime runner (its heads): one arena, shared sessions
+            self._fp32_runner = getattr(self.runner, "ort_runner", None) or GraphRunner(
+                self.folder.path, self.folder.manifest.graph_set("fp32"), self.device, self.threads)
+        return self._fp32_runner
+
+    def _runner(self) -> GraphRunner | OpenVinoRunner:
+        variant = VARIANTS.get(self.precision)
+        if variant is not None:
+            return OpenVinoRunner(self.folder.path, self.folder.manifest.graph_set(variant.graph_set), variant.hint,
+                                  self.threads, variant.name)
         graph_set = self.folder.manifest.graph_set(self.precision)
         return GraphRunner(self.folder.path, graph_set, self.device, self.threads)
 
     @property
     def provider(self) -> str:
+        if self.precision in VARIANTS:
+            return "OpenVINO CPU"
         return CUDA if self.device == "cuda" else CPU
 
     @property
     def description(self) -> str:
+        note = ""  # why the run is on the CPU is said once, by the warning (inference.engines.providers)
+        if self.variant_failure:
+            note += f"; CPU variant left: {self.variant_failure}"
+        if self.precision in VARIANTS:
+            if self.variant_kinds is not None:
+                note += (f"; for {', '.join(sorted(self.variant_kinds))} tasks only, the others on ONNX Runtime fp32 "
+                         "(the kinds that passed the accuracy check)")
+            return f"{self._runtime_version()} {self.provider} {self.precision} ({self.threads} CPU threads{note})"
         import onnxruntime as ort
 
-        return f"onnxruntime {ort.__version__} {self.provider} {self.precision} ({self.threads} CPU threads)"
+        return f"onnxruntime {ort.__version__} {self.provider} {self.precision} ({self.threads} CPU threads{note})"
 
     @property
     def load_seconds(self) -> float:
-        """Seconds spent checking graph files and making sessions so far."""
-        return self.runner.load_seconds + self._hash_seconds
+        """Seconds spent making sessions and waiting for graph hashes so far."""
+        return getattr(self.runner, "load_seconds", 0.0) + self._hash_seconds
+
+    @staticmethod
+    def _runtime_version() -> str:
+        from inference.engines.openvino_runner import openvino_version
+
+        return f"openvino {openvino_version()}"
+
+    def _leave_variant(self, reason: str) -> None:
+        """A CPU variant failed: the rest of the run uses ONNX Runtime fp32 (one warning line)."""
+        log.warning("CPU variant %s failed, running ONNX Runtime fp32 instead: %s", self.precision, reason)
+        self.variant_failure = reason
+        self.precision, self.variant_kinds = "fp32", None
+        self.runner = self._fp32_runner or getattr(self.runner, "ort_runner", None) or self._runner()
+        self._fp32_runner = None
+        self._graph_faults.clear()
 
     def _verify_provider(self, first_graph: str) -> None:
         """Once: the first session really runs on CUDA when CUDA was chosen; else CPU (or EngineError)."""
@@ -97,50 +170,71 @@ class OnnxEngine:
                                         "python scripts/check_cuda_libs.py names it)")
             log.warning("falling back to the CPU provider: %s", reason)
             self.device, self.cpu_reason = "cpu", reason
-            self.precision = resolve_precision(self.requested_precision, "cpu", self.folder.manifest)
+            self.precision = resolve_precision(self.requested_precision, "cpu", self.folder.manifest, self.threads,
+                                               self.expected_images)
+            self.variant_kinds = self._variant_kinds(self.requested_precision)
             self.runner = self._runner()
             self._graph_faults.clear()
         log.debug("inference engine: %s", self.description)
 
-    def _check_graph(self, name: str) -> GraphError | None:
-        """The graph's file against the manifest's sha256, then its session and outputs; the fault, if any."""
-        graph = self.runner.graph_set.graphs[name]
+    def _check_graph(self, name: str, runner: GraphRunner | OpenVinoRunner) -> GraphError | None:
+        """The graph's file against the manifest's sha256 (hashed while its session is made), then its session
+        and outputs; the fault, if any.
+
+        Hashing (hashlib) and session creation (ONNX Runtime, OpenVINO) both release the GIL, so on two
+        cores the check costs next to nothing at cold start."""
+        graph = runner.graph_set.graphs[name]
         users = [t.task_id for t in self.folder.manifest.tasks if name in t.path]
         shared, every = len(users) > 1, name in self._every_task
         path = self.folder.path / graph.path
-        if self.verify_hashes:
-            started = time.perf_counter()
-            try:
-                digest = sha256_of(path)
-                self._hash_seconds += time.perf_counter() - started
-            except OSError as exc:
-                return GraphError(name, f"cannot load graph {name!r} ({graph.path}): {exc.strerror or exc}; "
+        hashing = _Hashing(path) if self.verify_hashes else None
+        session_fault: EngineError | None = None
+        session = None
+        try:
+            session = runner.session(name)
+        except EngineError as exc:
+            session_fault = exc
+        if hashing is not None:
+            waited = time.perf_counter()
+            digest = hashing.result()
+            self._hash_seconds += time.perf_counter() - waited
+            if isinstance(digest, OSError):
+                runner.sessions.pop(name, None)
+                return GraphError(name, f"cannot load graph {name!r} ({graph.path}): {digest.strerror or digest}; "
                                   "re-export the model", shared=shared, damaged=True, every_task=every)
-            log.debug("sha256 of %s checked in %.1f ms", graph.path, 1000 * (time.perf_counter() - started))
             if digest != graph.sha256:
+                runner.sessions.pop(name, None)
                 return GraphError(name, f"cannot load graph {name!r} ({graph.path}): its sha256 differs from the "
                                   "manifest, the file was changed or damaged (re-export the model, or pass "
                                   "--no-verify-hashes to run it anyway)", shared=shared, damaged=True, every_task=every)
-        try:
-            session = self.runner.session(name)
-        except EngineError as exc:
-            return GraphError(name, str(exc), shared=shared, every_task=every)
-        mismatch = graph_mismatch(self.folder.manifest, graph, session)
+        if session_fault is not None and isinstance(runner, OpenVinoRunner):
+            self._leave_variant(str(session_fault))
+            return self._check_graph(name, self.runner)
+        if session_fault is not None:
+            return GraphError(name, str(session_fault), shared=shared, every_task=every)
+        mismatch = graph_mismatch(self.folder.manifest, graph, session) if isinstance(runner, GraphRunner) else None
         if mismatch is not None:
+            runner.sessions.pop(name, None)
             return GraphError(name, f"cannot use graph {name!r} ({graph.path}): {mismatch}; it is not the graph the "
                               "manifest describes (another model's or task's file?): re-export the model",
                               shared=shared, damaged=True, every_task=every)
         return None
 
-    def _fault(self, name: str) -> GraphError | None:
-        if name not in self._graph_faults:
-            self._graph_faults[name] = self._check_graph(name)
-        return self._graph_faults[name]
+    def _fault(self, name: str, task: TaskEntry | None = None) -> GraphError | None:
+        """The fault of graph ``name`` on the runner that serves ``task`` (default: the main runner), checked once."""
+        runner = self._runner_for(task) if task is not None else self.runner
+        key = (runner.precision, name)
+        if key not in self._graph_faults:
+            fault = self._check_graph(name, runner)
+            runner = self._runner_for(task) if task is not None else self.runner  # a failing variant was left meanwhile
+            self._graph_faults[(runner.precision, name)] = fault
+            return fault
+        return self._graph_faults[key]
 
     def check_task(self, task: TaskEntry) -> None:
         """GraphError (naming the task and graph) when a graph on ``task``'s path is unusable."""
         for name in task.path:
-            fault = self._fault(name)
+            fault = self._fault(name, task)
             if fault is not None:
                 raise GraphError(fault.graph, f"task {task.task_id}: {fault.reason}", shared=fault.shared,
                                  damaged=fault.damaged, every_task=fault.every_task)
@@ -176,11 +270,36 @@ class OnnxEngine:
         if not self._verified:
             self._verify_provider(task.path[0])
             self.check_task(task)
+        runner = self._runner_for(task)
         try:
-            inputs = [i for name in task.path for i in self.runner.graph_set.graphs[name].inputs]
+            inputs = [i for name in task.path for i in runner.graph_set.graphs[name].inputs]
             extra = extra_feeds(task, inputs, len(batch))
             self._warm_up(task, batch, extra)
-            tensors = self.runner.run(batch, task.path, wanted=task.outputs.values(), extra=extra)
+            tensors = runner.run(batch, task.path, wanted=task.outputs.values(), extra=extra)
         except EngineError as exc:
+            if isinstance(runner, OpenVinoRunner):
+                self._leave_variant(str(exc))
+                return self.run(task, batch)
             raise EngineError(f"task {task.task_id}: {exc}") from exc
         return {role: np.asarray(tensors[name], dtype=np.float32) for role, name in task.outputs.items()}
+
+
+class _Hashing:
+    """A file's sha256 computed in a background thread (hashlib releases the GIL on large blocks)."""
+
+    def __init__(self, path: Path):
+        self._value: str | OSError | None = None
+        self._thread = threading.Thread(target=self._work, args=(path,), name="sha256", daemon=True)
+        self._thread.start()
+
+    def _work(self, path: Path) -> None:
+        started = time.perf_counter()
+        try:
+            self._value = sha256_of(path)
+        except OSError as exc:
+            self._value = exc
+        log.debug("sha256 of %s checked in %.1f ms", path.name, 1000 * (time.perf_counter() - started))
+
+    def result(self) -> str | OSError:
+        self._thread.join()
+        return self._value if self._value is not None else OSError("the sha256 thread gave no result")

@@ -99,7 +99,7 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
     all_rows = read_input_rows(options.input_dir)
     rows = _shard_rows(all_rows, options)
     engine = make_engine(folder, options.engine, options.device, options.precision, options.threads, options.tta,
-                         verify_hashes=options.verify_hashes)
+                         verify_hashes=options.verify_hashes, expected_images=len(rows))
     engine.start()
     header = fingerprint(options.input_dir, folder, options)
     with claim_output(options.output_dir, _holder(options, header)):

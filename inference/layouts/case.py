@@ -155,7 +155,7 @@ def run(options: RunOptions, folder: ModelFolder) -> RunSummary:
     log.info("case: task %s (%s), image %s, %d x %d", case.task_id, task.kind.value, case.image.path,
              case.image.rgb.shape[1], case.image.rgb.shape[0])
     engine = make_engine(folder, options.engine, options.device, options.precision, options.threads, options.tta,
-                         verify_hashes=options.verify_hashes)
+                         verify_hashes=options.verify_hashes, expected_images=1)
     engine.start()  # device, precision, the graphs every task needs
     try:
         [prediction] = Predictor(folder, engine).predict(case.task_id, [case.image.rgb])

@@ -1,0 +1,123 @@
+"""Can OpenVINO compile and run here? Asked once per process, in a child process that may crash.
+
+OpenVINO 2025.3 to 2026.1 were reported to die with SIGFPE inside ``compile_model`` on some AMD
+EPYC (Zen 4) machines. A signal cannot be caught in Python, so the question is asked in a child
+(``python -m inference.engines.openvino_probe HINT THREADS``): it compiles a small convolutional
+graph (convolution, sigmoid, multiply, global pooling: the operations of EfficientNet's blocks)
+with the same CPU properties as the runtime, runs it once, and checks the result against numpy.
+The parent reads its exit status: 0 = usable; anything else (a signal, an exception, a wrong
+result, no answer within ``PROBE_TIMEOUT_S``) = not usable, with the reason. The answer is kept
+for the rest of the process (``probe``), so a run pays for it once, before its first compile.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S = 120.0
+_ANSWERS: dict[tuple[str, int], str | None] = {}
+
+
+def probe(hint: str, threads: int) -> str | None:
+    """None when OpenVINO compiles and runs correctly at ``hint`` here, else why not (asked once per process)."""
+    key = (hint, threads)
+    if key not in _ANSWERS:
+        _ANSWERS[key] = _ask_child(hint, threads)
+    return _ANSWERS[key]
+
+
+def probe_command(hint: str, threads: int) -> list[str]:
+    """The child's command line: this module run as a program."""
+    return [sys.executable, "-m", "inference.engines.openvino_probe", hint, str(threads)]
+
+
+def _ask_child(hint: str, threads: int) -> str | None:
+    started = time.perf_counter()
+    command = probe_command(hint, threads)
+    root = str(Path(__file__).resolve().parents[2])  # the child imports this very package, wherever it runs from
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False, env=env)
+    except subprocess.TimeoutExpired:
+        return f"the OpenVINO probe did not finish within {PROBE_TIMEOUT_S:.0f} s"
+    except OSError as exc:
+        return f"the OpenVINO probe could not be started: {exc}"
+    log.debug("OpenVINO probe (%s, %d threads): exit %d in %.2f s", hint, threads, done.returncode,
+              time.perf_counter() - started)
+    if done.returncode == 0:
+        return None
+    if done.returncode < 0:
+        try:
+            name = signal.Signals(-done.returncode).name
+        except ValueError:
+            name = f"signal {-done.returncode}"
+        return f"OpenVINO crashed ({name}) while compiling a test graph"
+    last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1][:300]
+    return f"the OpenVINO probe failed: {last}"
+
+
+def _check(hint: str, threads: int) -> None:
+    """Compile and run the test graph; exit 1 with the reason on stderr when anything is wrong."""
+    import numpy as np
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from inference.engines.openvino_runner import compile_config
+
+    rng = np.random.default_rng(0)
+    image = ops.parameter([2, 16, 32, 32], ov.Type.f32, name="image")
+    weights = rng.standard_normal((32, 16, 3, 3)).astype(np.float32) / 12.0
+    conv = ops.convolution(image, ops.constant(weights), [1, 1], [1, 1], [1, 1], [1, 1])
+    silu = ops.multiply(conv, ops.sigmoid(conv))
+    pooled = ops.reduce_mean(silu, ops.constant(np.array([2, 3], dtype=np.int64)), keep_dims=True)
+    model = ov.Model([ops.multiply(silu, ops.sigmoid(pooled))], [image], "probe")
+    compiled = ov.Core().compile_model(model, "CPU", compile_config(hint, threads))
+    x = rng.standard_normal((2, 16, 32, 32)).astype(np.float32)
+    got = np.asarray(compiled.create_infer_request().infer({0: x})[0])
+    expected = _reference(x, weights)
+    error = float(np.max(np.abs(got - expected)) / max(float(np.max(np.abs(expected))), 1e-6))
+    if not np.isfinite(error) or error > 0.05:
+        print(f"OpenVINO's result is wrong (relative error {error:.3g})", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def _reference(x, weights):
+    import numpy as np
+
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    out = np.zeros((x.shape[0], weights.shape[0], x.shape[2], x.shape[3]), dtype=np.float64)
+    for dy in range(3):
+        for dx in range(3):
+            window = padded[:, :, dy:dy + x.shape[2], dx:dx + x.shape[3]]
+            out += np.einsum("nchw,oc->nohw", window, weights[:, :, dy, dx])
+    silu = out / (1 + np.exp(-out))
+    pooled = silu.mean(axis=(2, 3), keepdims=True)
+    return silu / (1 + np.exp(-pooled))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m inference.engines.openvino_probe HINT THREADS", file=sys.stderr)
+        return 2
+    try:
+        _check(args[0], int(args[1]))
+    except ImportError as exc:
+        print(f"OpenVINO cannot be imported: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # whatever OpenVINO raises: the parent reports it and runs without OpenVINO
+        print(f"{type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
