@@ -9,7 +9,7 @@ Runtime session fails ("... is not a registered function/op"), as it would for a
 exported with an operator the installed ONNX Runtime lacks. Its weights stay as they were,
 and the manifest's sha256 and size of that graph are rewritten to match the new file: the
 file is not "changed or damaged" in the runtime's sense, so under ``--engine auto`` the run
-switches to the PyTorch fallback (see inference/backend.py) instead of failing the tasks.
+switches to the PyTorch fallback (see inference/engines/fallback.py) instead of failing the tasks.
 The container test (test/run_test.sh --onnx-unloadable) runs the image's cases on it.
 
 Exit 0 on success, 1 when the folder is not a model folder or the graph is not shared.

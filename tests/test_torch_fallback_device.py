@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from contract.manifest import ModelFolder
-from inference.backend import FallbackEngine
+from inference.engines.fallback import FallbackEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 _SPEC = importlib.util.spec_from_file_location("make_unloadable_model", ROOT / "test" / "make_unloadable_model.py")
@@ -81,7 +81,7 @@ def _cpu_outputs(folder: ModelFolder, task, batch: np.ndarray) -> dict[str, np.n
 def test_fallback_runs_on_cuda_when_onnx_runtime_cannot_load_and_a_gpu_can(unloadable, fake_gpu, kind, caplog):
     task, batch = _task(unloadable, kind), _batch(unloadable)
     engine = FallbackEngine(unloadable, engine="auto", device="auto")
-    with caplog.at_level(logging.WARNING, logger="inference.backend"):
+    with caplog.at_level(logging.WARNING, logger="inference.engines.fallback"):
         outputs = engine.run(task, batch)
     assert "falling back to PyTorch" in caplog.text and "NoSuchOperator" in caplog.text
     assert engine.description.startswith("torch ") and engine.description.endswith(" on cuda fp32")
