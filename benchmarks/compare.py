@@ -25,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from contract.csv_layout import output_mask_path
+
 JSON_FILES = {
     "classification": ("classification_predictions.json", "predicted_probs"),
     "detection": ("detection_predictions.json", "bbox_normalized"),
@@ -82,10 +84,7 @@ def _records(folder: Path, kind: str) -> dict[tuple[str, str], dict]:
 
 
 def _mask(folder: Path, mask_path: str) -> np.ndarray | None:
-    relative = mask_path.replace("\\", "/")
-    while relative.startswith(("../", "./")):
-        relative = relative.split("/", 1)[1]
-    path = Path(folder) / relative
+    path = Path(folder) / output_mask_path(mask_path)
     return cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
 
 

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from pydantic import ValidationError
 
+from contract.csv_layout import output_mask_path as csv_output_mask_path
 from contract.kinds import PREDICTION_FILES, RegressionRecord
 from contract.tasks import OFFICIAL_TASKS
 
@@ -30,12 +31,10 @@ POINTS_FILE = PREDICTION_FILES[next(t.kind for t in OFFICIAL_TASKS if t.task_id 
 
 def output_mask_path(mask_path: str) -> str:
     """The CSV's ``mask_path`` with its leading ``../`` and ``./`` parts removed (where the runtime writes it)."""
-    parts = list(PurePosixPath(mask_path.strip().replace("\\", "/")).parts)
-    while parts and parts[0] in ("..", ".", "/"):
-        parts.pop(0)
-    if ".." in parts:
+    relative = csv_output_mask_path(mask_path.strip())
+    if ".." in PurePosixPath(relative).parts:
         raise MeasureError(f"mask_path {mask_path!r} climbs out of the folder")
-    return str(PurePosixPath(*parts)) if parts else ""
+    return relative
 
 
 def read_mask(path: Path) -> np.ndarray:

@@ -13,7 +13,7 @@ import csv
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 CSV_FOLDER = "csv_files"
@@ -94,3 +94,12 @@ def open_csv_file(path: Path) -> Iterator[tuple[list[str], Iterator[CsvRecord]]]
 def resolve(input_dir: Path, relative: str) -> Path:
     """A path written in a CSV (relative to ``csv_files/``) as a normalized path on disk."""
     return Path(os.path.normpath(csv_folder(input_dir) / relative.strip()))
+
+
+def output_mask_path(mask_path: str) -> str:
+    """Where a row's mask lies in an output folder: the CSV's ``mask_path`` with its leading ``../`` (and
+    ``./``, ``/``) parts removed, as the runtime writes it (``""`` when nothing is left)."""
+    parts = list(PurePosixPath(mask_path.replace("\\", "/")).parts)
+    while parts and parts[0] in ("..", ".", "/"):
+        parts.pop(0)
+    return str(PurePosixPath(*parts)) if parts else ""

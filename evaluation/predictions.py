@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Optional
 
 import cv2
 import numpy as np
 
+from contract.csv_layout import output_mask_path  # noqa: F401  (re-exported: review, tests)
 from contract.kinds import PREDICTION_FILES
 from contract.tasks import TaskKind
 from evaluation.labels import LabelRow
@@ -27,14 +28,6 @@ JSON_FILES = PREDICTION_FILES  # the runtime's files (contract.kinds)
 
 class BadPrediction(ValueError):
     """A prediction that is missing or malformed; the message is the per-row reason."""
-
-
-def output_mask_path(mask_path: str) -> str:
-    """The CSV's mask_path with its leading ``../`` (and ``./``) parts removed."""
-    parts = list(PurePosixPath(mask_path.replace("\\", "/")).parts)
-    while parts and parts[0] in ("..", ".", "/"):
-        parts.pop(0)
-    return str(PurePosixPath(*parts)) if parts else ""
 
 
 class _RecordFile:

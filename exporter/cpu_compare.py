@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from contract.csv_layout import output_mask_path
 from contract.kinds import PREDICTION_FILES, spec_of
 from contract.tasks import TaskKind
 
@@ -78,10 +79,7 @@ def _records(folder: Path, kind: TaskKind) -> dict[tuple[str, str], dict]:
 
 
 def _mask(folder: Path, mask_path: str) -> np.ndarray | None:
-    relative = mask_path.replace("\\", "/")
-    while relative.startswith(("../", "./")):
-        relative = relative.split("/", 1)[1]
-    path = Path(folder) / relative
+    path = Path(folder) / output_mask_path(mask_path)
     return cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
 
 
