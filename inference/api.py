@@ -15,8 +15,10 @@ RGB); grey (H x W), RGBA and other dtypes are converted as the CLI converts file
 (``contract.imaging.to_rgb8``). ``predict`` groups the images by task, runs each group in
 batches of ``batch_size`` and returns the results in the order given; every result holds
 ``task_id`` (and ``image_path`` when ``image_paths`` is given). It is the CLI's prediction
-(``inference.engines.predictor``: the same preprocessing, engine and decoding), so a record equals
-the CLI's record for that row and a mask equals the CLI's PNG, pixel for pixel.
+(``inference.engines.predictor``: the same preprocessing, engine and decoding), so at the same
+``precision`` a record equals the CLI's record for that row and a mask equals the CLI's PNG, pixel
+for pixel. (With ``precision="auto"`` on a CPU with bf16 instructions, a long-lived ``Model`` may
+use the model's checked bf16 CPU variant where a short CLI run stays on fp32: docs/cpu.md.)
 
 A ``Model`` is meant to live as long as its process (a worker, an actor, a UDF's
 executor): the engine (ONNX Runtime, PyTorch fallback) starts on the first ``predict``
