@@ -61,6 +61,8 @@ class RunStore:
         self.db.execute("COMMIT")
         self.db.execute("BEGIN")
 
+    finished = False
+
     def close(self, finished: bool) -> None:
         if self.db.in_transaction:
             self.db.execute("COMMIT")
@@ -107,7 +109,9 @@ class _Journal:
         self._last, self._cost = time.monotonic(), seconds
 
     def close(self, finished: bool) -> None:
-        self.store.close(finished)
+        """Committed; the database stays open for the output audit (``RunStore.close`` at the run's end)."""
+        self.store.finished = finished
+        self.store.db.execute("COMMIT")
 
 
 class _Spool:
