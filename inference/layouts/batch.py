@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -120,16 +119,8 @@ def _predict(options: RunOptions, folder: ModelFolder, engine: RunEngine, all_ro
     manifest = folder.manifest
     tag = options.shard.tag if options.shard is not None else None
     guard = OutputGuard(options.output_dir, options.input_dir)
-    store = None
-    if os.environ.get("FMC_RUN_STORE") == "sqlite":  # PROTOTYPE (issue 20), for measurement
-        from inference.bookkeeping.store import RunStore
-
-        store = RunStore(guard.root, header, options.resume, tag)
-        journal = store.journal
-        results = Results(strict=options.strict, guard=guard, spool=store.spool, masks=store.masks)
-    else:
-        journal = Journal.start(guard.root, header, options.resume, tag=tag)
-        results = Results(strict=options.strict, guard=guard, spool=RecordSpool(guard.root, tag))
+    journal = Journal.start(guard.root, header, options.resume, tag=tag)
+    results = Results(strict=options.strict, guard=guard, spool=RecordSpool(guard.root, tag))
     default_size = tuple(manifest.model.preprocessing.input_size)
     sink = RowSink(results, default_size, journal, checkpoints=options.shard is None)
     pipeline = Pipeline(engine, manifest.model.preprocessing, sink, options.batch_size,
@@ -164,8 +155,6 @@ def _predict(options: RunOptions, folder: ModelFolder, engine: RunEngine, all_ro
                       "complete once --resume writes it", name, options.output_dir)
     # a shard shares its folder with the other shards' masks and parts: only the whole run is audited
     outputs = audit_outputs(options.output_dir, written, warn_stale=options.shard is None)
-    if store is not None:
-        store.close(store.finished)
     if results.json_failed and options.shard is None:
         outputs += (f"; NOT complete: {len(results.json_failed)} JSON file(s) not written "
                     f"({', '.join(results.json_failed)}), run the same command with --resume once the cause is fixed")
