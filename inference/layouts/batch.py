@@ -150,6 +150,9 @@ def _predict(options: RunOptions, folder: ModelFolder, engine: RunEngine, all_ro
             log.error("%s in %s is an earlier checkpoint, not this run's result: it lists %d of the %d records it "
                       "should; it is complete once --resume writes it", name, options.output_dir,
                       results.json_on_disk[name], results.json_failed[name])
+        elif (guard.root / name).exists():
+            log.error("%s in %s is left from the interrupted run this one resumed, not this run's result; it is "
+                      "complete once --resume writes it", name, options.output_dir)
     if options.biometry and options.shard is None and not unwritten:
         from inference.outputs.biometry import write_biometry
 
