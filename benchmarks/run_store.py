@@ -34,6 +34,7 @@ from inference.outputs.writers import record_text
 
 REPO = Path(__file__).resolve().parent.parent
 BATCH = 8
+JSON_KIND = next(iter(PREDICTION_FILES))  # the records measured: those of the first kind with a JSON file
 ROWS_FOR_FULL_DISK = 5000  # about 1.5 MB of journal and records: more than a 256 KiB file system holds
 
 
@@ -197,7 +198,7 @@ def one(variant: str, rows: int, folder: Path) -> dict:
     for i in range(rows):
         key = ("rows.csv", i + 2, f"../images/img_{i % 64:03d}.png", "organ_cls")
         payload = _payload(i)
-        spool.add(TaskKind.CLASSIFICATION, i, payload)
+        spool.add(JSON_KIND, i, payload)
         journal.add(key, "classification", record=payload, image=(1000 + i, 10**18 + i))
         if i % 3 == 0:
             masks.add(folder / "masks" / f"{i:07d}.png")
@@ -206,7 +207,7 @@ def one(variant: str, rows: int, folder: Path) -> dict:
     journal.flush()
     times["run_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    count, size, records = spool.ordered(TaskKind.CLASSIFICATION)
+    count, size, records = spool.ordered(JSON_KIND)
     written = sum(len(text) for _, text in records)
     assert count == rows and written == size, (count, written, size)
     hits = sum(folder / "masks" / f"{i:07d}.png" in masks for i in range(0, rows, 3))
@@ -247,14 +248,14 @@ def full_disk(folder: Path) -> None:
         try:
             while given < ROWS_FOR_FULL_DISK:
                 key = ("rows.csv", given + 2, "x.png", "organ_cls")
-                spool.add(TaskKind.CLASSIFICATION, given, _payload(given))
+                spool.add(JSON_KIND, given, _payload(given))
                 journal.add(key, "classification", record=_payload(given))
                 given += 1
                 if given % BATCH == 0:
                     journal.flush()
         except Exception as exc:  # what the variant raises on a full disk, whatever its type
             error = f"{type(exc).__name__}: {exc}"
-        count = spool.ordered(TaskKind.CLASSIFICATION)[0]
+        count = spool.ordered(JSON_KIND)[0]
         print(f"{variant}: {given} rows given, {count} records kept for the JSON file; error raised: {error}")
         spool.close()
         shutil.rmtree(target)  # room again for the next variant

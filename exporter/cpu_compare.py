@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from contract.csv_layout import output_mask_path
-from contract.kinds import PREDICTION_FILES, spec_of
+from contract.kinds import KIND_SPECS, PREDICTION_FILES, spec_of
 from contract.tasks import TaskKind
 
 log = logging.getLogger(__name__)
@@ -32,9 +32,8 @@ log = logging.getLogger(__name__)
 TOLERANCES = {"mask_agreement": 0.99, "probability": 1e-2, "pixels": 1.0, "metric": 0.005, "metric_pixels": 1.0}
 PIXEL_METRICS = ("hd", "mre")
 #: The record field compared per JSON kind, and the tolerance it is held to (masks: ``mask_agreement``).
-FIELDS = {TaskKind.CLASSIFICATION: ("predicted_probs", "probability"),
-          TaskKind.DETECTION: ("bbox_pixels", "pixels"),
-          TaskKind.REGRESSION: ("predicted_points_pixels", "pixels")}
+#: Per kind with records: the field compared and its tolerance (the kind's spec, ``KindSpec.compared``).
+FIELDS = {kind: spec.compared for kind, spec in KIND_SPECS.items() if spec.compared is not None}
 
 
 @dataclass
@@ -62,7 +61,7 @@ class VariantComparison:
         self.figures[key] = pick(self.figures[key], value) if key in self.figures else value
 
 
-def _rows(input_dir: Path) -> list[dict[str, str]]:
+def csv_rows(input_dir: Path) -> list[dict[str, str]]:
     rows = []
     for path in sorted((Path(input_dir) / "csv_files").glob("*.csv")):
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -109,7 +108,7 @@ def compare_outputs(input_dir: Path, expected: Path, actual: Path) -> VariantCom
     result = VariantComparison()
     kinds = list(FIELDS)
     records = ({k: _records(expected, k) for k in kinds}, {k: _records(actual, k) for k in kinds})
-    for row in _rows(input_dir):
+    for row in csv_rows(input_dir):
         try:
             kind = TaskKind(row.get("task_name", ""))
         except ValueError:

@@ -62,6 +62,8 @@ class KindSpec:
     None); ``flip_safe_default``: a task outside the official list is flipped by default.
     ``deviation(reference, actual)``: how far a role tensor (fp16, int8) is from fp32, as
     ``(figure, value, worst)`` with worst "max" or "min" (``exporter.deviation``).
+    ``compared``: the record field whose numbers two runs are compared on, and the tolerance it is held
+    to ("probability" or "pixels"; None: masks, compared pixel by pixel) (``exporter.cpu_compare``).
     ``read_label(record, k)``: a labelled CSV row's label fields (``evaluation.labels.LabelRow``), read from
     its CSV record for a task of ``k`` classes or points; ValueError naming the column when unusable.
     ``raw_expected(k)``/``raw_fits(shape, batch, k)``/``raw_adapter(rank)``: a brought network's
@@ -95,6 +97,7 @@ class KindSpec:
     flip_safe_default: bool
     deviation: Callable[[np.ndarray, np.ndarray], list[tuple[str, float, str]]]
     read_label: Callable[[dict[str, str], int], dict[str, Any]]
+    compared: tuple[str, str] | None
     raw_expected: Callable[[int], str]
     raw_fits: Callable[[tuple[int, ...], int, int], bool]
     raw_adapter: Callable[[int], str]

@@ -88,6 +88,7 @@ SPEC = KindSpec(
     flip_safe_default=False,
     deviation=_deviation,
     read_label=_read_label,
+    compared=("predicted_probs", "probability"),
     raw_expected=lambda k: f"N x {k} logits",
     raw_fits=lambda shape, batch, k: shape == (batch, k),
     raw_adapter=lambda rank: "softmax",

@@ -129,6 +129,7 @@ SPEC = KindSpec(
     flip_safe_default=True,
     deviation=_deviation,
     read_label=_read_label,
+    compared=("bbox_pixels", "pixels"),
     raw_expected=lambda k: f"N x 4 normalized box (x_min, y_min, x_max, y_max) or N x {4 + k} x h x w grid",
     raw_fits=_raw_fits,
     raw_adapter=lambda rank: "box_to_grid" if rank == 2 else "identity",

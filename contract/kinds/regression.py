@@ -103,6 +103,7 @@ SPEC = KindSpec(
     flip_safe_default=False,
     deviation=_deviation,
     read_label=_read_label,
+    compared=("predicted_points_pixels", "pixels"),
     raw_expected=lambda k: f"N x {2 * k} normalized points (x1, y1, ...)",
     raw_fits=lambda shape, batch, k: shape == (batch, 2 * k),
     raw_adapter=identity_adapter,

@@ -157,6 +157,7 @@ SPEC = KindSpec(
     flip_safe_default=True,
     deviation=_deviation,
     read_label=_read_label,
+    compared=None,
     raw_expected=lambda k: f"N x {k} x h x w logits",
     raw_fits=_raw_fits,
     raw_adapter=identity_adapter,

@@ -12,10 +12,16 @@ used, nothing can be predicted and the run stops at start (``OnnxEngine.start``)
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from contract.kinds import OUTPUT_ROLE, role_shape_problem
-from contract.manifest import GraphFile, Manifest
+from contract.manifest import GraphFile, Manifest, sha256_of
+
+log = logging.getLogger(__name__)
 
 
 def every_task_needs(manifest: Manifest) -> list[str]:
@@ -43,3 +49,24 @@ def graph_mismatch(manifest: Manifest, graph: GraphFile, session: Any) -> str | 
         if problem is not None:
             return f"its output {tensor} has {problem} (task {task.task_id})"
     return None
+
+
+class BackgroundSha256:
+    """A file's sha256 computed in a background thread (hashlib releases the GIL on large blocks)."""
+
+    def __init__(self, path: Path):
+        self._value: str | OSError | None = None
+        self._thread = threading.Thread(target=self._work, args=(path,), name="sha256", daemon=True)
+        self._thread.start()
+
+    def _work(self, path: Path) -> None:
+        started = time.perf_counter()
+        try:
+            self._value = sha256_of(path)
+        except OSError as exc:
+            self._value = exc
+        log.debug("sha256 of %s checked in %.1f ms", path.name, 1000 * (time.perf_counter() - started))
+
+    def result(self) -> str | OSError:
+        self._thread.join()
+        return self._value if self._value is not None else OSError("the sha256 thread gave no result")

@@ -24,17 +24,15 @@ what can fail for every task: the device (the first session) and the graphs ever
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
-from contract.manifest import Manifest, ModelFolder, TaskEntry, sha256_of
+from contract.manifest import Manifest, ModelFolder, TaskEntry
 from inference.errors import DeviceUnavailable, EngineError, GraphError
 from inference.engines.cpu_variants import VARIANTS, check_explicit, choose_auto
 from inference.engines.feeds import extra_feeds
-from inference.engines.graph_check import every_task_needs, graph_mismatch
+from inference.engines.graph_check import BackgroundSha256, every_task_needs, graph_mismatch
 from inference.engines.providers import CPU, CUDA, resolve_device
 from inference.engines.openvino_runner import OpenVinoRunner
 from inference.engines.runner import GraphRunner, default_threads
@@ -187,7 +185,7 @@ class OnnxEngine:
         users = [t.task_id for t in self.folder.manifest.tasks if name in t.path]
         shared, every = len(users) > 1, name in self._every_task
         path = self.folder.path / graph.path
-        hashing = _Hashing(path) if self.verify_hashes else None
+        hashing = BackgroundSha256(path) if self.verify_hashes else None
         session_fault: EngineError | None = None
         session = None
         try:
@@ -282,24 +280,3 @@ class OnnxEngine:
                 return self.run(task, batch)
             raise EngineError(f"task {task.task_id}: {exc}") from exc
         return {role: np.asarray(tensors[name], dtype=np.float32) for role, name in task.outputs.items()}
-
-
-class _Hashing:
-    """A file's sha256 computed in a background thread (hashlib releases the GIL on large blocks)."""
-
-    def __init__(self, path: Path):
-        self._value: str | OSError | None = None
-        self._thread = threading.Thread(target=self._work, args=(path,), name="sha256", daemon=True)
-        self._thread.start()
-
-    def _work(self, path: Path) -> None:
-        started = time.perf_counter()
-        try:
-            self._value = sha256_of(path)
-        except OSError as exc:
-            self._value = exc
-        log.debug("sha256 of %s checked in %.1f ms", path.name, 1000 * (time.perf_counter() - started))
-
-    def result(self) -> str | OSError:
-        self._thread.join()
-        return self._value if self._value is not None else OSError("the sha256 thread gave no result")
