@@ -37,7 +37,7 @@ HEADLINE = {"segmentation": ("dice", 1), "classification": ("auc", 1), "detectio
 
 def synthetic(labels: list[int], members: dict[int, np.ndarray]) -> TaskData:
     entry = TaskEntry(task_id="t", kind=TaskKind.CLASSIFICATION, num_classes=2, path=["g"], outputs={"probs": "p"})
-    rows = [LabelRow(csv_file="t.csv", row=i + 1, image_path=f"{i}.png", task_id="t", kind=TaskKind.CLASSIFICATION,
+    rows = [LabelRow(csv_file="t.csv", row=i + 1, line=i + 2, image_path=f"{i}.png", task_id="t", kind=TaskKind.CLASSIFICATION,
                      num_classes=2, image_file=Path(f"{i}.png"), label=label) for i, label in enumerate(labels)]
     data = TaskData(entry, rows, [(10, 10)] * len(rows), [None] * len(rows), None)
     for member, probs in members.items():
@@ -71,7 +71,7 @@ def keypoint_data(errors: dict[int, list[float]]) -> TaskData:
     """One keypoint per row, truth at the centre of a 100 x 100 image; member m misses it by errors[m][i] px along x."""
     entry = TaskEntry(task_id="k", kind=TaskKind.REGRESSION, num_classes=1, path=["g"], outputs={"points": "p"})
     count = len(next(iter(errors.values())))
-    rows = [LabelRow(csv_file="k.csv", row=i + 1, image_path=f"{i}.png", task_id="k", kind=TaskKind.REGRESSION,
+    rows = [LabelRow(csv_file="k.csv", row=i + 1, line=i + 2, image_path=f"{i}.png", task_id="k", kind=TaskKind.REGRESSION,
                      num_classes=1, image_file=Path(f"{i}.png"), points=[50.0, 50.0]) for i in range(count)]
     data = TaskData(entry, rows, [(100, 100)] * count, [None] * count, None)
     for member, miss in errors.items():

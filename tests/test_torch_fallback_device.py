@@ -80,7 +80,7 @@ def _cpu_outputs(folder: ModelFolder, task, batch: np.ndarray) -> dict[str, np.n
 @pytest.mark.parametrize("kind", ["segmentation", "classification"])
 def test_fallback_runs_on_cuda_when_onnx_runtime_cannot_load_and_a_gpu_can(unloadable, fake_gpu, kind, caplog):
     task, batch = _task(unloadable, kind), _batch(unloadable)
-    engine = FallbackEngine(unloadable, engine="auto", device="auto")
+    engine = FallbackEngine(unloadable, engine="auto", device="auto", precision="fp32")
     with caplog.at_level(logging.WARNING, logger="inference.engines.fallback"):
         outputs = engine.run(task, batch)
     assert "falling back to PyTorch" in caplog.text and "NoSuchOperator" in caplog.text
@@ -93,7 +93,7 @@ def test_fallback_runs_on_cuda_when_onnx_runtime_cannot_load_and_a_gpu_can(unloa
 
 
 def test_device_cpu_keeps_the_fallback_on_the_cpu(unloadable, fake_gpu):
-    engine = FallbackEngine(unloadable, engine="auto", device="cpu")
+    engine = FallbackEngine(unloadable, engine="auto", device="cpu", precision="fp32")
     engine.run(_task(unloadable, "segmentation"), _batch(unloadable))
     assert engine.description.endswith(" on cpu fp32")
     assert not fake_gpu
@@ -101,6 +101,6 @@ def test_device_cpu_keeps_the_fallback_on_the_cpu(unloadable, fake_gpu):
 
 def test_no_gpu_for_pytorch_means_the_cpu(unloadable, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    engine = FallbackEngine(unloadable, engine="auto", device="auto")
+    engine = FallbackEngine(unloadable, engine="auto", device="auto", precision="fp32")
     engine.run(_task(unloadable, "segmentation"), _batch(unloadable))
     assert engine.description.endswith(" on cpu fp32")
