@@ -103,18 +103,22 @@ class Model:
 
 
 def load(model_dir: str | Path | None = None, device: str = "auto", precision: str = "auto",
-         engine: str = "auto", threads: int | None = None, batch_size: int = 8, tta: str = "auto") -> Model:
+         engine: str = "auto", threads: int | None = None, batch_size: int = 8, tta: str = "auto",
+         expected_images: int | None = None) -> Model:
     """Open a model folder (manifest.json + ONNX graphs); ``ManifestError`` says what is wrong with it.
 
     ``model_dir`` None: the folder ``python -m inference`` would use (``/opt/ml/model``, then
     ``$FMC_MODEL_DIR``, then the baked-in ``model_weights/``). ``device``, ``precision``,
     ``engine``, ``threads`` and ``tta`` mean what the CLI's options of those names mean.
+    ``expected_images``: how many images this model will predict, when known (a job's row count):
+    ``precision="auto"`` on a CPU then decides as the CLI does for that many rows (docs/cpu.md).
     """
     if model_dir is None:
         from inference.startup import resolve_model_dir
 
         model_dir, _origin = resolve_model_dir(None)
-    return Model(Predictor.open(Path(model_dir), engine, device, precision, threads, tta), batch_size)
+    return Model(Predictor.open(Path(model_dir), engine, device, precision, threads, tta,
+                                expected_images), batch_size)
 
 
 def _as_rgb(image: np.ndarray, position: int) -> np.ndarray:

@@ -38,13 +38,14 @@ class Predictor:
 
     @classmethod
     def open(cls, model_dir: Path, engine: str = "auto", device: str = "auto", precision: str = "auto",
-             threads: int | None = None, tta: str = "auto") -> "Predictor":
+             threads: int | None = None, tta: str = "auto", expected_images: int | None = None) -> "Predictor":
         """Read ``model_dir``'s manifest (ManifestError if unusable); the engine starts lazily.
 
         An ensemble folder, or ``tta="flip"``, gives the ensemble engine (``inference.engines.ensemble``).
         """
         folder = ModelFolder.open(Path(model_dir))
-        return cls(folder, make_engine(folder, engine, device, precision, threads, tta))
+        return cls(folder, make_engine(folder, engine, device, precision, threads, tta,
+                                       expected_images=expected_images))
 
     def predict(self, task_id: str, images: Sequence[np.ndarray]) -> list[Prediction]:
         """RGB uint8 images (``imaging.read_image``) -> one Prediction each, at each image's own size.

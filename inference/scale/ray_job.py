@@ -44,11 +44,11 @@ class RowPredictor:
     """Ray actor: one model per actor; a batch of rows -> one status per row (``__call__``)."""
 
     def __init__(self, model_dir: str, engine: str, device: str, precision: str, threads: int, batch_size: int,
-                 tta: str = "auto"):
+                 tta: str = "auto", expected_images: int | None = None):
         from inference.api import load
 
         self.model = load(model_dir, device=device, precision=precision, engine=engine, threads=threads,
-                          batch_size=batch_size, tta=tta)
+                          batch_size=batch_size, tta=tta, expected_images=expected_images)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         count = len(batch["index"])
@@ -124,7 +124,8 @@ def predict_rows(options, folder: ModelFolder, actors: int, gpus_per_actor: floa
             num_cpus=cpus_per_actor, num_gpus=gpus_per_actor,
             fn_constructor_kwargs={"model_dir": str(folder.path), "engine": options.engine,
                                    "device": options.device, "precision": options.precision,
-                                   "threads": threads, "batch_size": options.batch_size, "tta": options.tta},
+                                   "threads": threads, "batch_size": options.batch_size, "tta": options.tta,
+                                   "expected_images": len(rows)},  # --precision auto decides as one run does
             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}},
         )
         _collect(dataset, jobs, sink)
