@@ -26,6 +26,16 @@ PROBE_TIMEOUT_S = 120.0
 _ANSWERS: dict[tuple[str, int], str | None] = {}
 
 
+def compile_config(hint: str, threads: int) -> dict[str, object]:
+    """OpenVINO CPU properties of every compiled graph: one stream, ``threads`` threads, ``hint`` precision.
+
+    Threads are not pinned to cores: image decoding and mask encoding share the same cores. (Defined
+    here, standard library only, so that the probe's child imports nothing of the project's but this.)
+    """
+    return {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
+
+
 def probe(hint: str, threads: int) -> str | None:
     """None when OpenVINO compiles and runs correctly at ``hint`` here, else why not (asked once per process)."""
     key = (hint, threads)
@@ -69,8 +79,6 @@ def _check(hint: str, threads: int) -> None:
     import numpy as np
     import openvino as ov
     import openvino.opset13 as ops
-
-    from inference.engines.openvino_runner import compile_config
 
     rng = np.random.default_rng(0)
     image = ops.parameter([2, 16, 32, 32], ov.Type.f32, name="image")

@@ -27,6 +27,7 @@ import numpy as np
 
 from contract.manifest import IMAGE_INPUT, GraphSet
 from inference.errors import EngineError
+from inference.engines.openvino_probe import compile_config
 from inference.engines.runner import default_threads
 
 log = logging.getLogger(__name__)
@@ -52,15 +53,6 @@ def openvino_version() -> str:
     except ImportError:
         return "not installed"
     return openvino.__version__.split("-")[0]
-
-
-def compile_config(hint: str, threads: int) -> dict[str, Any]:
-    """OpenVINO CPU properties of every compiled graph: one stream, ``threads`` threads, ``hint`` precision.
-
-    Threads are not pinned to cores: image decoding and mask encoding share the same cores.
-    """
-    return {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
-            "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
 
 
 @dataclass(frozen=True)
