@@ -162,8 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
-    logging.getLogger("inference").setLevel(logging.WARNING)
-    logging.getLogger("inference.engines.cpu_variants").setLevel(logging.ERROR)  # "never checked": this is the check
+    quiet = {"inference": logging.WARNING, "inference.engines.cpu_variants": logging.ERROR}  # "never checked": the check
+    before = {name: logging.getLogger(name).level for name in quiet}
+    for name, level in quiet.items():
+        logging.getLogger(name).setLevel(level)
+    try:
+        return _check(args)
+    finally:  # the runtime's own logging as it was (a caller in the same process keeps its INFO lines)
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _check(args: argparse.Namespace) -> int:
     if args.per_task < 1:
         print("error: --per-task must be at least 1", file=sys.stderr)
         return 2
