@@ -86,6 +86,10 @@ def check_folders(input_dir: Path, output_dir: Path) -> None:
     if dst == src or src in dst.parents:
         raise FatalError(f"output folder {output_dir} lies inside the input folder {input_dir}; "
                          "choose another --output")
+    existing = next((p for p in (dst, *dst.parents) if p.exists()), dst)
+    if not os.access(existing, os.W_OK | os.X_OK):  # asked without writing (a read-only mount, another owner)
+        what = "" if existing == dst else f" (it does not exist and {existing} cannot hold it)"
+        raise FatalError(f"output folder {output_dir} is not writable{what}; mount it writable or pass --output DIR")
 
 
 @contextmanager
