@@ -101,6 +101,15 @@ def _write_info(fd: int, holder: Holder) -> None:
     os.pwrite(fd, data, 0)  # one write: a reader sees nothing or all of it
 
 
+def _try_lock(fd: int, mode: int) -> bool:
+    """``flock`` without waiting: True when taken, False when another process holds the file."""
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 def live_shards(folder: Path) -> list[dict]:
     """What the shards holding ``folder`` now say of themselves (their lock files' contents)."""
     found = []
@@ -110,11 +119,8 @@ def live_shards(folder: Path) -> list[dict]:
         except OSError:
             continue  # removed by its holder meanwhile, or not a plain file
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            if _try_lock(fd, fcntl.LOCK_SH):
                 continue  # nobody holds it: a shard that was killed
-            except BlockingIOError:
-                pass
             info: dict = {}
             deadline = time.monotonic() + WAIT_SECONDS
             while not info and time.monotonic() < deadline:  # a shard starting writes its info right after locking
@@ -135,10 +141,8 @@ def folder_in_use(folder: Path) -> str | None:
     except OSError:
         return None  # no lock file (or not a plain one): nobody holds the folder
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return None
-    except BlockingIOError:
-        pass
+        if _try_lock(fd, fcntl.LOCK_EX):
+            return None
     finally:
         os.close(fd)
     shards = live_shards(folder)
@@ -192,11 +196,8 @@ class FolderLock:
             self.own_fd = None
         if self.fd is None:
             return
-        try:  # the last holder removes the file; while other shards hold it, it stays
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if _try_lock(self.fd, fcntl.LOCK_EX):  # the last holder removes the file; while other shards hold it, it stays
             self.path.unlink(missing_ok=True)
-        except BlockingIOError:
-            pass
         os.close(self.fd)  # closing drops the lock
         self.fd = None
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -68,12 +69,10 @@ def cpu_flags() -> frozenset[str]:
 
 
 def cpu_name() -> str:
-    try:
+    with suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     return "unknown CPU"
 
 

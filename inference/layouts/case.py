@@ -34,6 +34,7 @@ import contextlib
 import errno
 import json
 import logging
+from contextlib import suppress
 import os
 import shutil
 import tempfile
@@ -106,11 +107,9 @@ def _publish(staging: Path, output_dir: Path) -> list[Path]:
             parts = source.relative_to(staging).parts
             folder = root
             for depth, name in enumerate(parts[:-1]):
-                try:
+                with suppress(FileExistsError):
                     os.mkdir(name, 0o777, dir_fd=folder)
                     created.append((folder, name))
-                except FileExistsError:
-                    pass
                 try:
                     folder = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
                 except OSError as exc:
