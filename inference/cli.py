@@ -7,6 +7,7 @@ is instant; heavy modules load when (and only if) they are needed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shlex
@@ -95,18 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference.engines.runner import default_threads
+    from inference.engines.host import default_threads
+
+    started = time.perf_counter()
+    threads = args.threads or default_threads()
+    _prefetch_cpu_probe(args, threads)
     from inference.layouts import detect_layout
     from inference.options import RunOptions
     from inference.startup import check_folders, check_graph_files, open_model
 
-    started = time.perf_counter()
     check_folders(args.input, args.output)
     folder = open_model(args.weights)
-    check_graph_files(folder)
     layout = detect_layout(args.input)
+    check_graph_files(folder)
     shard = _shard(args.shard, layout.NAME)
-    threads = args.threads or default_threads()
     options = RunOptions(
         input_dir=args.input, output_dir=args.output, engine=args.engine,
         device=args.device, precision=args.precision, threads=threads, batch_size=args.batch_size,
@@ -124,6 +127,21 @@ def run(args: argparse.Namespace) -> int:
     for line in next_steps(layout.NAME, args, shard):
         log.info("next: %s", line)
     return EXIT_ROWS_FAILED if summary.failed else EXIT_OK
+
+
+def _prefetch_cpu_probe(args: argparse.Namespace, threads: int) -> None:
+    """A batch run that may use a CPU variant starts its crash probe now, beside the imports (standard library
+    only up to here; ``cpu_variants.prefetch_probe``). A Grand-Challenge case (one image) never uses one."""
+    from inference.engines.cpu_variants import prefetch_probe
+    from inference.engines.host import gpu_device_visible
+    from inference.startup import resolve_model_dir
+
+    if args.device == "cuda" or not (args.input / "csv_files").is_dir():
+        return
+    if args.device == "auto" and gpu_device_visible():  # a GPU will likely run it
+        return
+    with contextlib.suppress(FatalError):  # an unreadable uploaded model: open_model says so next
+        prefetch_probe(resolve_model_dir(args.weights)[0], args.precision, threads)
 
 
 def next_steps(layout_name: str, args: argparse.Namespace, shard: "Shard | None") -> list[str]:

@@ -10,13 +10,13 @@ import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from contract.manifest import ManifestError, ModelFolder
-from inference.bookkeeping.lock import FolderLock, Holder
-from inference.engines.graph_check import every_task_needs
 from inference.errors import FatalError
-from inference.outputs.writers import check_writable
+
+if TYPE_CHECKING:  # imported where used: resolve_model_dir is asked before the heavy imports (cli.run)
+    from contract.manifest import ModelFolder
+    from inference.bookkeeping.lock import FolderLock, Holder
 
 log = logging.getLogger("inference")
 
@@ -47,6 +47,8 @@ def resolve_model_dir(weights: Path | None) -> tuple[Path, str]:
 
 def open_model(weights: Path | None, require_graphs: bool = False) -> ModelFolder:
     """The model folder a run uses (``resolve_model_dir``), its manifest read; FatalError naming the fix."""
+    from contract.manifest import ManifestError, ModelFolder
+
     model_dir, origin = resolve_model_dir(weights)
     log.info("model folder: %s (from %s)", model_dir, origin)
     if not model_dir.is_dir():
@@ -61,6 +63,8 @@ def open_model(weights: Path | None, require_graphs: bool = False) -> ModelFolde
 def check_graph_files(folder: ModelFolder) -> None:
     """Missing graph files fail only the tasks that need them (logged here); none at all, or one that every
     task needs (the encoder), is fatal."""
+    from inference.engines.graph_check import every_task_needs
+
     missing = folder.missing_graphs("fp32")
     graphs = folder.manifest.graph_set("fp32").graphs
     if len(missing) == len(graphs):
@@ -98,6 +102,9 @@ def claim_output(output_dir: Path, holder: Holder) -> Iterator[FolderLock]:
 
     A layout calls it once everything that can fail at start (the input, the model, the device, the
     precision) has been checked: a run that cannot start leaves the output folder as it was."""
+    from inference.bookkeeping.lock import FolderLock
+    from inference.outputs.writers import check_writable
+
     try:
         check_writable(output_dir)
     except OSError as exc:

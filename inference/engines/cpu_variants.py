@@ -25,13 +25,16 @@ explicitly (FatalError when it cannot run here). No torch and no OpenVINO import
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from contract.manifest import CpuVariantCheck, Manifest
+if TYPE_CHECKING:  # standard library only at import: prefetch_probe runs before the heavy imports (cli.run)
+    from contract.manifest import CpuVariantCheck, Manifest
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,34 @@ def unavailable_reason(variant: CpuVariant, threads: int, probe: bool = True) ->
 
         return run_probe(variant.hint, threads)
     return None
+
+
+def prefetch_probe(model_dir: Path, requested: str, threads: int) -> str | None:
+    """Launch the crash probe of the variant a CPU run at ``requested`` precision may use, without waiting.
+
+    Called first thing in a batch run (``cli.run``, before its imports of numpy, pydantic and ONNX
+    Runtime), so that the probe's child (0.2-0.3 s) runs on another core beside the parent's own
+    start-up; ``choose_auto`` / ``check_explicit`` read its answer later (``openvino_probe.probe``).
+    The manifest is read as plain JSON here, its validation comes later: a record counts when
+    ``CpuVariantCheck.usable_kinds`` would give a kind. Nothing happens when no variant can be
+    chosen (no usable record, no package, no CPU instructions, an unreadable manifest). Returns the
+    variant probed."""
+    if requested not in VARIANTS and requested != "auto":
+        return None
+    try:
+        records = json.loads((Path(model_dir) / "manifest.json").read_text(encoding="utf-8")).get("cpu_variants") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    usable = sorted(((r.get("speedup") or 0.0, name) for name, r in records.items() if name in VARIANTS
+                     and isinstance(r, dict) and (r.get("kinds_passed") or (r.get("kinds_passed") is None and r.get("passed")))),
+                    reverse=True)
+    name = requested if requested in VARIANTS else (usable[0][1] if usable else None)
+    if name is None or unavailable_reason(VARIANTS[name], threads, probe=False) is not None:
+        return None
+    from inference.engines.openvino_probe import start
+
+    start(VARIANTS[name].hint, threads)
+    return name
 
 
 def worth_it(check: CpuVariantCheck, expected_images: int | None) -> bool:

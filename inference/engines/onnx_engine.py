@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -74,6 +75,7 @@ class OnnxEngine:
         self.expected_images = expected_images  # images the run will predict (None: unknown); see cpu_variants
         self._graph_faults: dict[tuple[str, str], GraphError | None] = {}  # (runner, graph) -> fault (None: usable)
         self._hash_seconds = 0.0
+        self._digests: dict[Path, str] = {}  # sha256 of each graph file read so far
         self.threads = threads or default_threads()
         self.requested_precision, self.requested_device = precision, device
         #: cpu_reason: why the run is on the CPU although a GPU was allowed (the run summary shows it)
@@ -185,7 +187,8 @@ class OnnxEngine:
         users = [t.task_id for t in self.folder.manifest.tasks if name in t.path]
         shared, every = len(users) > 1, name in self._every_task
         path = self.folder.path / graph.path
-        hashing = BackgroundSha256(path) if self.verify_hashes else None
+        known = self._digests.get(path)  # a file both runtimes of a CPU variant load is hashed once
+        hashing = BackgroundSha256(path) if self.verify_hashes and known is None else None
         session_fault: EngineError | None = None
         session = None
         try:
@@ -200,11 +203,12 @@ class OnnxEngine:
                 runner.sessions.pop(name, None)
                 return GraphError(name, f"cannot load graph {name!r} ({graph.path}): {digest.strerror or digest}; "
                                   "re-export the model", shared=shared, damaged=True, every_task=every)
-            if digest != graph.sha256:
-                runner.sessions.pop(name, None)
-                return GraphError(name, f"cannot load graph {name!r} ({graph.path}): its sha256 differs from the "
-                                  "manifest, the file was changed or damaged (re-export the model, or pass "
-                                  "--no-verify-hashes to run it anyway)", shared=shared, damaged=True, every_task=every)
+            self._digests[path] = digest
+        if self.verify_hashes and self._digests[path] != graph.sha256:
+            runner.sessions.pop(name, None)
+            return GraphError(name, f"cannot load graph {name!r} ({graph.path}): its sha256 differs from the "
+                              "manifest, the file was changed or damaged (re-export the model, or pass "
+                              "--no-verify-hashes to run it anyway)", shared=shared, damaged=True, every_task=every)
         if session_fault is not None and isinstance(runner, OpenVinoRunner):
             self._leave_variant(str(session_fault))
             return self._check_graph(name, self.runner)

@@ -8,10 +8,16 @@ with the same CPU properties as the runtime, runs it once, and checks the result
 The parent reads its exit status: 0 = usable; anything else (a signal, an exception, a wrong
 result, no answer within ``PROBE_TIMEOUT_S``) = not usable, with the reason. The answer is kept
 for the rest of the process (``probe``), so a run pays for it once, before its first compile.
+
+``start`` launches the child without waiting (the batch layout does so right after the model
+folder is opened), so that the child's 0.2-0.3 s run beside the parent's own start-up (imports,
+sessions, the CSV files) on another core; ``probe`` then reads its answer. A child still running
+when the process ends is killed.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -24,6 +30,7 @@ log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 120.0
 _ANSWERS: dict[tuple[str, int], str | None] = {}
+_PENDING: dict[tuple[str, int], tuple[subprocess.Popen, float]] = {}  # started, not yet read (start)
 
 
 def compile_config(hint: str, threads: int) -> dict[str, object]:
@@ -37,11 +44,37 @@ def compile_config(hint: str, threads: int) -> dict[str, object]:
 
 
 def probe(hint: str, threads: int) -> str | None:
-    """None when OpenVINO compiles and runs correctly at ``hint`` here, else why not (asked once per process)."""
+    """None when OpenVINO compiles and runs correctly at ``hint`` here, else why not (asked once per process;
+    the answer of a child launched by ``start`` when there is one)."""
     key = (hint, threads)
     if key not in _ANSWERS:
-        _ANSWERS[key] = _ask_child(hint, threads)
+        pending = _PENDING.pop(key, None)
+        _ANSWERS[key] = _answer(*pending) if pending is not None else _ask_child(hint, threads)
     return _ANSWERS[key]
+
+
+def start(hint: str, threads: int) -> None:
+    """Launch the probe's child now, without waiting: ``probe`` reads its answer (nothing when already asked)."""
+    key = (hint, threads)
+    if key in _ANSWERS or key in _PENDING:
+        return
+    try:
+        child = subprocess.Popen(probe_command(hint, threads), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 text=True, env=_child_env())
+    except OSError:
+        return  # probe() asks again and reports why it cannot
+    if not _PENDING:
+        atexit.register(_kill_pending)
+    _PENDING[key] = (child, time.perf_counter())
+
+
+def _kill_pending() -> None:
+    """At exit: children never read (the run did not use the variant) are stopped, not left behind."""
+    while _PENDING:
+        child, _ = _PENDING.popitem()[1]
+        if child.poll() is None:
+            child.kill()
+        child.wait()
 
 
 def probe_command(hint: str, threads: int) -> list[str]:
@@ -49,28 +82,40 @@ def probe_command(hint: str, threads: int) -> list[str]:
     return [sys.executable, "-m", "inference.engines.openvino_probe", hint, str(threads)]
 
 
-def _ask_child(hint: str, threads: int) -> str | None:
-    started = time.perf_counter()
-    command = probe_command(hint, threads)
+def _child_env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])  # the child imports this very package, wherever it runs from
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+
+
+def _ask_child(hint: str, threads: int) -> str | None:
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False, env=env)
-    except subprocess.TimeoutExpired:
-        return f"the OpenVINO probe did not finish within {PROBE_TIMEOUT_S:.0f} s"
+        child = subprocess.Popen(probe_command(hint, threads), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 text=True, env=_child_env())
     except OSError as exc:
         return f"the OpenVINO probe could not be started: {exc}"
-    log.debug("OpenVINO probe (%s, %d threads): exit %d in %.2f s", hint, threads, done.returncode,
-              time.perf_counter() - started)
-    if done.returncode == 0:
+    return _answer(child, time.perf_counter())
+
+
+def _answer(child: subprocess.Popen, started: float) -> str | None:
+    """The child's verdict: None (usable) or why not."""
+    waited = time.perf_counter()
+    try:
+        _, stderr = child.communicate(timeout=max(1.0, PROBE_TIMEOUT_S - (waited - started)))
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        return f"the OpenVINO probe did not finish within {PROBE_TIMEOUT_S:.0f} s"
+    log.debug("OpenVINO probe: exit %d after %.2f s (%.2f s of it waited for)", child.returncode,
+              time.perf_counter() - started, time.perf_counter() - waited)
+    if child.returncode == 0:
         return None
-    if done.returncode < 0:
+    if child.returncode < 0:
         try:
-            name = signal.Signals(-done.returncode).name
+            name = signal.Signals(-child.returncode).name
         except ValueError:
-            name = f"signal {-done.returncode}"
+            name = f"signal {-child.returncode}"
         return f"OpenVINO crashed ({name}) while compiling a test graph"
-    last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1][:300]
+    last = ((stderr or "").strip().splitlines() or [f"exit status {child.returncode}"])[-1][:300]
     return f"the OpenVINO probe failed: {last}"
 
 

@@ -9,7 +9,6 @@ providers it is meant for (``GraphSet.providers``), so a set meant for the CPU o
 
 from __future__ import annotations
 
-import glob
 import importlib.util
 import logging
 import os
@@ -19,6 +18,7 @@ from typing import Any
 
 from contract.defaults import DEVICES
 from contract.manifest import GraphSet
+from inference.engines.host import gpu_device_visible
 from inference.errors import DeviceUnavailable
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def cuda_unavailable_reason() -> str | None:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and visible.strip() in ("", "-1"):
         return f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU"
-    if sys.platform.startswith("linux") and not (Path("/dev/nvidiactl").exists() or glob.glob("/dev/nvidia[0-9]*")):
+    if sys.platform.startswith("linux") and not gpu_device_visible():
         hint = "; run the container with --gpus all" if _in_container() else ""
         return f"no NVIDIA GPU device is visible (/dev/nvidia* missing{hint})"
     if sys.platform.startswith("linux"):

@@ -10,9 +10,7 @@ Every ONNX Runtime failure becomes ``EngineError`` naming the graph file.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -21,31 +19,12 @@ import numpy as np
 
 from contract.manifest import IMAGE_INPUT, GraphSet
 from inference.errors import EngineError
+from inference.engines.host import default_threads  # noqa: F401  (re-exported: callers import it from here)
 from inference.engines.providers import CUDA, session_providers
 
 log = logging.getLogger(__name__)
 
 _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
-
-
-def default_threads() -> int:
-    """CPU threads this process may use: the cgroup quota if set, else the CPUs it may run on."""
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    quota = _cgroup_cpus()
-    return max(1, min(available, quota) if quota else available)
-
-
-def _cgroup_cpus() -> int | None:
-    with contextlib.suppress(OSError, ValueError):  # cgroup v2: "max 100000" or "200000 100000"
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            return max(1, -(-int(quota) // int(period)))
-    with contextlib.suppress(OSError, ValueError):  # cgroup v1
-        quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
-        period_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
-        if quota_us > 0 and period_us > 0:
-            return max(1, -(-quota_us // period_us))
-    return None
 
 
 _SHARED_CPU_ARENA: list[bool] = []  # filled once per process by shared_cpu_arena()
