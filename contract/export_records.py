@@ -34,6 +34,25 @@ class TorchFallback(_Strict):
     extra_bytes: int = 0
 
 
+class CompiledBlob(_Strict):
+    """One graph as OpenVINO compiled it (``CompiledModel.export_model``), a file in the model folder."""
+
+    path: str = Field(description="relative to the model folder")
+    sha256: str
+    bytes: int
+
+
+class CompiledGraphs(_Strict):
+    """A CPU variant's graphs compiled at the check, so that a run imports them (B4's encoder: about 0.15 s)
+    instead of compiling the ONNX file (about 0.6 s). Used only by the same OpenVINO version on a CPU with
+    the same instruction flags (``inference.engines.openvino_runner``); anywhere else the ONNX files are
+    compiled as before."""
+
+    openvino: str = Field(description="the OpenVINO version that compiled them, e.g. 2026.4.1")
+    cpu_flags: list[str] = Field(description="the compiling CPU's flags among those OpenVINO's kernels depend on")
+    graphs: dict[str, CompiledBlob] = Field(description="graph name -> its compiled file")
+
+
 class CpuVariantCheck(_Strict):
     """A CPU variant's accuracy check against fp32 (``exporter.cpu_check``), per task kind: ``--precision auto``
     on a CPU runs a task on the variant only when the task's kind passed (``usable_kinds``)."""
@@ -50,6 +69,7 @@ class CpuVariantCheck(_Strict):
     speedup: float | None = Field(None, description="fp32 model time / variant model time, measured at the check")
     fp32_ms_per_image: float | None = Field(None, description="fp32 model time per image at the check")
     startup_s: float | None = Field(None, description="variant's extra start-up (probe, import, compile) at the check")
+    compiled: CompiledGraphs | None = Field(None, description="the graphs compiled at the check (optional)")
     cpu: str = Field("", description="the CPU the check ran on")
     checked: str = Field("", description="UTC time of the check")
 

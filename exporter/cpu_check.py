@@ -12,7 +12,9 @@ in pixels: within 1 px). Model time per image of both is measured side by side (
 rounds) for the speed-up and the variant's start-up cost that ``--precision auto`` weighs.
 
 The result goes into ``manifest.json`` (``cpu_variants``, rewritten atomically; the graphs are
-untouched): passed or not, the figures, the tolerances, the first failures. ``--precision auto``
+untouched): passed or not, the figures, the tolerances, the first failures. A variant that passed
+for some kind also gets its graphs compiled into the folder (``exporter.cpu_compiled``), which
+runs on a like machine import instead of compiling. ``--precision auto``
 never chooses a variant whose check failed or is absent.
 
 Held-out images: ``--images DIR`` (a folder in the challenge layout; labelled for the metrics), else
@@ -33,10 +35,12 @@ from pathlib import Path
 
 from contract.manifest import CpuVariantCheck, ModelFolder, write_manifest
 from exporter.cpu_compare import TOLERANCES, compare_outputs
+from exporter.cpu_compiled import write_compiled
 from exporter.cpu_timing import measure_speed
 from inference.engines.cpu_variants import VARIANTS, cpu_name, unavailable_reason
 from inference.engines.openvino_runner import openvino_version
 from inference.engines.runner import default_threads
+from inference.errors import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +119,11 @@ def record_cpu_checks(model_dir: Path, images: Path | None = None, per_task: int
             except RuntimeError as exc:
                 log.warning("CPU variant %s not checked (nothing recorded): %s", name, exc)
                 continue
+            if check.usable_kinds():  # runs will import the graphs compiled here instead of compiling them
+                try:
+                    check = check.model_copy(update={"compiled": write_compiled(folder, name, threads)})
+                except (EngineError, RuntimeError, OSError) as exc:
+                    log.warning("CPU variant %s: compiled graphs not kept (runs compile the ONNX files): %s", name, exc)
             recorded[name] = check
             verdict = "passed" if check.passed else f"FAILED (passed: {', '.join(check.kinds_passed or []) or 'no kind'})"
             log.info("CPU variant %s %s on %d images (%.2fx fp32's model speed): %s", name, verdict, check.images,

@@ -71,6 +71,17 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+#: CPU flags that OpenVINO's CPU kernels depend on: compiled graphs (``CompiledGraphs``) are used only on a CPU
+#: with the same ones as the CPU that compiled them.
+KERNEL_FLAGS = frozenset({"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+                          "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8"})
+
+
+def kernel_flags() -> list[str]:
+    """This CPU's flags among ``KERNEL_FLAGS``, sorted."""
+    return sorted(cpu_flags() & KERNEL_FLAGS)
+
+
 def cpu_name() -> str:
     with suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():

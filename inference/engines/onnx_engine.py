@@ -114,8 +114,9 @@ class OnnxEngine:
     def _runner(self) -> GraphRunner | OpenVinoRunner:
         variant = VARIANTS.get(self.precision)
         if variant is not None:
+            check = (self.folder.manifest.cpu_variants or {}).get(variant.name)
             return OpenVinoRunner(self.folder.path, self.folder.manifest.graph_set(variant.graph_set), variant.hint,
-                                  self.threads, variant.name)
+                                  self.threads, variant.name, check.compiled if check is not None else None)
         graph_set = self.folder.manifest.graph_set(self.precision)
         return GraphRunner(self.folder.path, graph_set, self.device, self.threads)
 

@@ -21,14 +21,18 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
 from contract.manifest import IMAGE_INPUT, GraphSet
 from inference.errors import EngineError
+from inference.engines.graph_check import BackgroundSha256
 from inference.engines.openvino_probe import compile_config
 from inference.engines.runner import default_threads
+
+if TYPE_CHECKING:
+    from contract.export_records import CompiledGraphs
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +108,7 @@ class OpenVinoRunner:
     """Graphs of ``graph_set`` compiled by OpenVINO on first use (heads: ONNX Runtime fp32), run in order."""
 
     def __init__(self, folder: Path, graph_set: GraphSet, hint: str, threads: int | None = None,
-                 variant: str | None = None):
+                 variant: str | None = None, compiled: CompiledGraphs | None = None):
         from inference.engines.runner import GraphRunner
 
         self.folder, self.graph_set, self.hint = Path(folder), graph_set, hint
@@ -113,7 +117,47 @@ class OpenVinoRunner:
         self.threads = threads or default_threads()
         self.sessions: dict[str, Any] = {}
         self.compile_seconds = 0.0
+        self.imported: list[str] = []  # graphs imported from the folder's compiled files
+        self.compiled = compiled if compiled is not None and self._fits(compiled) else None
         self.ort_runner = GraphRunner(self.folder, graph_set, "cpu", self.threads)
+
+    @staticmethod
+    def _fits(compiled: CompiledGraphs) -> bool:
+        """Whether the folder's compiled graphs may be imported here: same OpenVINO, same kernel-relevant flags."""
+        from inference.engines.cpu_variants import kernel_flags
+
+        here = (openvino_version(), kernel_flags())
+        if (compiled.openvino, sorted(compiled.cpu_flags)) == here:
+            return True
+        log.info("compiled graphs not used (made by OpenVINO %s on a CPU with %s; here %s with %s): the ONNX files "
+                 "are compiled", compiled.openvino, " ".join(compiled.cpu_flags), here[0], " ".join(here[1]))
+        return False
+
+    def _import(self, name: str, core: Any, config: dict[str, object]) -> Any | None:
+        """Graph ``name`` imported from the folder's compiled file (its sha256 checked meanwhile), or None (then
+        the ONNX file is compiled: no compiled file, a damaged one, or one this OpenVINO refuses)."""
+        blob = self.compiled.graphs.get(name) if self.compiled is not None else None
+        if blob is None:
+            return None
+        path = self.folder / blob.path
+        if self.folder.resolve() not in path.resolve().parents:
+            log.warning("compiled graph %s (%s) lies outside the model folder; compiling the ONNX file", name, blob.path)
+            return None
+        hashing = BackgroundSha256(path)
+        try:
+            model = core.import_model(path.read_bytes(), "CPU", config)
+        except Exception as exc:  # OSError, or whatever OpenVINO raises for a blob it cannot read
+            hashing.result()
+            log.warning("compiled graph %s (%s) not imported (%s); compiling the ONNX file", name, blob.path,
+                        str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__)
+            return None
+        digest = hashing.result()
+        if digest != blob.sha256:
+            log.warning("compiled graph %s (%s): its sha256 differs from the manifest (damaged?); compiling the ONNX "
+                        "file", name, blob.path)
+            return None
+        self.imported.append(name)
+        return model
 
     @property
     def precision(self) -> str:
@@ -133,8 +177,9 @@ class OpenVinoRunner:
         path = self.folder / graph.path
         core = openvino_core()
         started = time.perf_counter()
+        config = compile_config(self.hint, self.threads)
         try:
-            compiled = core.compile_model(str(path), "CPU", compile_config(self.hint, self.threads))
+            compiled = self._import(name, core, config) or core.compile_model(str(path), "CPU", config)
             session = CompiledGraph(compiled, path)
         except EngineError:
             raise
@@ -143,7 +188,8 @@ class OpenVinoRunner:
             raise EngineError(f"OpenVINO cannot compile {path} at {self.hint}: {type(exc).__name__}: {first}") from exc
         elapsed = time.perf_counter() - started
         self.compile_seconds += elapsed
-        log.debug("OpenVINO compiled %s (%s) in %.2f s", name, self.hint, elapsed)
+        log.debug("OpenVINO %s %s (%s) in %.2f s", "imported" if name in self.imported else "compiled", name,
+                  self.hint, elapsed)
         self.sessions[name] = session
         return session
 
