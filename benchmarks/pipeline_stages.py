@@ -42,7 +42,7 @@ TIMED = [
     ("inference.layouts.pipeline", "infer_batch", "model"),
     ("inference.layouts.pipeline", "_finish_mask", "write"),
     ("inference.outputs.results", "Results.write_json", "write"),
-    ("inference.engines.onnx_engine", "sha256_of", "hash check"),
+    ("inference.engines.graph_check", "sha256_of", "hash check"),
     ("inference.bookkeeping.lock", "RunLock.acquire", "lock"),
     ("inference.bookkeeping.lock", "RunLock.release", "lock"),
     ("inference.bookkeeping.journal", "Journal.start", "journal"),
