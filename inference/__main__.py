@@ -3,7 +3,7 @@
 import signal
 import sys
 
-from inference.cli import main
+from inference.cli import finish_process, main
 
 if __name__ == "__main__":
     code = main()
@@ -11,4 +11,5 @@ if __name__ == "__main__":
     # teardown must not turn its exit code into 143/130.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    finish_process(code)
     sys.exit(code)

@@ -64,11 +64,11 @@ def start(hint: str, threads: int) -> None:
     except OSError:
         return  # probe() asks again and reports why it cannot
     if not _PENDING:
-        atexit.register(_kill_pending)
+        atexit.register(stop_pending)
     _PENDING[key] = (child, time.perf_counter())
 
 
-def _kill_pending() -> None:
+def stop_pending() -> None:
     """At exit: children never read (the run did not use the variant) are stopped, not left behind."""
     while _PENDING:
         child, _ = _PENDING.popitem()[1]
