@@ -21,6 +21,10 @@ precisions (``exporter.precision``: ``fp16/...``, ``int8/...`` beside fp32, devi
 ``exporter.deviation``), and the folder (``manifest.json`` written last, ``torch_extra.npz``
 only for weights no graph holds: ``exporter.fallback``; atomic swap: ``exporter.folder``).
 
+Optionally (``export.py --check-cpu``) the CPU variants are checked against fp32 on held-out images
+(``exporter.cpu_check``, ``exporter.cpu_compare``, ``exporter.cpu_timing``) and the graphs a passed
+variant runs are compiled into the folder (``exporter.cpu_compiled``: ``openvino/<variant>/``).
+
 The PyTorch fallback rebuilds the network from the fp32 graphs' initializers
 (``network.weights.load_model_from_folder``). Python API (``exporter.api``):
 ``export_model(model, out_dir, precisions, calibration_images, source)``,

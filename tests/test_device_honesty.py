@@ -58,7 +58,7 @@ def _pretend_gpu_device(monkeypatch):
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setattr(providers.sys, "platform", "linux")
-    monkeypatch.setattr(providers.glob, "glob", lambda pattern: ["/dev/nvidia0"])
+    monkeypatch.setattr(providers, "gpu_device_visible", lambda: True)
 
 
 def test_missing_driver_library_is_named(monkeypatch):

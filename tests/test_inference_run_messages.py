@@ -76,7 +76,7 @@ def test_gpu_hint_names_gpus_all_only_inside_this_image(monkeypatch, container, 
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setattr(engine_module.sys, "platform", "linux")
-    monkeypatch.setattr(engine_module.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(engine_module, "gpu_device_visible", lambda: False)
     real_exists = engine_module.Path.exists
     # a run of the image: the code under IMAGE_APP_DIR; a dev machine that is itself a container is not one
     monkeypatch.setattr(engine_module, "IMAGE_APP_DIR", ROOT if container else Path("/opt/app"))

@@ -4,7 +4,9 @@
   (also used by the exporter's checks); ``providers``: CPU/CUDA choice.
 - ``onnx_engine``: ``OnnxEngine``, a model folder run with ONNX Runtime, graphs checked on first use.
 - ``cpu_variants``: faster CPU paths (``bf16``: the fp32 graphs on OpenVINO) and when ``auto`` uses them;
-  ``openvino_runner``: the OpenVINO runner; ``openvino_probe``: can OpenVINO compile here (a child process).
+  ``openvino_runner``: the OpenVINO runner (imports the graphs the export compiled, on a like machine);
+  ``openvino_probe``: can OpenVINO compile here (a child process, started early by a batch run).
+- ``host``: CPU threads and the GPU device node, standard library only (asked before the heavy imports).
 - ``torch_engine``: ``TorchEngine``, the PyTorch fallback on the same weights.
 - ``fallback``: the ``Engine`` protocol and ``FallbackEngine`` (ONNX Runtime, PyTorch when it fails).
 - ``ensemble`` / ``combine``: members and flip TTA averaged per kind.
