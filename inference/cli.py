@@ -107,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
 
     check_folders(args.input, args.output)
     folder = open_model(args.weights)
+    if not args.no_verify_hashes and args.engine != "torch":
+        from inference.engines.graph_check import start_hashes
+
+        start_hashes(folder.path, folder.manifest)  # beside the imports still to come: no cost at cold start
     layout = detect_layout(args.input)
     check_graph_files(folder)
     shard = _shard(args.shard, layout.NAME)

@@ -70,3 +70,25 @@ class BackgroundSha256:
     def result(self) -> str | OSError:
         self._thread.join()
         return self._value if self._value is not None else OSError("the sha256 thread gave no result")
+
+
+_EARLY: dict[Path, BackgroundSha256] = {}  # hashes started before the engine exists (start_hashes)
+
+
+def start_hashes(folder: Path, manifest: Manifest) -> None:
+    """Start hashing the graphs every task needs now, in threads (called as soon as the model folder is open).
+
+    The rest of the start-up is mostly imports, which let a thread run between their steps, and leave the
+    second core idle; a hash started later competes with ONNX Runtime, which holds the GIL while it makes
+    a session and uses every core while it runs. ``OnnxEngine`` takes these hashes (``take_hash``)."""
+    graphs = manifest.graph_set("fp32").graphs
+    for name in every_task_needs(manifest):
+        path = Path(folder) / graphs[name].path
+        if path not in _EARLY:
+            _EARLY[path] = BackgroundSha256(path)
+
+
+def take_hash(path: Path) -> BackgroundSha256:
+    """The hash of ``path`` started by ``start_hashes``, or one started now."""
+    return _EARLY.pop(path, None) or BackgroundSha256(path)
+

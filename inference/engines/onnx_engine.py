@@ -33,7 +33,7 @@ from contract.manifest import Manifest, ModelFolder, TaskEntry
 from inference.errors import DeviceUnavailable, EngineError, GraphError
 from inference.engines.cpu_variants import VARIANTS, check_explicit, choose_auto
 from inference.engines.feeds import extra_feeds
-from inference.engines.graph_check import BackgroundSha256, every_task_needs, graph_mismatch
+from inference.engines.graph_check import BackgroundSha256, every_task_needs, graph_mismatch, take_hash
 from inference.engines.providers import CPU, CUDA, resolve_device
 from inference.engines.openvino_runner import OpenVinoRunner
 from inference.engines.runner import GraphRunner, default_threads
@@ -75,7 +75,9 @@ class OnnxEngine:
         self.expected_images = expected_images  # images the run will predict (None: unknown); see cpu_variants
         self._graph_faults: dict[tuple[str, str], GraphError | None] = {}  # (runner, graph) -> fault (None: usable)
         self._hash_seconds = 0.0
-        self._digests: dict[Path, str] = {}  # sha256 of each graph file read so far
+        self._digests: dict[Path, str | OSError] = {}  # sha256 of each graph file hashed so far (or why not)
+        self._hashing: dict[Path, BackgroundSha256] = {}  # hashes still running
+        self._unsettled: dict[tuple[str, str], Path] = {}  # (runner, graph) whose hash _settle still checks
         self.threads = threads or default_threads()
         self.requested_precision, self.requested_device = precision, device
         #: cpu_reason: why the run is on the CPU although a GPU was allowed (the run summary shows it)
@@ -178,66 +180,102 @@ class OnnxEngine:
             self._graph_faults.clear()
         log.debug("inference engine: %s", self.description)
 
-    def _check_graph(self, name: str, runner: GraphRunner | OpenVinoRunner) -> GraphError | None:
-        """The graph's file against the manifest's sha256 (hashed while its session is made), then its session
-        and outputs; the fault, if any.
+    def _check_graph(self, name: str, runner: GraphRunner | OpenVinoRunner, wait: bool = True) -> GraphError | None:
+        """The graph's file against the manifest's sha256 (hashed in a thread from before its session is made),
+        then its session and outputs; the fault, if any.
 
-        Hashing (hashlib) and session creation (ONNX Runtime, OpenVINO) both release the GIL, so on two
-        cores the check costs next to nothing at cold start."""
+        ONNX Runtime holds the GIL while it makes a session, so the hashing thread mostly runs once the session
+        is made. ``wait=False`` (a batch about to run): a hash still running is checked by ``_settle`` after the
+        batch ran (ONNX Runtime releases the GIL while it runs), before its outputs are used; a session that
+        fails waits for the hash first, so a damaged file is always reported as damaged."""
         graph = runner.graph_set.graphs[name]
-        users = [t.task_id for t in self.folder.manifest.tasks if name in t.path]
-        shared, every = len(users) > 1, name in self._every_task
         path = self.folder.path / graph.path
-        known = self._digests.get(path)  # a file both runtimes of a CPU variant load is hashed once
-        hashing = BackgroundSha256(path) if self.verify_hashes and known is None else None
+        if self.verify_hashes and path not in self._digests and path not in self._hashing:
+            self._hashing[path] = take_hash(path)  # a file both runtimes of a CPU variant load: hashed once
         session_fault: EngineError | None = None
         session = None
         try:
             session = runner.session(name)
         except EngineError as exc:
             session_fault = exc
-        if hashing is not None:
-            waited = time.perf_counter()
-            digest = hashing.result()
-            self._hash_seconds += time.perf_counter() - waited
-            if isinstance(digest, OSError):
-                runner.sessions.pop(name, None)
-                return GraphError(name, f"cannot load graph {name!r} ({graph.path}): {digest.strerror or digest}; "
-                                  "re-export the model", shared=shared, damaged=True, every_task=every)
-            self._digests[path] = digest
-        if self.verify_hashes and self._digests[path] != graph.sha256:
-            runner.sessions.pop(name, None)
-            return GraphError(name, f"cannot load graph {name!r} ({graph.path}): its sha256 differs from the "
-                              "manifest, the file was changed or damaged (re-export the model, or pass "
-                              "--no-verify-hashes to run it anyway)", shared=shared, damaged=True, every_task=every)
+        mismatch = None
+        if session is not None and isinstance(runner, GraphRunner):
+            mismatch = graph_mismatch(self.folder.manifest, graph, session)
+        if wait or session_fault is not None or mismatch is not None:  # a fault: the hash says first if it is damage
+            self._finish_hash(path)
+        if path in self._hashing:
+            self._unsettled[(runner.precision, name)] = path
+        else:
+            fault = self._hash_fault(name, runner)
+            if fault is not None:
+                return fault
         if session_fault is not None and isinstance(runner, OpenVinoRunner):
             self._leave_variant(str(session_fault))
-            return self._check_graph(name, self.runner)
+            return self._check_graph(name, self.runner, wait)
+        users = [t.task_id for t in self.folder.manifest.tasks if name in t.path]
         if session_fault is not None:
-            return GraphError(name, str(session_fault), shared=shared, every_task=every)
-        mismatch = graph_mismatch(self.folder.manifest, graph, session) if isinstance(runner, GraphRunner) else None
+            return GraphError(name, str(session_fault), shared=len(users) > 1, every_task=name in self._every_task)
         if mismatch is not None:
             runner.sessions.pop(name, None)
             return GraphError(name, f"cannot use graph {name!r} ({graph.path}): {mismatch}; it is not the graph the "
                               "manifest describes (another model's or task's file?): re-export the model",
-                              shared=shared, damaged=True, every_task=every)
+                              shared=len(users) > 1, damaged=True, every_task=name in self._every_task)
         return None
 
-    def _fault(self, name: str, task: TaskEntry | None = None) -> GraphError | None:
+    def _finish_hash(self, path: Path) -> None:
+        """Wait for the hash of ``path`` if it is still running (the wait counts as load time)."""
+        hashing = self._hashing.pop(path, None)
+        if hashing is not None:
+            waited = time.perf_counter()
+            self._digests[path] = hashing.result()
+            self._hash_seconds += time.perf_counter() - waited
+
+    def _hash_fault(self, name: str, runner: GraphRunner | OpenVinoRunner) -> GraphError | None:
+        """The fault of graph ``name``'s finished hash (unreadable file, sha256 not the manifest's), or None."""
+        graph = runner.graph_set.graphs[name]
+        digest = self._digests.get(self.folder.path / graph.path)
+        if not self.verify_hashes or digest == graph.sha256:
+            return None
+        runner.sessions.pop(name, None)
+        shared = sum(name in t.path for t in self.folder.manifest.tasks) > 1
+        if isinstance(digest, OSError):
+            reason = f"cannot load graph {name!r} ({graph.path}): {digest.strerror or digest}; re-export the model"
+        else:
+            reason = (f"cannot load graph {name!r} ({graph.path}): its sha256 differs from the manifest, the file "
+                      "was changed or damaged (re-export the model, or pass --no-verify-hashes to run it anyway)")
+        return GraphError(name, reason, shared=shared, damaged=True, every_task=name in self._every_task)
+
+    def _settle(self, task: TaskEntry) -> None:
+        """After a batch of ``task`` ran: the hashes its graphs were still waiting for, checked (GraphError, and the
+        fault remembered, when one differs: the batch's outputs are not used)."""
+        runner = self._runner_for(task)
+        for name in task.path:
+            path = self._unsettled.pop((runner.precision, name), None)
+            if path is None:
+                continue
+            self._finish_hash(path)
+            fault = self._hash_fault(name, runner)
+            if fault is not None:
+                self._graph_faults[(runner.precision, name)] = fault
+                raise GraphError(fault.graph, f"task {task.task_id}: {fault.reason}", shared=fault.shared,
+                                 damaged=True, every_task=fault.every_task)
+
+    def _fault(self, name: str, task: TaskEntry | None = None, wait: bool = True) -> GraphError | None:
         """The fault of graph ``name`` on the runner that serves ``task`` (default: the main runner), checked once."""
         runner = self._runner_for(task) if task is not None else self.runner
         key = (runner.precision, name)
         if key not in self._graph_faults:
-            fault = self._check_graph(name, runner)
+            fault = self._check_graph(name, runner, wait)
             runner = self._runner_for(task) if task is not None else self.runner  # a failing variant was left meanwhile
             self._graph_faults[(runner.precision, name)] = fault
             return fault
         return self._graph_faults[key]
 
-    def check_task(self, task: TaskEntry) -> None:
-        """GraphError (naming the task and graph) when a graph on ``task``'s path is unusable."""
+    def check_task(self, task: TaskEntry, wait: bool = True) -> None:
+        """GraphError (naming the task and graph) when a graph on ``task``'s path is unusable (``wait=False``: a
+        hash still running is left to ``_settle``)."""
         for name in task.path:
-            fault = self._fault(name, task)
+            fault = self._fault(name, task, wait)
             if fault is not None:
                 raise GraphError(fault.graph, f"task {task.task_id}: {fault.reason}", shared=fault.shared,
                                  damaged=fault.damaged, every_task=fault.every_task)
@@ -269,10 +307,10 @@ class OnnxEngine:
 
     def run(self, task: TaskEntry, batch: np.ndarray) -> dict[str, np.ndarray]:
         """N x 3 x H x W float32 -> {role: N x ... array} for ``task``; EngineError on failure."""
-        self.check_task(task)
+        self.check_task(task, wait=False)
         if not self._verified:
             self._verify_provider(task.path[0])
-            self.check_task(task)
+            self.check_task(task, wait=False)
         runner = self._runner_for(task)
         try:
             inputs = [i for name in task.path for i in runner.graph_set.graphs[name].inputs]
@@ -283,5 +321,7 @@ class OnnxEngine:
             if isinstance(runner, OpenVinoRunner):
                 self._leave_variant(str(exc))
                 return self.run(task, batch)
+            self._settle(task)  # a damaged file is named as such, not as the error it caused
             raise EngineError(f"task {task.task_id}: {exc}") from exc
+        self._settle(task)
         return {role: np.asarray(tensors[name], dtype=np.float32) for role, name in task.outputs.items()}
