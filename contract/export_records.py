@@ -68,7 +68,8 @@ class CpuVariantCheck(_Strict):
     failures: list[str] = Field(default_factory=list, description="the first rows or metrics beyond a tolerance")
     speedup: float | None = Field(None, description="fp32 model time / variant model time, measured at the check")
     fp32_ms_per_image: float | None = Field(None, description="fp32 model time per image at the check")
-    startup_s: float | None = Field(None, description="variant's extra start-up (probe, import, compile) at the check")
+    startup_s: float | None = Field(
+        None, description="variant's extra start-up (probe, import, compile; less what its compiled graphs save) at the check")
     compiled: CompiledGraphs | None = Field(None, description="the graphs compiled at the check (optional)")
     cpu: str = Field("", description="the CPU the check ran on")
     checked: str = Field("", description="UTC time of the check")

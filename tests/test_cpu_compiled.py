@@ -31,7 +31,8 @@ def compiled_model(tiny_model_dir, tmp_path) -> ModelFolder:
     folder_path = tmp_path / "model"
     shutil.copytree(tiny_model_dir, folder_path)
     folder = ModelFolder.open(folder_path)
-    compiled = write_compiled(folder, "bf16", threads=1)
+    compiled, saved_s = write_compiled(folder, "bf16", threads=1)
+    assert saved_s >= 0.0
     write_manifest(load_manifest(folder_path).model_copy(
         update={"cpu_variants": {"bf16": CHECK.model_copy(update={"compiled": compiled})}}), folder_path)
     return ModelFolder.open(folder_path)
