@@ -17,15 +17,13 @@ or unreadable. ``Tolerances`` of ``None`` report a figure without judging it.
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from contract.csv_layout import output_mask_path
+from contract.csv_layout import input_rows
+from exporter.cpu_compare import read_mask, read_records
 
 JSON_FILES = {
     "classification": ("classification_predictions.json", "predicted_probs"),
@@ -63,29 +61,6 @@ class Comparison:
     def as_dict(self) -> dict:
         return {"tolerances": self.tolerances.__dict__, "rows": self.rows, "agrees": self.agrees,
                 "figures": self.figures, "differing_rows": self.differing}
-
-
-def input_rows(input_dir: Path) -> list[dict[str, str]]:
-    """Every CSV row of ``input_dir/csv_files`` (files in name order), with its CSV name and line."""
-    rows = []
-    for path in sorted((Path(input_dir) / "csv_files").glob("*.csv")):
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            for row in reader:
-                rows.append({**row, "_where": f"{path.name} line {reader.line_num}"})
-    return rows
-
-
-def _records(folder: Path, kind: str) -> dict[tuple[str, str], dict]:
-    path = Path(folder) / JSON_FILES[kind][0]
-    if not path.is_file():
-        return {}
-    return {(r["image_path"], r["task_id"]): r for r in json.loads(path.read_text(encoding="utf-8"))}
-
-
-def _mask(folder: Path, mask_path: str) -> np.ndarray | None:
-    path = Path(folder) / output_mask_path(mask_path)
-    return cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
 
 
 def _compare_record(kind: str, expected: dict, actual: dict, tol: Tolerances, result: Comparison) -> str | None:
@@ -126,12 +101,13 @@ def _compare_mask(expected: np.ndarray | None, actual: np.ndarray | None, tol: T
 def compare_folders(input_dir: Path, expected_dir: Path, actual_dir: Path, tol: Tolerances) -> Comparison:
     """Compare ``actual_dir`` with ``expected_dir`` row by row (module docstring)."""
     result = Comparison(tol)
-    records = {side: {k: _records(d, k) for k in JSON_FILES} for side, d in (("e", expected_dir), ("a", actual_dir))}
+    records = {side: {k: read_records(d, JSON_FILES[k][0]) for k in JSON_FILES}
+               for side, d in (("e", expected_dir), ("a", actual_dir))}
     for row in input_rows(input_dir):
         result.rows += 1
         kind = row.get("task_name", "")
         if kind == "segmentation":
-            problem = _compare_mask(_mask(expected_dir, row["mask_path"]), _mask(actual_dir, row["mask_path"]), tol, result)
+            problem = _compare_mask(read_mask(expected_dir, row["mask_path"]), read_mask(actual_dir, row["mask_path"]), tol, result)
         elif kind in JSON_FILES:
             key = (row["image_path"], row["task_id"])
             expected, actual = records["e"][kind].get(key), records["a"][kind].get(key)

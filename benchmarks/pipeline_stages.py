@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    from benchmarks.compare import input_rows
+    from contract.csv_layout import input_rows
 
     figures = measure(args.input, args.weights, args.precision, args.repeats, args.batch_size)
     print(markdown(figures, len(input_rows(args.input))))

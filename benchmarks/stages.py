@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from benchmarks.compare import input_rows
+from contract.csv_layout import input_rows
 from contract.imaging import preprocess, read_image
 from contract.manifest import IMAGE_INPUT, OUTPUT_ROLE
 from contract.kinds import decode, spec_of

@@ -91,6 +91,16 @@ def open_csv_file(path: Path) -> Iterator[tuple[list[str], Iterator[CsvRecord]]]
         yield columns, records()
 
 
+def input_rows(input_dir: Path) -> list[dict[str, str]]:
+    """Every data row of every CSV file (name order) as a plain dict of its cells, plus ``"_where"``:
+    ``"NAME.csv line N"``, for tools that compare outputs row by row (benchmarks, the CPU check)."""
+    rows: list[dict[str, str]] = []
+    for path in list_csv_files(input_dir):
+        with open_csv_file(path) as (_, records):
+            rows += [{**record.cells, "_where": f"{record.csv_name} line {record.line}"} for record in records]
+    return rows
+
+
 def resolve(input_dir: Path, relative: str) -> Path:
     """A path written in a CSV (relative to ``csv_files/``) as a normalized path on disk."""
     return Path(os.path.normpath(csv_folder(input_dir) / relative.strip()))

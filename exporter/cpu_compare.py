@@ -14,7 +14,6 @@ When the input is labelled, both folders are scored with the official evaluator
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from contract.csv_layout import output_mask_path
+from contract.csv_layout import input_rows, output_mask_path
 from contract.kinds import KIND_SPECS, PREDICTION_FILES, spec_of
 from contract.tasks import TaskKind
 
@@ -61,23 +60,16 @@ class VariantComparison:
         self.figures[key] = pick(self.figures[key], value) if key in self.figures else value
 
 
-def csv_rows(input_dir: Path) -> list[dict[str, str]]:
-    rows = []
-    for path in sorted((Path(input_dir) / "csv_files").glob("*.csv")):
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            rows += [{**row, "_where": f"{path.name} line {reader.line_num}"} for row in reader]
-    return rows
-
-
-def _records(folder: Path, kind: TaskKind) -> dict[tuple[str, str], dict]:
-    path = Path(folder) / PREDICTION_FILES[kind]
+def read_records(folder: Path, file_name: str) -> dict[tuple[str, str], dict]:
+    """The records of one predictions JSON file by (image_path, task_id); empty when the file is absent."""
+    path = Path(folder) / file_name
     if not path.is_file():
         return {}
     return {(r["image_path"], r["task_id"]): r for r in json.loads(path.read_text(encoding="utf-8"))}
 
 
-def _mask(folder: Path, mask_path: str) -> np.ndarray | None:
+def read_mask(folder: Path, mask_path: str) -> np.ndarray | None:
+    """The mask an output folder holds for a CSV row's ``mask_path``, or None when absent or unreadable."""
     path = Path(folder) / output_mask_path(mask_path)
     return cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
 
@@ -85,7 +77,7 @@ def _mask(folder: Path, mask_path: str) -> np.ndarray | None:
 def _compare_row(row: dict[str, str], kind: TaskKind, expected: Path, actual: Path, records: dict,
                  result: VariantComparison) -> str | None:
     if spec_of(kind).writes_mask:
-        a, b = _mask(expected, row["mask_path"]), _mask(actual, row["mask_path"])
+        a, b = read_mask(expected, row["mask_path"]), read_mask(actual, row["mask_path"])
         if a is None or b is None or a.shape != b.shape:
             return "mask missing, unreadable or of another size"
         agreement = float(np.mean(a == b))
@@ -107,8 +99,8 @@ def compare_outputs(input_dir: Path, expected: Path, actual: Path) -> VariantCom
     """``actual`` (the variant) against ``expected`` (fp32) on every row of ``input_dir`` (module docstring)."""
     result = VariantComparison()
     kinds = list(FIELDS)
-    records = ({k: _records(expected, k) for k in kinds}, {k: _records(actual, k) for k in kinds})
-    for row in csv_rows(input_dir):
+    records = tuple({k: read_records(side, PREDICTION_FILES[k]) for k in kinds} for side in (expected, actual))
+    for row in input_rows(input_dir):
         try:
             kind = TaskKind(row.get("task_name", ""))
         except ValueError:

@@ -16,7 +16,6 @@ import hashlib
 import logging
 import shutil
 import time
-from pathlib import Path
 
 from contract.atomic import atomic_write_bytes
 from contract.export_records import CompiledBlob, CompiledGraphs

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.csv_layout import input_rows
 from contract.imaging import preprocess, read_image
 from contract.manifest import ModelFolder
-from exporter.cpu_compare import csv_rows
 from inference.engines.cpu_variants import VARIANTS
 from inference.engines.onnx_engine import OnnxEngine
 
@@ -53,7 +53,7 @@ def import_seconds(module: str) -> float:
 
 def _batches(folder: ModelFolder, images_dir: Path) -> tuple[dict[str, tuple[str, np.ndarray]], Counter]:
     """kind -> (task id, a preprocessed batch of its images); and the rows per kind."""
-    rows = [r for r in csv_rows(images_dir) if r.get("task_id") in {t.task_id for t in folder.manifest.tasks}]
+    rows = [r for r in input_rows(images_dir) if r.get("task_id") in {t.task_id for t in folder.manifest.tasks}]
     per_kind = Counter(folder.manifest.task(r["task_id"]).kind.value for r in rows)
     chosen: dict[str, tuple[str, np.ndarray]] = {}
     for kind in per_kind:
