@@ -92,3 +92,37 @@ def take_hash(path: Path) -> BackgroundSha256:
     """The hash of ``path`` started by ``start_hashes``, or one started now."""
     return _EARLY.pop(path, None) or BackgroundSha256(path)
 
+
+class GraphHashes:
+    """The sha256 of each graph file an engine loads: started once per file (``take_hash``: perhaps already
+    running since ``start_hashes``), awaited only when asked (``finish``), then compared (``problem``)."""
+
+    def __init__(self) -> None:
+        self._done: dict[Path, str | OSError] = {}
+        self._running: dict[Path, BackgroundSha256] = {}
+        self.wait_seconds = 0.0  # time spent waiting for hashes (counted as load time)
+
+    def start(self, path: Path) -> None:
+        if path not in self._done and path not in self._running:
+            self._running[path] = take_hash(path)
+
+    def running(self, path: Path) -> bool:
+        return path in self._running
+
+    def finish(self, path: Path) -> None:
+        hashing = self._running.pop(path, None)
+        if hashing is not None:
+            waited = time.perf_counter()
+            self._done[path] = hashing.result()
+            self.wait_seconds += time.perf_counter() - waited
+
+    def problem(self, path: Path, expected: str) -> str | None:
+        """Why the finished hash of ``path`` does not prove it is the manifest's file, or None."""
+        digest = self._done.get(path)
+        if digest is None or digest == expected:
+            return None
+        if isinstance(digest, OSError):
+            return f"{digest.strerror or digest}; re-export the model"
+        return ("its sha256 differs from the manifest, the file was changed or damaged (re-export the model, or "
+                "pass --no-verify-hashes to run it anyway)")
+

@@ -29,36 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.manifest import Manifest, ModelFolder, TaskEntry
+from contract.manifest import ModelFolder, TaskEntry
 from inference.errors import DeviceUnavailable, EngineError, GraphError
-from inference.engines.cpu_variants import VARIANTS, check_explicit, choose_auto
+from inference.engines.cpu_variants import VARIANTS
 from inference.engines.feeds import extra_feeds
-from inference.engines.graph_check import BackgroundSha256, every_task_needs, graph_mismatch, take_hash
-from inference.engines.providers import CPU, CUDA, resolve_device
+from inference.engines.graph_check import GraphHashes, every_task_needs, graph_mismatch
+from inference.engines.providers import CPU, CUDA, resolve_device, resolve_precision
 from inference.engines.openvino_runner import OpenVinoRunner
 from inference.engines.runner import GraphRunner, default_threads
 
 log = logging.getLogger(__name__)
-
-
-def resolve_precision(requested: str, device: str, manifest: Manifest, threads: int = 1,
-                      expected_images: int | None = None) -> str:
-    """``auto``: fp16 on CUDA when the model has fp16 graphs; on a CPU the fastest CPU variant that passed its
-    check and can run here (``cpu_variants.choose_auto``), else fp32. Explicit values must exist."""
-    if requested == "auto":
-        if device == "cuda":
-            return "fp16" if "fp16" in manifest.graph_sets else "fp32"
-        return choose_auto(manifest, threads, expected_images)
-    if requested in VARIANTS:
-        reason = check_explicit(requested, manifest, threads)
-        if reason is not None:
-            raise DeviceUnavailable(f"--precision {requested} ({VARIANTS[requested].description}) cannot run here: "
-                                    f"{reason}; use --precision fp32 or auto")
-        return requested
-    manifest.graph_set(requested)  # raises ManifestError naming the fix
-    if device == "cpu" and requested == "fp16":
-        log.warning("fp16 graphs on the CPU provider are slow; --precision fp32 or int8 suits a CPU better")
-    return requested
 
 
 class OnnxEngine:
@@ -74,9 +54,7 @@ class OnnxEngine:
         self.verify_hashes = verify_hashes
         self.expected_images = expected_images  # images the run will predict (None: unknown); see cpu_variants
         self._graph_faults: dict[tuple[str, str], GraphError | None] = {}  # (runner, graph) -> fault (None: usable)
-        self._hash_seconds = 0.0
-        self._digests: dict[Path, str | OSError] = {}  # sha256 of each graph file hashed so far (or why not)
-        self._hashing: dict[Path, BackgroundSha256] = {}  # hashes still running
+        self._hashes = GraphHashes()  # a file both runtimes of a CPU variant load is hashed once
         self._unsettled: dict[tuple[str, str], Path] = {}  # (runner, graph) whose hash _settle still checks
         self.threads = threads or default_threads()
         self.requested_precision, self.requested_device = precision, device
@@ -145,7 +123,7 @@ class OnnxEngine:
     @property
     def load_seconds(self) -> float:
         """Seconds spent making sessions and waiting for graph hashes so far."""
-        return getattr(self.runner, "load_seconds", 0.0) + self._hash_seconds
+        return getattr(self.runner, "load_seconds", 0.0) + self._hashes.wait_seconds
 
     @staticmethod
     def _runtime_version() -> str:
@@ -190,8 +168,8 @@ class OnnxEngine:
         fails waits for the hash first, so a damaged file is always reported as damaged."""
         graph = runner.graph_set.graphs[name]
         path = self.folder.path / graph.path
-        if self.verify_hashes and path not in self._digests and path not in self._hashing:
-            self._hashing[path] = take_hash(path)  # a file both runtimes of a CPU variant load: hashed once
+        if self.verify_hashes:
+            self._hashes.start(path)
         session_fault: EngineError | None = None
         session = None
         try:
@@ -202,8 +180,8 @@ class OnnxEngine:
         if session is not None and isinstance(runner, GraphRunner):
             mismatch = graph_mismatch(self.folder.manifest, graph, session)
         if wait or session_fault is not None or mismatch is not None:  # a fault: the hash says first if it is damage
-            self._finish_hash(path)
-        if path in self._hashing:
+            self._hashes.finish(path)
+        if self._hashes.running(path):
             self._unsettled[(runner.precision, name)] = path
         else:
             fault = self._hash_fault(name, runner)
@@ -212,38 +190,26 @@ class OnnxEngine:
         if session_fault is not None and isinstance(runner, OpenVinoRunner):
             self._leave_variant(str(session_fault))
             return self._check_graph(name, self.runner, wait)
-        users = [t.task_id for t in self.folder.manifest.tasks if name in t.path]
         if session_fault is not None:
-            return GraphError(name, str(session_fault), shared=len(users) > 1, every_task=name in self._every_task)
+            return self._graph_error(name, str(session_fault), damaged=False)
         if mismatch is not None:
             runner.sessions.pop(name, None)
-            return GraphError(name, f"cannot use graph {name!r} ({graph.path}): {mismatch}; it is not the graph the "
-                              "manifest describes (another model's or task's file?): re-export the model",
-                              shared=len(users) > 1, damaged=True, every_task=name in self._every_task)
+            return self._graph_error(name, f"cannot use graph {name!r} ({graph.path}): {mismatch}; it is not the "
+                                     "graph the manifest describes (another model's or task's file?): re-export the model")
         return None
 
-    def _finish_hash(self, path: Path) -> None:
-        """Wait for the hash of ``path`` if it is still running (the wait counts as load time)."""
-        hashing = self._hashing.pop(path, None)
-        if hashing is not None:
-            waited = time.perf_counter()
-            self._digests[path] = hashing.result()
-            self._hash_seconds += time.perf_counter() - waited
+    def _graph_error(self, name: str, reason: str, damaged: bool = True) -> GraphError:
+        shared = sum(name in t.path for t in self.folder.manifest.tasks) > 1
+        return GraphError(name, reason, shared=shared, damaged=damaged, every_task=name in self._every_task)
 
     def _hash_fault(self, name: str, runner: GraphRunner | OpenVinoRunner) -> GraphError | None:
         """The fault of graph ``name``'s finished hash (unreadable file, sha256 not the manifest's), or None."""
         graph = runner.graph_set.graphs[name]
-        digest = self._digests.get(self.folder.path / graph.path)
-        if not self.verify_hashes or digest == graph.sha256:
+        problem = self._hashes.problem(self.folder.path / graph.path, graph.sha256) if self.verify_hashes else None
+        if problem is None:
             return None
         runner.sessions.pop(name, None)
-        shared = sum(name in t.path for t in self.folder.manifest.tasks) > 1
-        if isinstance(digest, OSError):
-            reason = f"cannot load graph {name!r} ({graph.path}): {digest.strerror or digest}; re-export the model"
-        else:
-            reason = (f"cannot load graph {name!r} ({graph.path}): its sha256 differs from the manifest, the file "
-                      "was changed or damaged (re-export the model, or pass --no-verify-hashes to run it anyway)")
-        return GraphError(name, reason, shared=shared, damaged=True, every_task=name in self._every_task)
+        return self._graph_error(name, f"cannot load graph {name!r} ({graph.path}): {problem}")
 
     def _settle(self, task: TaskEntry) -> None:
         """After a batch of ``task`` ran: the hashes its graphs were still waiting for, checked (GraphError, and the
@@ -253,7 +219,7 @@ class OnnxEngine:
             path = self._unsettled.pop((runner.precision, name), None)
             if path is None:
                 continue
-            self._finish_hash(path)
+            self._hashes.finish(path)
             fault = self._hash_fault(name, runner)
             if fault is not None:
                 self._graph_faults[(runner.precision, name)] = fault

@@ -1,7 +1,7 @@
 """Where ONNX Runtime runs: the one place that chooses execution providers and their options.
 
 ``resolve_device(requested)`` turns ``auto``/``cuda``/``cpu`` into the device a run
-uses (with the reason when CUDA is out); ``session_providers(device, graph_set)``
+uses (with the reason when CUDA is out); ``resolve_precision`` the graph set (or CPU variant) it runs there; ``session_providers(device, graph_set)``
 gives the provider list of a session, read from the manifest: a graph set lists the
 providers it is meant for (``GraphSet.providers``), so a set meant for the CPU only
 (int8) runs on the CPU even on a GPU machine. No torch import here.
@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from contract.defaults import DEVICES
-from contract.manifest import GraphSet
+from contract.manifest import GraphSet, Manifest
+from inference.engines.cpu_variants import VARIANTS, check_explicit, choose_auto
 from inference.engines.host import gpu_device_visible
 from inference.errors import DeviceUnavailable
 
@@ -119,3 +120,23 @@ def session_providers(device: str, graph_set: GraphSet) -> list[Any]:
     if device == "cuda" and CUDA in graph_set.providers:
         return [(CUDA, dict(CUDA_OPTIONS)), CPU]
     return [CPU]
+
+
+def resolve_precision(requested: str, device: str, manifest: Manifest, threads: int = 1,
+                      expected_images: int | None = None) -> str:
+    """``auto``: fp16 on CUDA when the model has fp16 graphs; on a CPU the fastest CPU variant that passed its
+    check and can run here (``cpu_variants.choose_auto``), else fp32. Explicit values must exist."""
+    if requested == "auto":
+        if device == "cuda":
+            return "fp16" if "fp16" in manifest.graph_sets else "fp32"
+        return choose_auto(manifest, threads, expected_images)
+    if requested in VARIANTS:
+        reason = check_explicit(requested, manifest, threads)
+        if reason is not None:
+            raise DeviceUnavailable(f"--precision {requested} ({VARIANTS[requested].description}) cannot run here: "
+                                    f"{reason}; use --precision fp32 or auto")
+        return requested
+    manifest.graph_set(requested)  # raises ManifestError naming the fix
+    if device == "cpu" and requested == "fp16":
+        log.warning("fp16 graphs on the CPU provider are slow; --precision fp32 or int8 suits a CPU better")
+    return requested
