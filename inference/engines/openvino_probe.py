@@ -59,8 +59,7 @@ def start(hint: str, threads: int) -> None:
     if key in _ANSWERS or key in _PENDING:
         return
     try:
-        child = subprocess.Popen(probe_command(hint, threads), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                 text=True, env=_child_env())
+        child = _spawn(hint, threads)
     except OSError:
         return  # probe() asks again and reports why it cannot
     if not _PENDING:
@@ -82,15 +81,17 @@ def probe_command(hint: str, threads: int) -> list[str]:
     return [sys.executable, "-m", "inference.engines.openvino_probe", hint, str(threads)]
 
 
-def _child_env() -> dict[str, str]:
+def _spawn(hint: str, threads: int) -> subprocess.Popen:
+    """The probe's child, started (OSError when it cannot be)."""
     root = str(Path(__file__).resolve().parents[2])  # the child imports this very package, wherever it runs from
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    return subprocess.Popen(probe_command(hint, threads), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=env)
 
 
 def _ask_child(hint: str, threads: int) -> str | None:
     try:
-        child = subprocess.Popen(probe_command(hint, threads), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                 text=True, env=_child_env())
+        child = _spawn(hint, threads)
     except OSError as exc:
         return f"the OpenVINO probe could not be started: {exc}"
     return _answer(child, time.perf_counter())
